@@ -1,0 +1,452 @@
+"""The configuration: one frozen pydantic model per section, unknown keys rejected.
+
+`load_config(path)` reads YAML, validates it, and raises ConfigError with one readable line per
+problem (key path, what was expected, what was found). Secrets never live in the file: venues
+and alerts name the environment variables that hold them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from arbitrage.errors import ConfigError
+
+NonNeg = Annotated[float, Field(ge=0)]
+Pos = Annotated[float, Field(gt=0)]
+Pct = Annotated[float, Field(ge=0, le=100)]
+PosInt = Annotated[int, Field(gt=0)]
+
+BUILTIN_ENGINES = ("signal", "safety", "execution", "stoploss", "position")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ModeConfig(Section):
+    current: Literal["mock", "paper", "live"] = "mock"
+
+
+class LoopConfig(Section):
+    interval_s: NonNeg = 1.0
+    book_depth: Annotated[int, Field(ge=1, le=200)] = 10
+
+
+class MockVenueConfig(Section):
+    """How the simulated market quotes this venue."""
+
+    half_spread_bps: NonNeg = 2.0
+    depth_levels: Annotated[int, Field(ge=1, le=200)] = 10
+    level_notional: Pos = 20_000_000.0  # accounting currency per level
+    level_step_bps: Pos = 1.5
+    premium_pct: float = 0.0  # this venue's long-run premium over the reference price
+
+
+class VenueConfig(Section):
+    exchange: str  # a ccxt exchange id, or "mock"
+    quote: str
+    taker_fee_pct: Annotated[float, Field(ge=0, le=5)] = 0.1
+    api_key_env: str | None = None
+    api_secret_env: str | None = None
+    sandbox: bool = False
+    urls: dict[str, Any] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict)
+    balances: dict[str, NonNeg] = Field(default_factory=dict)  # simulated balances (mock, paper)
+    max_orders_per_s: Pos = 8.0
+    timeout_ms: Annotated[int, Field(ge=100, le=120_000)] = 10_000
+    mock: MockVenueConfig = MockVenueConfig()
+
+    @field_validator("quote")
+    @classmethod
+    def _upper(cls, v: str) -> str:
+        if not v or not v.isalnum():
+            raise ValueError("a currency code such as KRW or USDT")
+        return v.upper()
+
+
+class FxConfig(Section):
+    source: Literal["venue", "fixed"] = "venue"
+    venue: str = "upbit"  # the venue whose market gives the rate
+    symbol: str = "USDT/KRW"
+    fixed: dict[str, Pos] = Field(default_factory=lambda: {"USDT": 1380.0})
+    max_age_ms: Pos = 5000.0
+
+
+class SignalConfig(Section):
+    min_spread_pct: float = 0.3
+    max_notional: Pos = 5_000_000.0  # accounting currency per opportunity
+    min_notional: NonNeg = 50_000.0
+    slippage_buffer_pct: NonNeg = 0.0  # extra slippage assumed on top of the book walk
+
+
+class SafetyConfig(Section):
+    max_book_age_ms: Pos = 2000.0
+    max_ws_lag_ms: Pos = 1000.0
+    max_spread_pct: Pos = 5.0
+    max_position_notional: Pos = 10_000_000.0
+    max_open_positions: PosInt = 5
+    max_exposure: Pos = 30_000_000.0
+    daily_loss_limit: Pos = 1_000_000.0
+    min_liquidity_notional: NonNeg = 100_000.0
+    max_slippage_pct: Pct = 0.3
+    require_redis_heartbeat: bool = False
+    max_heartbeat_age_ms: Pos = 5000.0
+    max_orders_per_minute: PosInt = 120
+    halt_file: str = ".halt"
+    trading_day_utc_offset_h: Annotated[float, Field(ge=-12, le=14)] = 9.0  # KST
+
+
+class ExecutionConfig(Section):
+    max_slippage_pct: Pct = 0.2
+    max_unhedged_qty: NonNeg = 0.0001
+    max_unhedged_qty_by_asset: dict[str, NonNeg] = Field(default_factory=dict)
+    hedge_retries: Annotated[int, Field(ge=0, le=10)] = 2
+    unwind_slippage_pct: Pct = 1.0
+    unwind_attempts: Annotated[int, Field(ge=1, le=20)] = 5
+    client_id_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,8}$")] = "arb"
+    leg_timeout_s: Pos = 10.0
+
+    def unhedged_limit(self, asset: str) -> float:
+        return self.max_unhedged_qty_by_asset.get(asset, self.max_unhedged_qty)
+
+
+class ExitConfig(Section):
+    mode: Literal["reverse", "none"] = "reverse"
+    min_spread_pct: float = -0.1
+    max_hold_s: Pos = 3600.0
+
+
+class StoplossConfig(Section):
+    mode: Literal["static", "dynamic"] = "static"
+    static_pct: Pos = 1.0
+    dynamic_k: Pos = 4.0
+    dynamic_window: Annotated[int, Field(ge=5, le=100_000)] = 120
+    dynamic_min_pct: Pos = 0.3
+    dynamic_max_pct: Pos = 3.0
+
+
+class RebalancerConfig(Section):
+    max_exposure: Pos = 25_000_000.0
+    inventory_drift_ratio: Annotated[float, Field(gt=0, le=1)] = 0.5
+    auto_reduce: bool = True
+
+
+class MockFaultsConfig(Section):
+    reject_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
+    partial_fill_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
+    one_leg_failure_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
+    stale_book_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
+    stale_book_age_ms: Pos = 10_000.0
+    latency_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
+    latency_ms: NonNeg = 50.0
+
+
+class MockAssetConfig(Section):
+    price: Pos  # reference price in the accounting currency
+    volatility_pct: NonNeg = 0.05  # per tick, of the reference price's random walk
+
+
+class MockConfig(Section):
+    seed: int = 42
+    assets: dict[str, MockAssetConfig] = Field(
+        default_factory=lambda: {
+            "BTC": MockAssetConfig(price=140_000_000.0),
+            "ETH": MockAssetConfig(price=5_000_000.0),
+        }
+    )
+    premium_mean_pct: float = 0.2
+    premium_vol_pct: NonNeg = 0.25
+    premium_reversion: Annotated[float, Field(gt=0, le=1)] = 0.15
+    fx_rate: Pos = 1380.0
+    fx_noise_pct: NonNeg = 0.01
+    faults: MockFaultsConfig = MockFaultsConfig()
+
+
+class StorageConfig(Section):
+    url: str | None = None  # default: sqlite:///<data dir>/ledger.sqlite3
+    synchronous: Literal["FULL", "NORMAL"] = "FULL"
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError("a URL starting with sqlite:/// or postgresql://")
+        return v
+
+
+class RedisConfig(Section):
+    enabled: bool = False
+    url: str = "redis://127.0.0.1:6379/0"
+    key_prefix: str = "arb"
+    heartbeat_interval_s: Pos = 1.0
+    heartbeat_ttl_s: Pos = 10.0
+    stream_maxlen: PosInt = 10_000
+    socket_timeout_s: Pos = 0.2
+
+
+class LoggingConfig(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    console: bool = True
+    backup_count: Annotated[int, Field(ge=1, le=365)] = 7
+
+
+class WatchdogConfig(Section):
+    warn_ws_lag_ms: Pos = 500.0
+    max_ws_lag_ms: Pos = 2000.0
+    warn_redis_heartbeat_age_ms: Pos = 3000.0
+    max_redis_heartbeat_age_ms: Pos = 10_000.0
+    warn_loop_latency_ms: Pos = 250.0
+    max_loop_latency_ms: Pos = 1000.0
+    warn_safety_rejections_per_minute: Pos = 300.0
+    max_safety_rejections_per_minute: Pos = 3000.0
+    warn_live_errors_per_minute: Pos = 5.0
+    max_live_errors_per_minute: Pos = 30.0
+    critical_after_errors: PosInt = 3
+    warn_reset_cycles: PosInt = 5
+    # Evaluate over the worst values seen since the last evaluation, at most this often, so that
+    # "N consecutive ERROR evaluations" means N seconds at any tick rate; 0 evaluates every tick.
+    evaluate_every_s: NonNeg = 1.0
+
+    @model_validator(mode="after")
+    def _warn_below_max(self) -> WatchdogConfig:
+        for metric in (
+            "ws_lag_ms",
+            "redis_heartbeat_age_ms",
+            "loop_latency_ms",
+            "safety_rejections_per_minute",
+            "live_errors_per_minute",
+        ):
+            warn, hi = getattr(self, f"warn_{metric}"), getattr(self, f"max_{metric}")
+            if warn > hi:
+                raise ValueError(f"warn_{metric} ({warn}) must not exceed max_{metric} ({hi})")
+        return self
+
+
+class SysMonitorConfig(Section):
+    enabled: bool = True
+    sample_interval_sec: Pos = 5.0
+    warn_cpu_pct: Pos = 80.0
+    max_cpu_pct: Pos = 98.0
+    warn_rss_mb: Pos = 512.0
+    max_rss_mb: Pos = 1024.0
+    warn_open_fds: PosInt = 512
+    max_open_fds: PosInt = 900
+    warn_threads: PosInt = 64
+    max_threads: PosInt = 200
+
+
+class HealthServerConfig(Section):
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8080
+
+
+class AlertsConfig(Section):
+    telegram_token_env: str = "TELEGRAM_BOT_TOKEN"
+    telegram_chat_id_env: str = "TELEGRAM_CHAT_ID"
+    telegram_base_url: str = "https://api.telegram.org"
+    cooldown_s: NonNeg = 60.0
+    queue_size: PosInt = 100
+    timeout_s: Pos = 5.0
+
+
+class LiveGuardsConfig(Section):
+    confirm_file: str = ".live_trading_ok"
+    dry_run_cycles: Annotated[int, Field(ge=0, le=1000)] = 3
+
+
+class ShutdownConfig(Section):
+    flatten: bool = False
+    timeout_s: Pos = 20.0
+
+
+class MarketDataConfig(Section):
+    use_websocket: bool = True
+    stale_after_s: Pos = 5.0
+    recover_every_s: Pos = 30.0
+    ws_error_threshold: PosInt = 3
+
+
+class AppConfig(Section):
+    instance: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")] = "arb-1"
+    accounting_currency: str = "KRW"
+    symbols: Annotated[list[str], Field(min_length=1)] = Field(default_factory=lambda: ["BTC", "ETH"])
+    engines: Annotated[list[str], Field(min_length=1)] = Field(default_factory=lambda: list(BUILTIN_ENGINES))
+    mode: ModeConfig = ModeConfig()
+    loop: LoopConfig = LoopConfig()
+    venues: dict[str, VenueConfig]
+    fx: FxConfig = FxConfig()
+    signal: SignalConfig = SignalConfig()
+    safety: SafetyConfig = SafetyConfig()
+    execution: ExecutionConfig = ExecutionConfig()
+    exit: ExitConfig = ExitConfig()
+    stoploss: StoplossConfig = StoplossConfig()
+    rebalancer: RebalancerConfig = RebalancerConfig()
+    mock: MockConfig = MockConfig()
+    storage: StorageConfig = StorageConfig()
+    redis: RedisConfig = RedisConfig()
+    logging: LoggingConfig = LoggingConfig()
+    watchdog: WatchdogConfig = WatchdogConfig()
+    sys_monitor: SysMonitorConfig = SysMonitorConfig()
+    health_server: HealthServerConfig = HealthServerConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    live_guards: LiveGuardsConfig = LiveGuardsConfig()
+    shutdown: ShutdownConfig = ShutdownConfig()
+    market_data: MarketDataConfig = MarketDataConfig()
+    # Engine sections for user engines loaded by dotted path: name -> free-form settings.
+    plugins: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("symbols")
+    @classmethod
+    def _assets(cls, v: list[str]) -> list[str]:
+        for s in v:
+            if not s or not s.isalnum():
+                raise ValueError(f"base asset codes such as BTC, not {s!r}")
+        if len(set(v)) != len(v):
+            raise ValueError("each asset once")
+        return [s.upper() for s in v]
+
+    @field_validator("engines")
+    @classmethod
+    def _engines(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if name not in BUILTIN_ENGINES and "." not in name:
+                raise ValueError(
+                    f"built-in engine names ({', '.join(BUILTIN_ENGINES)}) or dotted paths, not {name!r}"
+                )
+        if len(set(v)) != len(v):
+            raise ValueError("each engine once")
+        return v
+
+    @field_validator("venues")
+    @classmethod
+    def _two_venues(cls, v: dict[str, VenueConfig]) -> dict[str, VenueConfig]:
+        if len(v) < 2:
+            raise ValueError("at least two venues")
+        for name, venue in v.items():
+            if not name.isidentifier():
+                raise ValueError(f"venue names that are identifiers, not {name!r}")
+            if venue.exchange != "mock" and venue.exchange not in known_exchange_ids():
+                raise ValueError(
+                    f"venue {name!r}: unknown exchange {venue.exchange!r} (not a ccxt id nor mock)"
+                )
+        return v
+
+    @model_validator(mode="after")
+    def _cross_refs(self) -> AppConfig:
+        if self.fx.source == "venue" and self.fx.venue not in self.venues:
+            raise ValueError(
+                f"fx.venue {self.fx.venue!r} is not one of the venues ({', '.join(self.venues)})"
+            )
+        quotes = {v.quote for v in self.venues.values()} - {self.accounting_currency}
+        if self.fx.source == "fixed":
+            missing = sorted(quotes - set(self.fx.fixed))
+            if missing:
+                raise ValueError(f"fx.fixed has no rate for {', '.join(missing)}")
+        if self.mode.current == "mock":
+            missing = [s for s in self.symbols if s not in self.mock.assets]
+            if missing:
+                raise ValueError(f"mock.assets has no reference price for {', '.join(missing)}")
+        return self
+
+    def venue_symbol(self, venue: str, asset: str) -> str:
+        return f"{asset}/{self.venues[venue].quote}"
+
+    def redacted(self) -> dict[str, Any]:
+        """The effective config for display: secrets are never in it, only the names of their variables."""
+        data = self.model_dump(mode="json")
+        secrets: dict[str, str] = {}
+        for venue in self.venues.values():
+            for env in (venue.api_key_env, venue.api_secret_env):
+                if env:
+                    secrets[env] = "***set***" if os.environ.get(env) else "(not set)"
+        for env in (self.alerts.telegram_token_env, self.alerts.telegram_chat_id_env):
+            secrets[env] = "***set***" if os.environ.get(env) else "(not set)"
+        data["secrets_from_environment"] = secrets
+        return data
+
+
+@cache
+def known_exchange_ids() -> frozenset[str]:
+    """ccxt's exchange ids, read from its package files so that a mock run does not import ccxt."""
+    spec = importlib.util.find_spec("ccxt")
+    if spec is None or not spec.submodule_search_locations:
+        return frozenset()
+    root = Path(next(iter(spec.submodule_search_locations)))
+    return frozenset(p.stem for p in root.glob("*.py") if not p.stem.startswith("_") and p.stem != "base")
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    for p in loc:
+        if isinstance(p, int):
+            parts.append(f"[{p}]")
+        elif parts:
+            parts.append(f".{p}")
+        else:
+            parts.append(str(p))
+    return "".join(parts) or "(top level)"
+
+
+def readable_errors(err: ValidationError) -> list[str]:
+    """One line per problem: `key.path: expected ..., found ...`."""
+    lines = []
+    for e in err.errors(include_url=False):
+        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        where = _loc(loc)
+        kind = e["type"]
+        found = _describe(e.get("input"))
+        if kind == "extra_forbidden":
+            lines.append(f"{where}: unknown key (found {found}); check its spelling and section")
+        elif kind == "missing":
+            lines.append(f"{where}: required key is missing")
+        else:
+            msg = e["msg"]
+            msg = msg.removeprefix("Value error, ")
+            lines.append(
+                f"{where}: expected {msg[0].lower() + msg[1:] if msg else 'a valid value'}, found {found}"
+            )
+    return lines
+
+
+def parse_config(data: Any, mode: str | None = None) -> AppConfig:
+    """Validate a parsed YAML document; `mode` overrides mode.current before validation."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"(top level): expected a mapping of sections, found {_describe(data)}")
+    if mode is not None:
+        section = data.get("mode")
+        section = dict(section) if isinstance(section, dict) else {}
+        section["current"] = mode
+        data = {**data, "mode": section}
+    try:
+        return AppConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(readable_errors(err)) from None
+
+
+def load_config(path: str | Path, mode: str | None = None) -> AppConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist (pass --config PATH)")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+    return parse_config(data, mode)

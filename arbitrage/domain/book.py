@@ -1,0 +1,94 @@
+"""Order books, per-tick market snapshots and book walking.
+
+Books carry floats: they feed analysis, not the ledger. Prices that reach an order are
+converted to Decimal and quantized by the venue's rules (see domain.money).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+Level = tuple[float, float]  # (price, quantity)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderBook:
+    venue: str
+    symbol: str  # market symbol on the venue, e.g. "BTC/KRW"
+    bids: tuple[Level, ...]  # best (highest) first
+    asks: tuple[Level, ...]  # best (lowest) first
+    exchange_ts: float  # seconds since epoch, as stamped by the venue
+    received_ts: float  # seconds since epoch, when we got it
+
+    @property
+    def best_bid(self) -> float | None:
+        return self.bids[0][0] if self.bids else None
+
+    @property
+    def best_ask(self) -> float | None:
+        return self.asks[0][0] if self.asks else None
+
+    def age_ms(self, now: float) -> float:
+        return max(0.0, (now - self.exchange_ts) * 1000.0)
+
+    def side(self, taking: str) -> tuple[Level, ...]:
+        """The levels a taker order consumes: a buy takes asks, a sell takes bids."""
+        return self.asks if taking == "buy" else self.bids
+
+
+def split_symbol(symbol: str) -> tuple[str, str]:
+    base, _, quote = symbol.partition("/")
+    return base, quote
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """The outcome of walking a book: how much, at what average and worst price."""
+
+    qty: float
+    avg_price: float
+    worst_price: float
+
+    @property
+    def notional(self) -> float:
+        return self.qty * self.avg_price
+
+
+def walk(levels: tuple[Level, ...], qty: float, limit: float | None = None, taking: str = "buy") -> Fill:
+    """Take up to `qty` from `levels`, never past `limit` (a buy's max, a sell's min price)."""
+    left = qty
+    cost = 0.0
+    worst = 0.0
+    for price, size in levels:
+        if left <= 0:
+            break
+        if limit is not None and (
+            (taking == "buy" and price > limit) or (taking == "sell" and price < limit)
+        ):
+            break
+        take = size if size < left else left
+        cost += take * price
+        left -= take
+        worst = price
+    done = qty - left
+    if done <= 0:
+        return Fill(0.0, 0.0, 0.0)
+    return Fill(done, cost / done, worst)
+
+
+@dataclass(frozen=True, slots=True)
+class MarketSnapshot:
+    """Everything the engines see of the market in one tick.
+
+    `books` is keyed by (venue, base asset), e.g. ("upbit", "BTC"); `fx` converts each quote
+    currency into the accounting currency (the accounting currency itself maps to 1.0).
+    """
+
+    ts: float
+    books: dict[tuple[str, str], OrderBook]
+    fx: dict[str, float]
+    fx_age_ms: float = 0.0
+    ws_lag_ms: dict[str, float] = field(default_factory=dict)
+
+    def book(self, venue: str, asset: str) -> OrderBook | None:
+        return self.books.get((venue, asset))

@@ -1,0 +1,71 @@
+"""Decimal at the order and ledger boundary: conversion and quantization by venue rules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
+
+ZERO = Decimal(0)
+# Accounting-currency amounts are booked at this precision, so that sums of booked amounts are exact.
+BOOKING_QUANTUM = Decimal("1e-8")
+
+
+def booked(amount: Decimal) -> Decimal:
+    """An accounting-currency amount as it is booked (realized PnL, hedge costs, fees)."""
+    return amount.quantize(BOOKING_QUANTUM)
+
+
+def dec(value: float | int | str | Decimal) -> Decimal:
+    """A Decimal from a float through its shortest repr, so 0.1 stays 0.1."""
+    if isinstance(value, Decimal):
+        return value
+    return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+
+
+@dataclass(frozen=True, slots=True)
+class MarketRules:
+    """A venue's trading rules for one market."""
+
+    price_tick: Decimal
+    qty_step: Decimal
+    min_notional: Decimal = ZERO
+    min_qty: Decimal = ZERO
+
+    def round_qty(self, qty: Decimal) -> Decimal:
+        return (qty / self.qty_step).to_integral_value(ROUND_DOWN) * self.qty_step
+
+    def round_price(self, price: Decimal, side: str) -> Decimal:
+        """Round to the tick in the direction that keeps a limit order within its bound."""
+        rounding = ROUND_FLOOR if side == "buy" else ROUND_CEILING
+        return (price / self.price_tick).to_integral_value(rounding) * self.price_tick
+
+    def check(self, qty: Decimal, price: Decimal) -> str | None:
+        """None when the order is tradable, else why not."""
+        if qty <= 0 or qty < self.min_qty:
+            return f"quantity {qty} below the minimum {self.min_qty}"
+        if qty * price < self.min_notional:
+            return f"notional {qty * price} below the minimum {self.min_notional}"
+        return None
+
+
+def upbit_krw_tick(price: Decimal) -> Decimal:
+    """Upbit's KRW-market price unit for a given price (its published tick table)."""
+    table = (
+        (Decimal(2_000_000), Decimal(1000)),
+        (Decimal(1_000_000), Decimal(500)),
+        (Decimal(500_000), Decimal(100)),
+        (Decimal(100_000), Decimal(50)),
+        (Decimal(10_000), Decimal(10)),
+        (Decimal(1_000), Decimal(1)),
+        (Decimal(100), Decimal("0.1")),
+        (Decimal(10), Decimal("0.01")),
+        (Decimal(1), Decimal("0.001")),
+        (Decimal("0.1"), Decimal("0.0001")),
+        (Decimal("0.01"), Decimal("0.00001")),
+        (Decimal("0.001"), Decimal("0.000001")),
+        (Decimal("0.0001"), Decimal("0.0000001")),
+    )
+    for floor, tick in table:
+        if price >= floor:
+            return tick
+    return Decimal("0.00000001")

@@ -1,0 +1,96 @@
+"""The bot's exception tree.
+
+    ArbitrageError
+    ├── ConfigError            invalid or missing configuration (exit 2)
+    ├── LiveRefused            a live guard failed (exit 4)
+    ├── InvalidTransition      an order event that the state machine does not allow
+    ├── HaltRequested          the operator or the watchdog asked the loop to stop
+    ├── LedgerError            the ledger failed or refused a read or write
+    │   ├── LedgerUnavailable      cannot open it: bad URL, missing driver, server unreachable
+    │   └── DuplicateOrder         an order with that client order id is already recorded
+    └── VenueError             anything a venue said or failed to say
+        ├── TemporaryVenueError    network, timeout, rate limit, 5xx: retry reads with backoff
+        │   └── RateLimited        429/418, with the venue's Retry-After when it gave one
+        ├── UnknownOrderOutcome    a create call whose result is unknown: never resend, look it up
+        └── PermanentVenueError    insufficient funds, invalid order, bad key: never retried
+            └── OrderRejected      the venue refused this order
+"""
+
+from __future__ import annotations
+
+
+class ArbitrageError(Exception):
+    """Base of every error the bot raises on purpose."""
+
+
+class ConfigError(ArbitrageError):
+    """The configuration cannot be used; each line of the message names one problem."""
+
+    def __init__(self, problems: list[str] | str) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class LiveRefused(ArbitrageError):
+    """Live trading was refused; `failed` names every guard that did not hold."""
+
+    def __init__(self, failed: list[str]) -> None:
+        self.failed = list(failed)
+        super().__init__("live trading refused: " + "; ".join(self.failed))
+
+
+class InvalidTransition(ArbitrageError):
+    """An order event that is not allowed from the order's current state."""
+
+
+class HaltRequested(ArbitrageError):
+    """The loop must stop; `exit_code` is the process exit code to use."""
+
+    def __init__(self, reason: str, exit_code: int = 0) -> None:
+        self.reason = reason
+        self.exit_code = exit_code
+        super().__init__(reason)
+
+
+class VenueError(ArbitrageError):
+    """A venue call failed."""
+
+    def __init__(self, venue: str, message: str) -> None:
+        self.venue = venue
+        super().__init__(f"{venue}: {message}")
+
+
+class TemporaryVenueError(VenueError):
+    """Worth retrying later: network fault, timeout, 5xx, maintenance."""
+
+
+class RateLimited(TemporaryVenueError):
+    """The venue asked us to slow down; retry_after_s is its Retry-After when given."""
+
+    def __init__(self, venue: str, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(venue, message)
+        self.retry_after_s = retry_after_s
+
+
+class UnknownOrderOutcome(VenueError):
+    """A create-order call whose outcome is unknown: it may have executed. Look it up, never resend."""
+
+
+class PermanentVenueError(VenueError):
+    """Not worth retrying: insufficient funds, invalid order, authentication."""
+
+
+class OrderRejected(PermanentVenueError):
+    """The venue refused the order."""
+
+
+class LedgerError(ArbitrageError):
+    """A ledger read or write failed; the failed write left nothing behind."""
+
+
+class LedgerUnavailable(LedgerError):
+    """The ledger cannot be opened: bad URL, missing driver, unreachable server, newer schema."""
+
+
+class DuplicateOrder(LedgerError):
+    """An order with this client order id is already in the ledger (never place it twice)."""
