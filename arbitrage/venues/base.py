@@ -1,0 +1,44 @@
+"""The one interface every venue hides behind: mock, paper and ccxt alike.
+
+Engines never see a venue; the runtime calls these methods. Errors come out as the bot's own
+exception tree (arbitrage.errors), never as a library's.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Protocol
+
+from arbitrage.domain.book import OrderBook
+from arbitrage.domain.money import MarketRules
+from arbitrage.domain.orders import OrderReport, OrderRequest
+
+
+class Venue(Protocol):
+    name: str
+    quote: str
+    taker_fee_pct: float
+
+    def order_book(self, symbol: str, depth: int) -> OrderBook:
+        """The latest book for a market symbol such as "BTC/KRW"."""
+
+    def balances(self) -> dict[str, Decimal]:
+        """Free balance per asset."""
+
+    def rules(self, symbol: str) -> MarketRules:
+        """Tick, step and minimums for a market."""
+
+    def submit(self, request: OrderRequest) -> OrderReport:
+        """Place an IOC limit order under its client order id and report what became of it.
+
+        Raises UnknownOrderOutcome when the venue may or may not have taken it (timeout, 5xx):
+        the caller looks it up with fetch_order and never resends.
+        """
+
+    def fetch_order(self, symbol: str, client_order_id: str) -> OrderReport | None:
+        """What the venue knows of an order, by client order id; None if it never saw it."""
+
+    def cancel(self, symbol: str, client_order_id: str) -> OrderReport | None:
+        """Cancel an order by client order id; the report after the cancel, None if unknown."""
+
+    def close(self) -> None: ...

@@ -1,0 +1,210 @@
+"""A simulated venue on the mock market: IOC limit orders fill against its books, with fees and balances.
+
+Refusals are REJECTED reports, never exceptions, as a real venue's answer would be. Fills take
+liquidity off the market for the rest of the tick, so a second order sees a thinner book.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import replace
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
+
+from arbitrage.clock import Clock
+from arbitrage.config import VenueConfig
+from arbitrage.domain.book import Level, OrderBook, split_symbol
+from arbitrage.domain.money import ZERO, MarketRules, dec, upbit_krw_tick
+from arbitrage.domain.orders import OrderReport, OrderRequest, OrderState
+from arbitrage.errors import PermanentVenueError
+from arbitrage.venues.mock_faults import MockFaults
+from arbitrage.venues.mock_market import MockMarket
+
+# Fill granularity: book prices and sizes are floats; a fill takes them as Decimal at these
+# units (sizes rounded down, so a fill never exceeds what the level shows). Fees are rounded
+# to FEE_UNIT of the quote currency.
+PRICE_UNIT = Decimal("1e-8")
+QTY_UNIT = Decimal("1e-8")
+FEE_UNIT = Decimal("1e-8")
+
+KRW_QTY_STEP = Decimal("1e-8")
+KRW_MIN_NOTIONAL = Decimal(5000)  # Upbit's minimum order value
+FOREIGN_MAX_TICK = Decimal("0.01")
+FOREIGN_MIN_NOTIONAL = Decimal(5)  # Binance-like minimum notional in USDT
+
+REJECTED_BY_FAULT = "mock fault: rejected"
+LEG_FAILED = "mock fault: leg failed"
+PARTIAL_BY_FAULT = "mock fault: partial fill"
+IOC_REMAINDER = "IOC remainder expired"
+NO_LIQUIDITY = "no liquidity within the limit price"
+INSUFFICIENT_BALANCE = "insufficient balance"
+DUPLICATE_ID = "duplicate client order id"
+
+
+class MockVenue:
+    """One venue of the mock market, behind the common Venue interface."""
+
+    def __init__(self, name: str, config: VenueConfig, market: MockMarket, faults: MockFaults,
+                 clock: Clock) -> None:
+        self.name = name
+        self.quote = config.quote
+        self.taker_fee_pct = config.taker_fee_pct
+        self._fee_rate = dec(config.taker_fee_pct) / 100
+        self._depth = config.mock.depth_levels
+        self._market = market
+        self._faults = faults
+        self._clock = clock
+        self._balances: dict[str, Decimal] = {asset: dec(v) for asset, v in config.balances.items()}
+        self._orders: dict[str, OrderReport] = {}
+        self._order_seq = 0
+        self._fixed_rules: dict[str, MarketRules] = {}
+        # The id check, the fill and the balance update are one step even if legs are sent from threads.
+        self._orders_lock = threading.Lock()
+
+    # Market data -----------------------------------------------------------------------------
+
+    def order_book(self, symbol: str, depth: int) -> OrderBook:
+        self._delay()
+        book = self._market.book(self.name, symbol, depth)
+        age = self._faults.stale_age_s()
+        if age > 0.0:
+            book = replace(book, exchange_ts=book.received_ts - age)
+        return book
+
+    def balances(self) -> dict[str, Decimal]:
+        self._delay()
+        return dict(self._balances)
+
+    def rules(self, symbol: str) -> MarketRules:
+        if not self._market.has_market(self.name, symbol):
+            raise PermanentVenueError(self.name, f"unknown market {symbol!r}")
+        if self.quote == "KRW":
+            # Upbit's price unit depends on the price itself, so it follows the current mid.
+            tick = upbit_krw_tick(dec(self._market.mid(self.name, symbol)))
+            return MarketRules(price_tick=tick, qty_step=KRW_QTY_STEP, min_notional=KRW_MIN_NOTIONAL)
+        rules = self._fixed_rules.get(symbol)
+        if rules is None:
+            rules = _foreign_rules(self._market.opening_mid(self.name, symbol))
+            self._fixed_rules[symbol] = rules
+        return rules
+
+    # Orders ----------------------------------------------------------------------------------
+
+    def submit(self, request: OrderRequest) -> OrderReport:
+        self._delay()
+        cid = request.client_order_id
+        with self._orders_lock:
+            if cid in self._orders:
+                # Like Binance: the second request is refused and the first order is left alone.
+                return OrderReport(cid, OrderState.REJECTED, reason=DUPLICATE_ID)
+            report = self._execute(request)
+            self._orders[cid] = report
+            return report
+
+    def fetch_order(self, symbol: str, client_order_id: str) -> OrderReport | None:
+        self._delay()
+        return self._orders.get(client_order_id)
+
+    def cancel(self, symbol: str, client_order_id: str) -> OrderReport | None:
+        # Every IOC order is terminal once submit() returns: a cancel changes nothing.
+        self._delay()
+        return self._orders.get(client_order_id)
+
+    def close(self) -> None:
+        """Nothing to release: the venue holds no connection or thread."""
+
+    # Internals -------------------------------------------------------------------------------
+
+    def _delay(self) -> None:
+        seconds = self._faults.delay_s()
+        if seconds > 0.0:
+            self._clock.sleep(seconds)
+
+    def _execute(self, req: OrderRequest) -> OrderReport:
+        self._order_seq += 1
+        cid, vid = req.client_order_id, f"{self.name}-{self._order_seq}"
+        problem = self._invalid(req)
+        if problem is None and self._faults.rejects(req):
+            problem = REJECTED_BY_FAULT
+        if problem is None and not self._affordable(req):
+            problem = INSUFFICIENT_BALANCE
+        if problem is not None:
+            return OrderReport(cid, OrderState.REJECTED, venue_order_id=vid, reason=problem)
+        if self._faults.leg_fails(req):
+            return OrderReport(cid, OrderState.EXPIRED, venue_order_id=vid, reason=LEG_FAILED)
+
+        levels = self._market.book(self.name, req.symbol, self._depth).side(req.side)
+        qty, notional = _take(levels, req.qty, req.price, req.side)
+        fraction = self._faults.partial_fraction(req)
+        if fraction is not None:
+            share = (qty * dec(fraction)).quantize(QTY_UNIT, ROUND_DOWN)
+            qty, notional = _take(levels, share, req.price, req.side)
+        if qty <= 0:
+            empty = PARTIAL_BY_FAULT if fraction is not None else NO_LIQUIDITY
+            return OrderReport(cid, OrderState.EXPIRED, venue_order_id=vid, reason=empty)
+
+        # The notional stays exact (1e-8 prices times 1e-8 sizes), so a one-level fill reports
+        # exactly the level's price; only the fee is rounded.
+        fee = (notional * self._fee_rate).quantize(FEE_UNIT, ROUND_HALF_EVEN)
+        self._settle(req, qty, notional, fee)
+        self._market.consume(self.name, req.symbol, req.side, float(qty))
+        reason: str | None = None
+        if qty == req.qty:
+            state = OrderState.FILLED
+        else:
+            state = OrderState.EXPIRED
+            reason = PARTIAL_BY_FAULT if fraction is not None else IOC_REMAINDER
+        return OrderReport(cid, state, qty, notional / qty, fee, vid, reason)
+
+    def _invalid(self, req: OrderRequest) -> str | None:
+        if req.side not in ("buy", "sell"):
+            return f"invalid side {req.side!r}"
+        if req.qty <= 0:
+            return f"quantity {req.qty} is not positive"
+        if req.price <= 0:
+            return f"price {req.price} is not positive"
+        if not self._market.has_market(self.name, req.symbol):
+            return f"unknown market {req.symbol!r}"
+        return None
+
+    def _affordable(self, req: OrderRequest) -> bool:
+        base, quote = split_symbol(req.symbol)
+        if req.side == "buy":
+            return self._balances.get(quote, ZERO) >= req.price * req.qty * (1 + self._fee_rate)
+        return self._balances.get(base, ZERO) >= req.qty
+
+    def _settle(self, req: OrderRequest, qty: Decimal, notional: Decimal, fee: Decimal) -> None:
+        base, quote = split_symbol(req.symbol)
+        bal = self._balances
+        if req.side == "buy":
+            bal[quote] = bal.get(quote, ZERO) - notional - fee
+            bal[base] = bal.get(base, ZERO) + qty
+        else:
+            bal[base] = bal.get(base, ZERO) - qty
+            bal[quote] = bal.get(quote, ZERO) + notional - fee
+
+
+def _take(levels: tuple[Level, ...], qty: Decimal, limit: Decimal, side: str) -> tuple[Decimal, Decimal]:
+    """Walk `levels` for up to `qty` within `limit`: the quantity and quote notional taken."""
+    left, filled, notional = qty, ZERO, ZERO
+    buy = side == "buy"
+    for price_f, size_f in levels:
+        if left <= 0:
+            break
+        price = Decimal(repr(price_f)).quantize(PRICE_UNIT, ROUND_HALF_EVEN)
+        if (price > limit) if buy else (price < limit):
+            break
+        size = Decimal(repr(size_f)).quantize(QTY_UNIT, ROUND_DOWN)
+        take = size if size < left else left
+        filled += take
+        notional += take * price
+        left -= take
+    return filled, notional
+
+
+def _foreign_rules(price: float) -> MarketRules:
+    """Binance-like rules from the price's magnitude: a step worth 1-10 quote units, tick <= 0.01."""
+    magnitude = math.floor(math.log10(price))
+    tick = min(FOREIGN_MAX_TICK, Decimal(10) ** (magnitude - 4))
+    step = Decimal(10) ** (-magnitude)
+    return MarketRules(price_tick=tick, qty_step=step, min_notional=FOREIGN_MIN_NOTIONAL)
