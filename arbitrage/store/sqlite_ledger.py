@@ -1,0 +1,117 @@
+"""The SQLite ledger: one WAL-mode file, one connection, written from the loop thread.
+
+Writes happen on one thread at a time (the loop's); check_same_thread is off only so that
+shutdown may close the connection from wherever it runs. Other processes (`arb health`,
+`arb report`) may read concurrently thanks to WAL.
+"""
+
+from __future__ import annotations
+
+import decimal
+import sqlite3
+from collections.abc import Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, ClassVar
+
+from arbitrage.errors import LedgerUnavailable
+from arbitrage.store.schema import SQLITE, Dialect
+from arbitrage.store.sql_ledger import Row, SqlLedger, money_text
+
+# Sums of 28-digit amounts must stay exact, as PostgreSQL's NUMERIC keeps them.
+_EXACT = decimal.Context(prec=200)
+
+_SELECT_DAY = "SELECT realized_pnl, fees, hedge_cost, trades FROM daily_pnl WHERE day = ?"
+_UPSERT_DAY = (
+    "INSERT INTO daily_pnl (day, realized_pnl, fees, hedge_cost, trades, updated_at) "
+    "VALUES (?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (day) DO UPDATE SET realized_pnl = excluded.realized_pnl, fees = excluded.fees, "
+    "hedge_cost = excluded.hedge_cost, trades = excluded.trades, updated_at = excluded.updated_at"
+)
+
+
+class SqliteLedger(SqlLedger):
+    dialect: ClassVar[Dialect] = SQLITE
+
+    def __init__(self, path: str, synchronous: str = "FULL", busy_timeout_ms: int = 5000) -> None:
+        super().__init__()
+        self.path = path
+        try:
+            if path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: no implicit BEGINs; a lone statement commits itself and
+            # transaction() issues BEGIN IMMEDIATE, taking the write lock up front so a
+            # read-modify-write cannot interleave with another writer.
+            conn = sqlite3.connect(
+                path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
+            )
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if path != ":memory:" and str(mode).lower() != "wal":
+                conn.close()
+                raise LedgerUnavailable(f"SQLite ledger {path}: the file system refused WAL mode ({mode})")
+            conn.execute(f"PRAGMA synchronous={synchronous}")
+            conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        except (OSError, sqlite3.Error) as exc:
+            raise LedgerUnavailable(f"SQLite ledger {path}: {exc}") from None
+        self._conn = conn
+        # One cursor reused for every statement; sqlite3 keeps each statement prepared in its cache.
+        self._cur = conn.cursor()
+        try:
+            self._migrate()
+        except BaseException:
+            conn.close()
+            raise
+
+    def _run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        try:
+            return self._cur.execute(sql, params).rowcount
+        except sqlite3.Error as exc:
+            raise self._failed(str(exc), unique=_is_unique(exc)) from exc
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        try:
+            # fetchall steps the statement to its end, which is when a lone write commits.
+            return self._cur.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise self._failed(str(exc), unique=_is_unique(exc)) from exc
+
+    def _begin(self) -> None:
+        self._run("BEGIN IMMEDIATE")
+
+    def _commit(self) -> None:
+        self._run("COMMIT")
+
+    def _rollback(self) -> None:
+        # Some errors (disk full, I/O) make SQLite roll back on its own.
+        if self._conn.in_transaction:
+            self._run("ROLLBACK")
+
+    _money = staticmethod(money_text)
+
+    def _accumulate_day(
+        self, day: str, realized: Decimal, fees: Decimal, hedge_cost: Decimal, trades: int, ts: float
+    ) -> None:
+        # Text columns cannot be summed exactly in SQL, so read, add in Python and write back,
+        # inside one write-locked transaction.
+        with self.transaction():
+            rows = self._rows(_SELECT_DAY, (day,))
+            if rows:
+                r, f, h, n = rows[0]
+                realized = _EXACT.add(Decimal(r), realized)
+                fees = _EXACT.add(Decimal(f), fees)
+                hedge_cost = _EXACT.add(Decimal(h), hedge_cost)
+                trades += int(n)
+            self._run(_UPSERT_DAY, (day, str(realized), str(fees), str(hedge_cost), trades, ts))
+
+    def flush(self) -> None:
+        # Writes are committed as they happen; folding the WAL into the database file leaves a
+        # ledger that a copy of the .sqlite3 file alone fully describes.
+        self._rows("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def close(self) -> None:
+        self._depth, self._doomed = 0, False
+        self._conn.close()
+
+
+def _is_unique(exc: sqlite3.Error) -> bool:
+    return isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc)
