@@ -1,0 +1,142 @@
+"""Logging setup: one rotating file per component plus the console, with secrets redacted everywhere.
+
+Component loggers ("arbitrage.safety", ...) write to their own file; every other logger under
+"arbitrage" writes to live_loop.log. Nothing propagates to the root logger once this is set up.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable, Mapping
+from logging.handlers import TimedRotatingFileHandler
+from pathlib import Path
+
+from arbitrage.config import AppConfig
+
+LOG_FORMAT = "%(asctime)s [%(levelname)-8s] [%(name)s] %(message)s"
+ROOT_LOGGER = "arbitrage"
+
+# component name -> logger name; the log file is <component>.log
+COMPONENTS: dict[str, str] = {
+    "live_loop": "arbitrage.live_loop",
+    "health": "arbitrage.health",
+    "safety": "arbitrage.safety",
+    "watchdog": "arbitrage.watchdog",
+    "sys_monitor": "arbitrage.sys_monitor",
+    "execution": "arbitrage.execution",
+}
+
+MIN_SECRET_LEN = 4  # shorter values would redact ordinary words and numbers
+_TELEGRAM_TOKEN = re.compile(r"(?<![A-Za-z0-9])bot\d+:[A-Za-z0-9_-]+")
+_OWNED = "_arbitrage_ops_handler"  # marks handlers this module installed, so a re-setup removes them
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites a record so that no secret survives formatting: message, args, traceback, stack."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        # Longest first, so a secret that contains another is replaced whole.
+        self._secrets = sorted({s for s in secrets if s and len(s) >= MIN_SECRET_LEN}, key=len, reverse=True)
+        self._formatter = logging.Formatter()
+
+    def redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return _TELEGRAM_TOKEN.sub("bot***", text)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # bad %-args: keep the line (redacted) instead of losing it
+            message = f"{record.msg} (args: {record.args!r})"
+        record.msg = self.redact(message)
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self._formatter.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.redact(record.stack_info)
+        return True
+
+
+def _managed_loggers() -> list[logging.Logger]:
+    return [logging.getLogger(ROOT_LOGGER), *(logging.getLogger(n) for n in COMPONENTS.values())]
+
+
+def reset_logging() -> None:
+    """Remove and close the handlers setup_logging installed and let the loggers propagate again."""
+    for logger in _managed_loggers():
+        for handler in list(logger.handlers):
+            if getattr(handler, _OWNED, False):
+                logger.removeHandler(handler)
+                # A handler is shared by several loggers; closing twice is harmless.
+                handler.close()
+        logger.propagate = True
+        logger.setLevel(logging.NOTSET)
+
+
+def _own(handler: logging.Handler, redactor: RedactingFilter) -> logging.Handler:
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.addFilter(redactor)
+    setattr(handler, _OWNED, True)
+    return handler
+
+
+def setup_logging(
+    log_dir: Path,
+    level: str,
+    console: bool = True,
+    backup_count: int = 7,
+    secrets: Iterable[str] = (),
+) -> None:
+    """Install the file and console handlers; calling it again replaces them (no duplicates)."""
+    levels = logging.getLevelNamesMapping()
+    if level.upper() not in levels:
+        raise ValueError(f"unknown log level {level!r} (one of DEBUG, INFO, WARNING, ERROR)")
+    numeric = levels[level.upper()]
+    reset_logging()
+    log_dir = Path(log_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    redactor = RedactingFilter(secrets)
+
+    console_handler = _own(logging.StreamHandler(sys.stdout), redactor) if console else None
+    for component, logger_name in COMPONENTS.items():
+        file_handler = _own(
+            TimedRotatingFileHandler(
+                log_dir / f"{component}.log", when="midnight", backupCount=backup_count, encoding="utf-8"
+            ),
+            redactor,
+        )
+        names = [logger_name]
+        if component == "live_loop":
+            # The catch-all shares live_loop's handler: two handlers rotating one file would clash.
+            names.append(ROOT_LOGGER)
+        for name in names:
+            logger = logging.getLogger(name)
+            logger.setLevel(numeric)
+            logger.propagate = False
+            logger.addHandler(file_handler)
+            if console_handler is not None:
+                logger.addHandler(console_handler)
+
+
+def component_logger(name: str) -> logging.Logger:
+    """The logger of a component by its short name ("safety", "watchdog", ...)."""
+    try:
+        return logging.getLogger(COMPONENTS[name])
+    except KeyError:
+        raise ValueError(f"unknown component {name!r} (one of {', '.join(COMPONENTS)})") from None
+
+
+def secrets_from_env(config: AppConfig, env: Mapping[str, str]) -> list[str]:
+    """The values of every secret-bearing variable the config names: venue keys and alert credentials."""
+    names: list[str] = []
+    for venue in config.venues.values():
+        names += [n for n in (venue.api_key_env, venue.api_secret_env) if n]
+    names += [config.alerts.telegram_token_env, config.alerts.telegram_chat_id_env]
+    values = [env.get(name, "").strip() for name in names]
+    return [v for v in dict.fromkeys(values) if v]
