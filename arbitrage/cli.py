@@ -1,0 +1,162 @@
+"""The `arb` command line: run, config check, health, sim.
+
+Exit codes (SPEC §3): 0 finished or stopped by a signal; 1 unexpected failure; 2 bad usage or
+invalid config; 3 watchdog CRITICAL; 4 live trading refused by a guard.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from arbitrage.config import AppConfig, load_config
+from arbitrage.errors import ArbitrageError, ConfigError, LiveRefused
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_CRITICAL, EXIT_LIVE_REFUSED = 0, 1, 2, 3, 4
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(message, err=True)
+    sys.exit(code)
+
+
+def guarded(debug: bool, body: Callable[[], int]) -> int:
+    """Turn the bot's errors into one readable message and the right exit code."""
+    try:
+        return body()
+    except ConfigError as err:
+        lines = "\n".join(f"  - {p}" for p in err.problems)
+        _fail(
+            f"config error ({len(err.problems)} problem{'s' if len(err.problems) != 1 else ''}):\n{lines}",
+            EXIT_USAGE,
+        )
+    except LiveRefused as err:
+        lines = "\n".join(f"  - {f}" for f in err.failed)
+        _fail(f"live trading refused; failed guards:\n{lines}", EXIT_LIVE_REFUSED)
+    except ArbitrageError as err:
+        if debug:
+            traceback.print_exc()
+        _fail(f"error: {err}", EXIT_FAILURE)
+    except Exception as err:  # the last line of defence: one sentence, traceback only with --debug
+        if debug:
+            traceback.print_exc()
+        _fail(
+            f"unexpected failure: {type(err).__name__}: {err} (run with --debug for the traceback)",
+            EXIT_FAILURE,
+        )
+    return EXIT_FAILURE
+
+
+def effective_config(config_path: str, mode: str | None, seed: int | None) -> AppConfig:
+    config = load_config(config_path, mode)
+    if seed is not None:
+        config = config.model_copy(update={"mock": config.mock.model_copy(update={"seed": seed})})
+    return config
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Cross-exchange arbitrage bot."""
+
+
+def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option(
+            "--config",
+            "config_path",
+            default="config/live.yml",
+            show_default=True,
+            help="Config file (YAML).",
+        ),
+        click.option(
+            "--mode",
+            type=click.Choice(["mock", "paper", "live"]),
+            envvar="ARB_MODE",
+            help="Overrides mode.current (env ARB_MODE).",
+        ),
+        click.option("--mock", is_flag=True, help="Same as --mode mock."),
+        click.option("--once", is_flag=True, help="Run one tick and exit."),
+        click.option("--loops", type=click.IntRange(min=1), help="Run N ticks and exit."),
+        click.option(
+            "--interval", type=click.FloatRange(min=0), help="Seconds between tick starts (0 allowed)."
+        ),
+        click.option("--seed", type=int, help="Seed of the mock market (overrides mock.seed)."),
+        click.option("--log-dir", default="logs", show_default=True, type=click.Path(file_okay=False)),
+        click.option("--data-dir", default="data", show_default=True, type=click.Path(file_okay=False)),
+        click.option(
+            "--log-level",
+            type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+            help="Overrides logging.level.",
+        ),
+        click.option("--debug", is_flag=True, help="Show tracebacks on failure."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+@main.command("run")
+@run_options
+def run_cmd(
+    config_path: str,
+    mode: str | None,
+    mock: bool,
+    once: bool,
+    loops: int | None,
+    interval: float | None,
+    seed: int | None,
+    log_dir: str,
+    data_dir: str,
+    log_level: str | None,
+    debug: bool,
+) -> None:
+    """Run the live loop."""
+    from arbitrage.runtime.session import RunOptions, run_session
+
+    if mock and mode not in (None, "mock"):
+        _fail(f"--mock conflicts with --mode {mode}", EXIT_USAGE)
+    opts = RunOptions(
+        config_path=config_path,
+        mode="mock" if mock else mode,
+        max_ticks=1 if once else loops,
+        interval_s=interval,
+        seed=seed,
+        log_dir=Path(log_dir),
+        data_dir=Path(data_dir),
+        log_level=log_level.upper() if log_level else None,
+    )
+    sys.exit(guarded(debug, lambda: run_session(opts, dict(os.environ))))
+
+
+@main.group("config")
+def config_group() -> None:
+    """Configuration commands."""
+
+
+@config_group.command("check")
+@click.option("--config", "config_path", default="config/live.yml", show_default=True)
+@click.option("--mode", type=click.Choice(["mock", "paper", "live"]), envvar="ARB_MODE")
+def config_check(config_path: str, mode: str | None) -> None:
+    """Validate the config and print the effective config, secrets redacted."""
+
+    def body() -> int:
+        config = load_config(config_path, mode)
+        click.echo(yaml.safe_dump(config.redacted(), sort_keys=False, allow_unicode=True).rstrip())
+        click.echo(
+            f"# {config_path}: valid ({config.mode.current} mode, {len(config.venues)} venues, "
+            f"{len(config.symbols)} assets)"
+        )
+        return EXIT_OK
+
+    sys.exit(guarded(False, body))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,284 @@
+"""The synchronous live loop: one tick after another on a monotonic schedule.
+
+Each tick: snapshot -> engines in order (intents carried out as each engine returns them) ->
+metrics line -> tick hooks (watchdog, sysmonitor, heartbeat, dry-run gate). Tick k starts at
+t0 + k*interval; a late tick skips the slots it missed instead of bursting to catch up.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from arbitrage.clock import Clock
+from arbitrage.config import AppConfig
+from arbitrage.domain.decisions import EntryIntent, ExitIntent, SafetyVerdict
+from arbitrage.domain.opportunity import Opportunity
+from arbitrage.engines.base import Engine, EngineOutput, TickContext
+from arbitrage.runtime.market_feed import MarketFeed
+from arbitrage.runtime.metrics_line import TickFigures, metrics_line
+from arbitrage.runtime.pair_trader import PairTrader
+from arbitrage.runtime.state import BotState
+from arbitrage.store.ledger import Ledger
+
+log = logging.getLogger("arbitrage.live_loop")
+exec_log = logging.getLogger("arbitrage.execution")
+
+
+@dataclass
+class TickReport:
+    tick: int
+    started_at: float  # monotonic
+    loop_ms: float
+    figures: TickFigures
+    metrics: dict[str, float] = field(default_factory=dict)  # every engine metric, "engine.metric"
+    stage_ms: dict[str, float] = field(default_factory=dict)
+    traded: bool = False
+    live_errors: int = 0
+    rejections: dict[str, int] = field(default_factory=dict)
+    books: int = 0
+    stale_books: int = 0
+
+
+class TickHook(Protocol):
+    def after_tick(self, report: TickReport) -> int | None:
+        """Observe a finished tick; return an exit code to stop the loop, None to go on."""
+
+
+SysSampler = Callable[[], tuple[float, float]]  # -> (cpu %, rss MB)
+
+
+class LiveLoop:
+    def __init__(
+        self,
+        *,
+        config: AppConfig,
+        clock: Clock,
+        feed: MarketFeed,
+        engines: Sequence[Engine],
+        trader: PairTrader,
+        state: BotState,
+        ledger: Ledger,
+        interval_s: float,
+        max_ticks: int | None,
+        hooks: Sequence[TickHook] = (),
+        sys_sample: SysSampler | None = None,
+        halt_file: Path | None = None,
+        live: bool = False,
+        print_line: Callable[[str], None] | None = None,
+    ) -> None:
+        self._cfg = config
+        self._clock = clock
+        self._feed = feed
+        self._engines = list(engines)
+        self._trader = trader
+        self.state = state
+        self._ledger = ledger
+        self._interval = interval_s
+        self._max_ticks = max_ticks
+        self.hooks = list(hooks)
+        self.sys_sample = sys_sample
+        self._halt_file = halt_file
+        self._live = live
+        self._print = print_line or log.info
+        self._stop = threading.Event()
+        self.exit_code = 0
+        self.stop_reason = ""
+        self.last_report: TickReport | None = None
+        self.last_tick_wall: float | None = None
+        self.schedule_errors_ms: list[float] = []  # actual - ideal start, per tick (bench)
+        self._loggers = {e.name: logging.getLogger(f"arbitrage.{e.name}") for e in self._engines}
+        self._engine_metrics: dict[str, float] = {}
+
+    # Control -------------------------------------------------------------------------------
+
+    def request_stop(self, reason: str, exit_code: int = 0) -> None:
+        if self._stop.is_set():
+            return
+        self.stop_reason = reason
+        self.exit_code = exit_code
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def run(self) -> int:
+        """Tick until --loops is reached or a stop is requested; returns the exit code."""
+        t0 = self._clock.monotonic()
+        k = 0
+        done = 0
+        while not self._stop.is_set():
+            ideal = t0 + k * self._interval
+            start = self._clock.monotonic()
+            self.schedule_errors_ms.append((start - ideal) * 1000.0)
+            report = self.run_tick(start)
+            done += 1
+            for hook in self.hooks:
+                code = hook.after_tick(report)
+                if code is not None:
+                    self.request_stop(f"{type(hook).__name__} requested exit {code}", code)
+            if self._max_ticks is not None and done >= self._max_ticks:
+                break
+            if self._stop.is_set():
+                break
+            now = self._clock.monotonic()
+            if self._interval <= 0:
+                k += 1
+                continue
+            # The next slot after now: a late tick skips missed slots rather than bursting.
+            k = max(k + 1, math.ceil((now - t0) / self._interval))
+            delay = t0 + k * self._interval - now
+            if delay > 0:
+                self._stop.wait(delay)
+        return self.exit_code
+
+    # One tick ------------------------------------------------------------------------------
+
+    def run_tick(self, started: float | None = None) -> TickReport:
+        perf = time.perf_counter
+        t_start = perf()
+        started = self._clock.monotonic() if started is None else started
+        state = self.state
+        counters = state.counters
+        counters.ticks += 1
+        tick = counters.ticks
+        stages: dict[str, float] = {}
+
+        t = perf()
+        snapshot = self._feed.snapshot()
+        live_errors = self._feed.errors_last_tick
+        stages["snapshot"] = (perf() - t) * 1000.0
+
+        if state.roll_day(snapshot.ts, None):
+            state.daily_realized = self._ledger.daily_pnl(state.day)
+            log.info("trading day %s: realized so far %s", state.day, state.daily_realized)
+        if self._halt_file is not None:
+            halted = self._halt_file.exists()
+            if halted != state.halted:
+                log.warning("operator halt %s (%s)", "ON" if halted else "OFF", self._halt_file)
+            state.halted = halted
+            state.halt_reason = f"halt file {self._halt_file} exists" if halted else ""
+
+        t = perf()
+        self._trader.resolve_unresolved(snapshot)
+        self._trader.hedge_residuals(snapshot)
+        stages["residuals"] = (perf() - t) * 1000.0
+
+        ctx = TickContext(tick=tick, snapshot=snapshot, state=state.view())
+        traded = False
+        rejections: dict[str, int] = {}
+        metrics = self._engine_metrics
+        metrics.clear()
+        for engine in self._engines:
+            t = perf()
+            try:
+                out = engine.on_tick(ctx)
+            except Exception:
+                live_errors += 1
+                self._loggers[engine.name].exception("engine %s raised; tick goes on without it", engine.name)
+                stages[engine.name] = (perf() - t) * 1000.0
+                continue
+            stages[engine.name] = (perf() - t) * 1000.0
+            ctx.decisions[engine.name] = out.decisions
+            self._absorb(engine.name, out, metrics, rejections)
+            intents = [d for d in out.decisions if isinstance(d, EntryIntent | ExitIntent)]
+            if intents:
+                t = perf()
+                live_errors += self._carry_out(intents, tick)
+                traded = True
+                ctx.state = state.view()
+                stages[f"{engine.name}.orders"] = (perf() - t) * 1000.0
+
+        counters.live_errors += live_errors
+        loop_ms = (perf() - t_start) * 1000.0
+        cpu, mem = self.sys_sample() if self.sys_sample else (0.0, 0.0)
+        realized = float(state.run_realized)
+        unrealized = metrics.get("position.unrealized_pnl", 0.0)
+        figures = TickFigures(
+            pnl=realized + unrealized,
+            trades=counters.trades,
+            open_pos=len(state.positions),
+            exposure=metrics.get("position.exposure", 0.0),
+            realized_pnl=realized,
+            signals=counters.signals,
+            exec_rate_pct=100.0 * counters.entries / counters.signals if counters.signals else 0.0,
+            safety_rejections=counters.safety_rejections,
+            sl_triggers=counters.sl_triggers,
+            loop_ms=loop_ms,
+            cpu_pct=cpu,
+            mem_mb=mem,
+            live=self._live,
+        )
+        t = perf()
+        self._print(metrics_line(figures, self._cfg.accounting_currency))
+        stages["logging"] = (perf() - t) * 1000.0
+        self.last_tick_wall = self._clock.time()
+        max_age = self._cfg.safety.max_book_age_ms
+        report = TickReport(
+            tick=tick,
+            started_at=started,
+            loop_ms=loop_ms,
+            figures=figures,
+            metrics=dict(metrics),
+            stage_ms=stages,
+            traded=traded,
+            live_errors=live_errors,
+            rejections=rejections,
+            books=len(snapshot.books),
+            stale_books=sum(1 for b in snapshot.books.values() if b.age_ms(snapshot.ts) > max_age),
+        )
+        self.last_report = report
+        return report
+
+    def _absorb(
+        self, name: str, out: EngineOutput, metrics: dict[str, float], rejections: dict[str, int]
+    ) -> None:
+        counters = self.state.counters
+        logger = self._loggers[name]
+        for note in out.notes:
+            logger.log(logging.getLevelName(note.level), note.message)
+        for key, value in out.metrics.items():
+            metrics[f"{name}.{key}"] = value
+        for d in out.decisions:
+            if isinstance(d, Opportunity):
+                counters.signals += 1
+            elif isinstance(d, SafetyVerdict):
+                if d.approved:
+                    counters.approvals += 1
+                else:
+                    counters.safety_rejections += 1
+                    counters.rejections[d.reason or ""] += 1
+                    rejections[d.reason or ""] = rejections.get(d.reason or "", 0) + 1
+
+    def _carry_out(self, intents: list[EntryIntent | ExitIntent], tick: int) -> int:
+        """Execute intents; exits first (never blocked), entries only while entries are allowed."""
+        errors = 0
+        exits = [i for i in intents if isinstance(i, ExitIntent)]
+        entries = [i for i in intents if isinstance(i, EntryIntent)]
+        exiting: set[str] = set()
+        for intent in exits:
+            if intent.position_id in exiting:
+                continue
+            exiting.add(intent.position_id)
+            try:
+                self._trader.exit(intent)
+            except Exception:
+                errors += 1
+                exec_log.exception("exit of %s failed", intent.position_id)
+        for entry in entries:
+            if self.state.entries_blocked or self._stop.is_set():
+                exec_log.info("entry skipped: %s", self.state.entries_blocked or "stopping")
+                continue
+            try:
+                self._trader.enter(entry, tick)
+            except Exception:
+                errors += 1
+                exec_log.exception("entry %s failed", entry.opportunity.key)
+        return errors

@@ -1,0 +1,414 @@
+"""Carries out entry and exit intents: both legs, then retry-or-unwind until the pair is hedged.
+
+The decisions (what to retry, what to unwind) come from the pure planner in engines.hedging;
+this class does the I/O around them: ledger rows before each venue call, the calls, the
+accounting of what filled, and an alert for every single-leg event with its cost.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+
+from arbitrage.clock import Clock
+from arbitrage.config import AppConfig
+from arbitrage.domain import ids
+from arbitrage.domain.book import MarketSnapshot, OrderBook
+from arbitrage.domain.decisions import EntryIntent, ExitIntent, LegPlan
+from arbitrage.domain.money import ZERO, booked, dec
+from arbitrage.domain.orders import Order, OrderRequest
+from arbitrage.domain.positions import PairPosition
+from arbitrage.engines.hedging import LegState, plan_repair
+from arbitrage.runtime.legs import LegTally, ResidualBook
+from arbitrage.runtime.order_sender import OrderSender
+from arbitrage.runtime.state import BotState
+from arbitrage.store.ledger import Ledger
+from arbitrage.venues.base import Venue
+
+log = logging.getLogger("arbitrage.execution")
+
+AlertFn = Callable[[str, str], None]
+BookFn = Callable[[str, str], OrderBook | None]  # (venue, asset) -> a fresh book
+LegRunner = Callable[[list[tuple[Order, float]]], list[Order]]  # send orders, sequentially or at once
+
+
+class PairTrader:
+    def __init__(
+        self,
+        config: AppConfig,
+        state: BotState,
+        ledger: Ledger,
+        venues: Mapping[str, Venue],
+        sender: OrderSender,
+        run_legs: LegRunner,
+        fresh_book: BookFn,
+        residuals: ResidualBook,
+        alert: AlertFn,
+        clock: Clock,
+    ) -> None:
+        self._cfg = config
+        self._state = state
+        self._ledger = ledger
+        self._venues = venues
+        self._sender = sender
+        self._run_legs = run_legs
+        self._fresh_book = fresh_book
+        self.residuals = residuals
+        self._alert = alert
+        self._clock = clock
+        self._prefix = config.execution.client_id_prefix
+        self._unresolved_since: dict[str, float] = {}
+
+    # Entries -------------------------------------------------------------------------------
+
+    def enter(self, intent: EntryIntent, tick: int) -> PairPosition | None:
+        opp = intent.opportunity
+        group = ids.entry_group(self._prefix, self._ledger.next_sequence("entry"))
+        buy = self._order(group, "B", intent.buy, "entry", group)
+        sell = self._order(group, "S", intent.sell, "entry", group)
+        now = self._clock.time()
+        with self._ledger.transaction():
+            self._ledger.record_opportunity(group, tick, opp, None)
+            self._ledger.insert_orders([buy, sell], now)
+        log.info(
+            "entry %s %s buy %s@%s on %s, sell @%s on %s, net %.3f%% gross %.3f%% fx %s/%s",
+            group,
+            opp.asset,
+            buy.qty,
+            buy.price,
+            buy.venue,
+            sell.price,
+            sell.venue,
+            opp.net_spread_pct,
+            opp.gross_spread_pct,
+            opp.buy_fx,
+            opp.sell_fx,
+        )
+        buy_done, sell_done = self._run_legs([(buy, intent.buy.fx), (sell, intent.sell.fx)])
+        buy_tally = LegTally(buy.venue, buy.symbol, "buy", dec(intent.buy.fx), buy.price)
+        sell_tally = LegTally(sell.venue, sell.symbol, "sell", dec(intent.sell.fx), sell.price)
+        buy_tally.add(buy_done)
+        sell_tally.add(sell_done)
+        self._state.counters.entries += 1
+        self._repair(group, opp.asset, buy_tally, sell_tally, None)
+        hedged = min(buy_tally.net, sell_tally.net)
+        hedge_cost = self._settle_leftovers(group, opp.asset, (buy_tally, sell_tally), hedged)
+        self._refresh_balances(buy.venue, sell.venue)
+        position: PairPosition | None = None
+        if hedged > 0:
+            position = PairPosition(
+                position_id=group,
+                asset=opp.asset,
+                buy_venue=buy.venue,
+                sell_venue=sell.venue,
+                buy_symbol=buy.symbol,
+                sell_symbol=sell.symbol,
+                qty=hedged,
+                buy_qty=buy_tally.net,
+                sell_qty=sell_tally.net,
+                entry_cost=booked(buy_tally.value(hedged)),
+                entry_proceeds=booked(sell_tally.value(hedged)),
+                entry_fees=booked(buy_tally.fee_share(hedged) + sell_tally.fee_share(hedged)),
+                entry_spread_pct=opp.net_spread_pct,
+                opened_at=now,
+            )
+            self._state.counters.trades += 1
+            if self._cfg.exit.mode == "none":
+                # Inventory arbitrage: the entry spread is the whole trade, no reverse leg.
+                position = position.close_without_trade("INVENTORY", now)
+            self._save_position(position, position.realized_pnl, trades=1)
+        self._book_daily(hedge_cost, ZERO, hedge_cost, trades=0)
+        return position
+
+    # Exits ---------------------------------------------------------------------------------
+
+    def exit(self, intent: ExitIntent) -> PairPosition | None:
+        position = self._state.positions.get(intent.position_id)
+        if position is None or intent.sell is None or intent.buy is None:
+            return None
+        group = ids.exit_group(
+            position.position_id, self._ledger.next_sequence(f"exit:{position.position_id}")
+        )
+        sell = self._order(group, "S", intent.sell, "exit", position.position_id)
+        buy = self._order(group, "B", intent.buy, "exit", position.position_id)
+        self._ledger.insert_orders([sell, buy], self._clock.time())
+        log.info(
+            "exit %s %s %s qty %s: sell @%s on %s, buy @%s on %s, reverse spread %.3f%%",
+            group,
+            intent.reason,
+            position.asset,
+            intent.qty,
+            sell.price,
+            sell.venue,
+            buy.price,
+            buy.venue,
+            intent.spread_pct,
+        )
+        sell_done, buy_done = self._run_legs([(sell, intent.sell.fx), (buy, intent.buy.fx)])
+        sell_tally = LegTally(sell.venue, sell.symbol, "sell", dec(intent.sell.fx), sell.price)
+        buy_tally = LegTally(buy.venue, buy.symbol, "buy", dec(intent.buy.fx), buy.price)
+        sell_tally.add(sell_done)
+        buy_tally.add(buy_done)
+        self._repair(group, position.asset, sell_tally, buy_tally, position.position_id)
+        closed = min(sell_tally.net, buy_tally.net, position.qty)
+        hedge_cost = self._settle_leftovers(group, position.asset, (sell_tally, buy_tally), closed)
+        self._refresh_balances(sell.venue, buy.venue)
+        self._state.counters.exits += 1
+        if intent.reason == "STOP_LOSS":
+            self._state.counters.sl_triggers += 1
+        elif intent.reason == "TAKE_PROFIT":
+            self._state.counters.tp_triggers += 1
+        if closed > 0:
+            before = position.realized_pnl
+            position = position.close_part(
+                closed,
+                proceeds=sell_tally.value(closed),
+                cost=buy_tally.value(closed),
+                fees=sell_tally.fee_share(closed) + buy_tally.fee_share(closed),
+                spread_pct=intent.spread_pct,
+                reason=intent.reason,
+                ts=self._clock.time(),
+            )
+            self._save_position(position, position.realized_pnl - before, trades=0)
+            log.info(
+                "position %s %s: closed %s, %s left, realized %s %s",
+                position.position_id,
+                intent.reason,
+                closed,
+                position.qty,
+                position.realized_pnl.quantize(Decimal("1")),
+                self._cfg.accounting_currency,
+            )
+        self._book_daily(hedge_cost, ZERO, hedge_cost, trades=0)
+        return position
+
+    # Orders whose outcome was unknown -----------------------------------------------------
+
+    def resolve_unresolved(self, snapshot: MarketSnapshot) -> None:
+        """Ask again about orders whose create call had no answer; late fills become residuals."""
+        for cid, order in list(self._sender.unresolved.items()):
+            fx = snapshot.fx.get(self._venues[order.venue].quote, 0.0)
+            since = self._unresolved_since.setdefault(cid, self._clock.monotonic())
+            after = self._sender.resolve(order, fx)
+            if cid in self._sender.unresolved:
+                if self._clock.monotonic() - since > self._cfg.execution.leg_timeout_s * 6:
+                    self._alert(
+                        f"unresolved:{cid}", f"Order {cid} on {order.venue} still has no known outcome"
+                    )
+                continue
+            self._unresolved_since.pop(cid, None)
+            if after.filled_qty > 0:
+                asset = order.symbol.partition("/")[0]
+                cash = after.filled_qty * after.avg_fill_price * dec(fx)
+                signed = after.filled_qty if after.side == "buy" else -after.filled_qty
+                value = (-cash if after.side == "buy" else cash) - after.fee * dec(fx)
+                realized = booked(self.residuals.add(after.venue, asset, signed, value))
+                self._record_hedge(
+                    ids.group_of(cid),
+                    asset,
+                    after.venue,
+                    "residual",
+                    after.filled_qty,
+                    realized,
+                    f"late fill of {cid} ({after.state.value}) parked as unhedged inventory",
+                )
+                self._book_daily(realized, ZERO, realized, trades=0)
+                self._refresh_balances(after.venue)
+
+    # Residual inventory --------------------------------------------------------------------
+
+    def hedge_residuals(self, snapshot: MarketSnapshot) -> None:
+        """Unwind an asset's unhedged inventory when its net exceeds the bound."""
+        for asset in {a for (_, a) in self.residuals.items}:
+            limit = dec(self._cfg.execution.unhedged_limit(asset))
+            net = self.residuals.net(asset)
+            if abs(net) <= limit:
+                continue
+            venue = max(
+                (v for (v, a) in self.residuals.items if a == asset),
+                key=lambda v: abs(self.residuals.items[(v, asset)].qty),
+            )
+            self._unwind_residual(venue, asset, snapshot)
+        self._state.unhedged = self.residuals.quantities()
+
+    def _unwind_residual(self, venue: str, asset: str, snapshot: MarketSnapshot) -> None:
+        item = self.residuals.items[(venue, asset)]
+        side = "sell" if item.qty > 0 else "buy"
+        book = self._fresh_book(venue, asset)
+        symbol = self._cfg.venue_symbol(venue, asset)
+        rules = self._state.rules.get((venue, symbol))
+        if book is None or rules is None:
+            return
+        top = book.best_bid if side == "sell" else book.best_ask
+        if top is None:
+            return
+        slip = dec(self._cfg.execution.unwind_slippage_pct) / 100
+        price = dec(top) * (1 - slip if side == "sell" else 1 + slip)
+        qty = rules.round_qty(abs(item.qty))
+        price = rules.round_price(price, side)
+        if rules.check(qty, price) is not None:
+            return
+        fx = snapshot.fx.get(self._venues[venue].quote, 0.0)
+        group = f"{self._prefix}R{self._ledger.next_sequence('residual'):07d}"
+        order = Order.from_request(
+            OrderRequest(
+                ids.client_order_id(group, side[0].upper()),
+                venue,
+                symbol,
+                side,
+                qty,
+                price,
+                "unwind",
+                None,
+                group,
+            ),
+            group,
+        )
+        self._ledger.insert_orders([order], self._clock.time())
+        done = self._sender.send(order, fx)
+        if done.filled_qty > 0:
+            signed = done.filled_qty if side == "buy" else -done.filled_qty
+            cash = done.filled_qty * done.avg_fill_price * dec(fx)
+            value = (-cash if side == "buy" else cash) - done.fee * dec(fx)
+            realized = booked(self.residuals.add(venue, asset, signed, value))
+            self._record_hedge(
+                group,
+                asset,
+                venue,
+                "residual",
+                done.filled_qty,
+                realized,
+                f"unwound residual {side} {done.filled_qty}",
+            )
+            self._book_daily(realized, ZERO, realized, trades=0)
+            self._refresh_balances(venue)
+
+    # Internals -----------------------------------------------------------------------------
+
+    def _order(self, group: str, leg: str, plan: LegPlan, purpose: str, position_id: str | None) -> Order:
+        req = OrderRequest(
+            client_order_id=ids.client_order_id(group, leg),
+            venue=plan.venue,
+            symbol=plan.symbol,
+            side=plan.side,
+            qty=plan.qty,
+            price=plan.price,
+            purpose=purpose,
+            position_id=position_id,
+            group=group,
+        )
+        return Order.from_request(req, group)
+
+    def _repair(
+        self, group: str, asset: str, first: LegTally, second: LegTally, position_id: str | None
+    ) -> None:
+        """Retry the missing quantity, then unwind the excess, as the planner decides."""
+        attempt = 0
+        while True:
+            legs = (first, second)
+            books = {t.venue: b for t in legs if (b := self._fresh_book(t.venue, asset)) is not None}
+            rules = {
+                t.venue: r for t in legs if (r := self._state.rules.get((t.venue, t.symbol))) is not None
+            }
+            repair = plan_repair(
+                asset=asset,
+                first=LegState(first.venue, first.symbol, first.side, first.planned_price, first.net),
+                second=LegState(second.venue, second.symbol, second.side, second.planned_price, second.net),
+                books=books,
+                rules=rules,
+                fx={t.venue: float(t.fx) for t in legs},
+                attempt=attempt,
+                config=self._cfg.execution,
+            )
+            if repair is None:
+                return
+            attempt += 1
+            tally = first if repair.leg.venue == first.venue else second
+            kind = "R" if repair.purpose == "retry" else "U"
+            order = self._order(
+                group, f"{kind}{repair.leg.side[0].upper()}{attempt}", repair.leg, repair.purpose, position_id
+            )
+            self._ledger.insert_orders([order], self._clock.time())
+            done = self._sender.send(order, float(tally.fx))
+            tally.add(done)
+            self._state.counters.hedge_events += 1
+            if repair.purpose == "retry" and done.filled_qty > 0:
+                # A retry's price is part of the position's entry price; it books no cost of its own.
+                slip = (done.avg_fill_price - tally.planned_price) * done.filled_qty * tally.fx
+                self._record_hedge(
+                    group,
+                    asset,
+                    done.venue,
+                    "retry",
+                    done.filled_qty,
+                    ZERO,
+                    f"retried {done.side} {done.filled_qty} at {done.avg_fill_price} "
+                    f"(planned {tally.planned_price}, {abs(slip):.0f} in the entry price)",
+                )
+            self._alert(
+                f"single-leg:{group}",
+                f"Single-leg fill on {group} ({asset}): {repair.purpose} {done.side} "
+                f"{done.filled_qty}/{done.qty} on {done.venue} ({done.state.value})",
+            )
+
+    def _settle_leftovers(
+        self, group: str, asset: str, tallies: tuple[LegTally, LegTally], hedged: Decimal
+    ) -> Decimal:
+        """Book each leg's unwind result and park what is left unhedged; returns the total cost booked."""
+        total = ZERO
+        for tally in tallies:
+            result = booked(tally.unwind_result())
+            if tally.back_qty:
+                self._record_hedge(
+                    group,
+                    asset,
+                    tally.venue,
+                    "unwind",
+                    tally.back_qty,
+                    result,
+                    f"unwound {tally.back_qty} of the {tally.side} leg",
+                )
+                total += result
+            qty, value = tally.leftover(hedged)
+            if qty:
+                realized = booked(self.residuals.add(tally.venue, asset, qty, value))
+                self._record_hedge(
+                    group,
+                    asset,
+                    tally.venue,
+                    "residual",
+                    abs(qty),
+                    realized,
+                    f"{qty} left unhedged on {tally.venue} "
+                    f"(bound {self._cfg.execution.unhedged_limit(asset)})",
+                )
+                total += realized
+                if abs(self.residuals.net(asset)) > dec(self._cfg.execution.unhedged_limit(asset)):
+                    self._alert(
+                        f"unhedged:{asset}", f"{asset} unhedged {self.residuals.net(asset)} after {group}"
+                    )
+        self._state.unhedged = self.residuals.quantities()
+        return total
+
+    def _record_hedge(
+        self, group: str, asset: str, venue: str, kind: str, qty: Decimal, cost: Decimal, detail: str
+    ) -> None:
+        self._ledger.record_hedge_event(group, asset, venue, kind, qty, cost, detail, self._clock.time())
+        log.warning("hedge %s %s %s %s qty=%s result=%s: %s", kind, group, asset, venue, qty, cost, detail)
+
+    def _save_position(self, position: PairPosition, realized_delta: Decimal, trades: int) -> None:
+        self._ledger.save_position(position, self._clock.time())
+        self._state.put_position(position)
+        fees = position.entry_fees if trades else ZERO
+        self._book_daily(realized_delta, fees, ZERO, trades)
+
+    def _book_daily(self, realized: Decimal, fees: Decimal, hedge_cost: Decimal, trades: int) -> None:
+        if not realized and not fees and not hedge_cost and not trades:
+            return
+        self._state.book_realized(realized)
+        self._ledger.add_daily_pnl(self._state.day, realized, fees, hedge_cost, trades, self._clock.time())
+
+    def _refresh_balances(self, *venues: str) -> None:
+        for name in dict.fromkeys(venues):
+            self._state.balances[name] = self._venues[name].balances()

@@ -1,0 +1,237 @@
+"""One run of the bot, start to exit: config, logging, guards, the bot, its watchers, signals,
+the loop and the graceful shutdown. Returns the process exit code of SPEC §3.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from arbitrage.clock import SystemClock
+from arbitrage.config import AppConfig, load_config
+from arbitrage.errors import LiveRefused
+from arbitrage.ops.alerts import build_alerter
+from arbitrage.ops.health_server import HealthServer, HealthStatus
+from arbitrage.ops.live_guards import DryRunGate, check_live_guards
+from arbitrage.ops.logs import secrets_from_env, setup_logging
+from arbitrage.ops.metrics import BotMetrics
+from arbitrage.ops.sysmonitor import SysMonitor
+from arbitrage.ops.watchdog import Level, Watchdog
+from arbitrage.runtime.loop import TickHook
+from arbitrage.runtime.shutdown import Shutdown
+from arbitrage.runtime.supervisor import DryRunHook, Supervisor
+from arbitrage.runtime.wiring import Bot, build_bot
+
+log = logging.getLogger("arbitrage.live_loop")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    config_path: str
+    mode: str | None = None
+    max_ticks: int | None = None
+    interval_s: float | None = None
+    seed: int | None = None
+    log_dir: Path = Path("logs")
+    data_dir: Path = Path("data")
+    log_level: str | None = None
+
+
+def prepare_config(opts: RunOptions) -> AppConfig:
+    config = load_config(opts.config_path, opts.mode)
+    if opts.seed is not None:
+        config = config.model_copy(update={"mock": config.mock.model_copy(update={"seed": opts.seed})})
+    return config
+
+
+def run_session(opts: RunOptions, env: Mapping[str, str]) -> int:
+    config = prepare_config(opts)  # ConfigError -> exit 2 before anything starts
+    mode = config.mode.current
+    if mode == "live":
+        failed = check_live_guards(config, env, Path.cwd())
+        if failed:
+            raise LiveRefused(failed)
+    setup_logging(
+        opts.log_dir,
+        opts.log_level or config.logging.level,
+        console=config.logging.console,
+        backup_count=config.logging.backup_count,
+        secrets=secrets_from_env(config, env),
+    )
+    clock = SystemClock()
+    alerter = build_alerter(config.alerts, env, clock)
+    redis = None
+    if config.redis.enabled:
+        from arbitrage.store.redis_state import RedisState
+
+        redis = RedisState.from_config(config.redis, config.instance, clock)
+    sysmon = SysMonitor(config.sys_monitor, clock) if config.sys_monitor.enabled else None
+    metrics = BotMetrics()
+    started = time.monotonic()
+
+    def alert(key: str, text: str) -> None:
+        alerter.send(key, text)
+        if redis is not None:
+            redis.publish("alert", {"key": key, "text": text})
+
+    interval = opts.interval_s if opts.interval_s is not None else config.loop.interval_s
+    bot = build_bot(
+        config,
+        data_dir=opts.data_dir,
+        interval_s=interval,
+        max_ticks=opts.max_ticks,
+        alert=alert,
+        env=env,
+        clock=clock,
+    )
+    supervisor = Supervisor(
+        config,
+        clock,
+        bot.state,
+        Watchdog(config.watchdog),
+        sysmon,
+        metrics,
+        alerter,
+        redis,
+        ws_lag=bot.feed.ws_lag,
+    )
+    bot.loop.sys_sample = supervisor.sys_sample
+    hooks: list[TickHook] = [supervisor]
+    dry_run: DryRunHook | None = None
+    if mode == "live":
+        dry_run = DryRunHook(
+            DryRunGate(config.live_guards.dry_run_cycles),
+            bot.state,
+            config.live_guards.dry_run_cycles,
+            len(config.symbols) * len(config.venues),
+            lambda: _balances_readable(bot),
+        )
+        hooks.append(dry_run)
+    bot.loop.hooks.extend(hooks)
+
+    health: HealthServer | None = None
+    if config.health_server.enabled:
+        health = HealthServer(
+            config.health_server.host,
+            config.health_server.port,
+            lambda: _health(bot, supervisor, started),
+            metrics,
+        )
+        health.start()
+        bot.extras["health_url"] = health.url
+
+    shutdown = Shutdown(
+        bot, alert, opts.data_dir / "state.json", save_remote=redis.save_state if redis is not None else None
+    )
+    previous = _install_signals(bot, shutdown)
+    log.info(
+        "starting %s in %s mode: %d venues, %d assets, interval %.3fs, ticks %s, ledger %s",
+        config.instance,
+        mode,
+        len(config.venues),
+        len(config.symbols),
+        interval,
+        opts.max_ticks or "unlimited",
+        config.storage.url or opts.data_dir / "ledger.sqlite3",
+    )
+    alert("start", f"{config.instance} started in {mode} mode")
+    code = 1
+    reason = "unexpected failure"
+    try:
+        code = bot.loop.run()
+        reason = bot.loop.stop_reason or "finished"
+    except BaseException as err:
+        log.exception("loop failed: %s", err)
+        raise
+    finally:
+        try:
+            shutdown.run(reason, code)
+        finally:
+            _restore_signals(previous)
+            if health is not None:
+                health.stop()
+            bot.close()
+            alerter.close(2.0)
+            if redis is not None:
+                redis.close()
+    if dry_run is not None and dry_run.refused:
+        raise LiveRefused(dry_run.refused)
+    return code
+
+
+def _balances_readable(bot: Bot) -> bool:
+    try:
+        for name, venue in bot.venues.by_name.items():
+            bot.state.balances[name] = venue.balances()
+    except Exception as err:
+        log.warning("balances unreadable during the dry run: %s", err)
+        return False
+    return True
+
+
+def _health(bot: Bot, supervisor: Supervisor, started: float) -> HealthStatus:
+    wd = supervisor.last_report
+    level = wd.level if wd else Level.OK
+    last = bot.loop.last_tick_wall
+    state = bot.state
+    detail: dict[str, Any] = {
+        "instance": bot.config.instance,
+        "mode": state.mode,
+        "uptime_s": round(time.monotonic() - started, 3),
+        "last_tick_age_s": None if last is None else round(bot.clock.time() - last, 3),
+        "ticks": state.counters.ticks,
+        "stopping": bot.loop.stopping,
+        "entries_blocked": state.entries_blocked,
+        "halted": state.halted,
+        **supervisor.detail(),
+        "venues": {name: _venue_detail(venue) for name, venue in bot.venues.by_name.items()},
+        "positions": [
+            {
+                "position_id": p.position_id,
+                "asset": p.asset,
+                "buy_venue": p.buy_venue,
+                "sell_venue": p.sell_venue,
+                "qty": str(p.qty),
+                "opened_at": p.opened_at,
+            }
+            for p in list(state.positions.values())
+        ],
+        "daily_pnl": {"day": state.day, "realized": str(state.daily_realized)},
+        "unhedged": {f"{v}:{a}": str(q) for (v, a), q in state.unhedged.items()},
+    }
+    return HealthStatus(level, detail)
+
+
+def _venue_detail(venue: Any) -> dict[str, Any]:
+    describe = getattr(venue, "describe", None)
+    return (
+        describe()
+        if callable(describe)
+        else {"feed": "simulated" if type(venue).__name__.startswith("Mock") else "rest"}
+    )
+
+
+def _install_signals(bot: Bot, shutdown: Shutdown) -> dict[int, Any]:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if shutdown.in_progress or bot.loop.stopping:
+            log.warning("%s received during shutdown: ignored, the shutdown is finishing cleanly", name)
+            return
+        log.warning("%s received: stopping after this tick", name)
+        bot.loop.request_stop(f"signal {name}", 0)
+
+    previous: dict[int, Any] = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous[sig] = signal.signal(sig, handler)
+    return previous
+
+
+def _restore_signals(previous: dict[int, Any]) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)

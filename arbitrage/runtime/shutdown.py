@@ -1,0 +1,155 @@
+"""Graceful shutdown (SPEC §8): no new entries, open orders cancelled, optional flatten,
+ledger flushed, state saved, a final alert. Each step is logged; none is skipped because an
+earlier one failed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import replace
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from arbitrage.domain.orders import OrderCancelled, OrderState, apply
+from arbitrage.errors import VenueError
+from arbitrage.runtime.wiring import Bot
+
+log = logging.getLogger("arbitrage.live_loop")
+
+AlertFn = Callable[[str, str], None]
+ExitPlanner = Callable[[Bot, str], list[Any]]  # builds ExitIntents to flatten every position
+
+
+def state_document(bot: Bot, reason: str, exit_code: int) -> dict[str, Any]:
+    state = bot.state
+    return {
+        "instance": bot.config.instance,
+        "mode": state.mode,
+        "stopped_at": bot.clock.time(),
+        "reason": reason,
+        "exit_code": exit_code,
+        "day": state.day,
+        "daily_realized_pnl": str(state.daily_realized),
+        "run_realized_pnl": str(state.run_realized),
+        "halted": state.halted,
+        "open_positions": [
+            {
+                "position_id": p.position_id,
+                "asset": p.asset,
+                "buy_venue": p.buy_venue,
+                "sell_venue": p.sell_venue,
+                "qty": str(p.qty),
+                "opened_at": p.opened_at,
+            }
+            for p in state.positions.values()
+        ],
+        "unhedged": {f"{v}:{a}": str(q) for (v, a), q in state.unhedged.items()},
+        "open_orders": [o.client_order_id for o in bot.ledger.open_orders()],
+        "counters": {k: v for k, v in vars(state.counters).items() if isinstance(v, int)},
+    }
+
+
+def _default(value: Any) -> str:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(type(value).__name__)
+
+
+def save_state_file(path: Path, document: dict[str, Any]) -> None:
+    """Write atomically: a crash mid-write leaves the previous file, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(document, indent=2, default=_default), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class Shutdown:
+    def __init__(
+        self,
+        bot: Bot,
+        alert: AlertFn,
+        state_file: Path,
+        flatten: ExitPlanner | None = None,
+        save_remote: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> None:
+        self._bot = bot
+        self._alert = alert
+        self._state_file = state_file
+        self._flatten = flatten
+        self._save_remote = save_remote
+        self.in_progress = False
+
+    def run(self, reason: str, exit_code: int) -> int:
+        self.in_progress = True
+        bot = self._bot
+        log.info("shutdown: begin (%s, exit code %d)", reason, exit_code)
+        bot.state.entries_blocked = f"shutting down: {reason}"
+        log.info("shutdown: 1/6 new entries stopped")
+        self._step("2/6 cancel open orders", self._cancel_open_orders)
+        if bot.config.shutdown.flatten and self._flatten is not None:
+            self._step("3/6 flatten positions", self._flatten_positions)
+        else:
+            log.info(
+                "shutdown: 3/6 flatten skipped (shutdown.flatten is off); %d position(s) stay open",
+                len(bot.state.positions),
+            )
+        self._step("4/6 flush ledger", lambda: bot.ledger.flush())
+        document = state_document(bot, reason, exit_code)
+        self._step("5/6 save state", lambda: self._save(document))
+        self._alert(
+            "shutdown",
+            f"{bot.config.instance} stopped: {reason} (exit {exit_code}); "
+            f"open positions {len(bot.state.positions)}, "
+            f"realized {bot.state.run_realized:.0f} {bot.config.accounting_currency}",
+        )
+        log.info("shutdown: 6/6 final alert sent; done")
+        return exit_code
+
+    def _step(self, name: str, action: Callable[[], object]) -> None:
+        try:
+            action()
+            log.info("shutdown: %s done", name)
+        except Exception:
+            log.exception("shutdown: %s failed; continuing with the next step", name)
+
+    def _cancel_open_orders(self) -> None:
+        bot = self._bot
+        for order in bot.ledger.open_orders():
+            if order.state is OrderState.PENDING:
+                # Written but never sent: nothing at the venue to cancel.
+                bot.ledger.update_order(
+                    apply(order, OrderCancelled("never sent (shutdown)")), bot.clock.time()
+                )
+                log.info("shutdown: %s was never sent; marked CANCELLED", order.client_order_id)
+                continue
+            venue = bot.venues.by_name.get(order.venue)
+            if venue is None:
+                continue
+            try:
+                report = venue.cancel(order.symbol, order.client_order_id)
+            except VenueError as err:
+                log.warning("shutdown: cancel of %s failed: %s", order.client_order_id, err)
+                continue
+            quote = order.symbol.partition("/")[2]
+            fx = bot.feed.last_fx.get(quote, 0.0) if bot.feed.last_fx else 0.0
+            if report is None:
+                bot.ledger.update_order(
+                    replace(order, reason="unknown at venue at shutdown"), bot.clock.time()
+                )
+                continue
+            bot.sender.apply_report(order, report, fx)
+            log.info("shutdown: %s -> %s", order.client_order_id, report.state.value)
+
+    def _flatten_positions(self) -> None:
+        assert self._flatten is not None
+        for intent in self._flatten(self._bot, "SHUTDOWN"):
+            self._bot.trader.exit(intent)
+
+    def _save(self, document: dict[str, Any]) -> None:
+        save_state_file(self._state_file, document)
+        if self._save_remote is not None and not self._save_remote(document):
+            log.warning("shutdown: state not saved to Redis (unreachable); the state file has it")

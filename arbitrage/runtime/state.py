@@ -1,0 +1,94 @@
+"""The bot's mutable state, owned by the runtime; engines see it only through `view()`."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from arbitrage.domain.money import ZERO, MarketRules
+from arbitrage.domain.positions import PairPosition, PositionState
+from arbitrage.engines.base import StateView, VenueStatus
+
+
+def trading_day(ts: float, utc_offset_h: float) -> str:
+    """The trading day of a timestamp, in the venue's local calendar (KST by default)."""
+    return (datetime.fromtimestamp(ts, UTC) + timedelta(hours=utc_offset_h)).strftime("%Y-%m-%d")
+
+
+@dataclass
+class RunCounters:
+    """Cumulative counts for the run, shown on the metrics line and exported."""
+
+    ticks: int = 0
+    signals: int = 0
+    approvals: int = 0
+    entries: int = 0  # entry intents carried out
+    trades: int = 0  # entries that opened a hedged position
+    safety_rejections: int = 0
+    rejections: Counter[str] = field(default_factory=Counter)
+    sl_triggers: int = 0
+    tp_triggers: int = 0
+    exits: int = 0
+    live_errors: int = 0
+    hedge_events: int = 0
+
+
+@dataclass
+class BotState:
+    mode: str
+    accounting_currency: str
+    utc_offset_h: float
+    positions: dict[str, PairPosition] = field(default_factory=dict)  # open only
+    balances: dict[str, dict[str, Decimal]] = field(default_factory=dict)
+    initial_balances: dict[str, dict[str, Decimal]] = field(default_factory=dict)
+    rules: dict[tuple[str, str], MarketRules] = field(default_factory=dict)
+    venues: dict[str, VenueStatus] = field(default_factory=dict)
+    day: str = ""
+    daily_realized: Decimal = ZERO
+    run_realized: Decimal = ZERO
+    halted: bool = False
+    halt_reason: str = ""
+    entries_blocked: str | None = None
+    redis_heartbeat_age_ms: float | None = None
+    unhedged: dict[tuple[str, str], Decimal] = field(default_factory=dict)  # (venue, asset) -> signed qty
+    counters: RunCounters = field(default_factory=RunCounters)
+
+    def view(self) -> StateView:
+        # Shallow copies: engines get a stable picture for the tick even if the executor
+        # changes the state between engines.
+        return StateView(
+            mode=self.mode,
+            accounting_currency=self.accounting_currency,
+            positions=dict(self.positions),
+            balances=self.balances,
+            initial_balances=self.initial_balances,
+            rules=self.rules,
+            venues=self.venues,
+            daily_realized_pnl=self.daily_realized,
+            halted=self.halted,
+            halt_reason=self.halt_reason,
+            entries_blocked=self.entries_blocked,
+            redis_heartbeat_age_ms=self.redis_heartbeat_age_ms,
+            unhedged_qty=dict(self.unhedged),
+        )
+
+    def roll_day(self, ts: float, realized_for_day: Decimal | None = None) -> bool:
+        """Move to the trading day of `ts`; True when the day changed (the kill switch re-arms)."""
+        day = trading_day(ts, self.utc_offset_h)
+        if day == self.day:
+            return False
+        self.day = day
+        self.daily_realized = realized_for_day if realized_for_day is not None else ZERO
+        return True
+
+    def book_realized(self, amount: Decimal) -> None:
+        self.daily_realized += amount
+        self.run_realized += amount
+
+    def put_position(self, position: PairPosition) -> None:
+        if position.state is PositionState.OPEN and position.qty > 0:
+            self.positions[position.position_id] = position
+        else:
+            self.positions.pop(position.position_id, None)

@@ -1,0 +1,189 @@
+"""The one place where objects are built from the config. Everything else receives what it needs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from arbitrage.clock import Clock, SystemClock
+from arbitrage.config import AppConfig
+from arbitrage.domain.orders import Order
+from arbitrage.engines.base import VenueStatus
+from arbitrage.engines.registry import build_engines
+from arbitrage.runtime.legs import ResidualBook
+from arbitrage.runtime.loop import LiveLoop, TickHook
+from arbitrage.runtime.market_feed import FixedFx, FxSource, MarketFeed, VenueFx
+from arbitrage.runtime.order_sender import OrderSender
+from arbitrage.runtime.pair_trader import PairTrader
+from arbitrage.runtime.state import BotState
+from arbitrage.store.ledger import Ledger, open_ledger
+from arbitrage.venues.base import Venue
+
+log = logging.getLogger("arbitrage.live_loop")
+
+AlertFn = Callable[[str, str], None]
+
+
+def ledger_url(config: AppConfig, data_dir: Path) -> str:
+    return config.storage.url or f"sqlite:///{data_dir / 'ledger.sqlite3'}"
+
+
+@dataclass
+class Venues:
+    """The venues of a run, plus whatever must advance before each tick (the mock market)."""
+
+    by_name: dict[str, Venue]
+    before_tick: list[Callable[[], None]] = field(default_factory=list)
+    concurrent_legs: bool = False  # real venues: both legs at once; simulated: in order, deterministic
+
+    def close(self) -> None:
+        for venue in self.by_name.values():
+            try:
+                venue.close()
+            except Exception:  # closing must not hide the reason we are closing
+                log.exception("closing venue %s failed", venue.name)
+
+
+def build_mock_venues(config: AppConfig, clock: Clock) -> Venues:
+    from arbitrage.venues.mock import MockVenue
+    from arbitrage.venues.mock_faults import MockFaults
+    from arbitrage.venues.mock_market import MockMarket
+
+    market = MockMarket(config, clock)
+    faults = MockFaults(config.mock.faults, config.mock.seed)
+    venues: dict[str, Venue] = {
+        name: MockVenue(name, vc, market, faults, clock) for name, vc in config.venues.items()
+    }
+    return Venues(venues, before_tick=[market.step])
+
+
+def build_venues(config: AppConfig, clock: Clock, env: Mapping[str, str]) -> Venues:
+    if config.mode.current == "mock":
+        return build_mock_venues(config, clock)
+    from arbitrage.venues.real import build_real_venues  # imports ccxt: paper and live only
+
+    return build_real_venues(config, clock, env)
+
+
+def build_fx(config: AppConfig, venues: Mapping[str, Venue]) -> FxSource:
+    if config.fx.source == "fixed":
+        return FixedFx(config.accounting_currency, config.fx.fixed)
+    return VenueFx(config.accounting_currency, venues[config.fx.venue], config.fx.symbol)
+
+
+def sequential_legs(sender: OrderSender) -> Callable[[list[tuple[Order, float]]], list[Order]]:
+    def run(legs: list[tuple[Order, float]]) -> list[Order]:
+        return [sender.send(order, fx) for order, fx in legs]
+
+    return run
+
+
+def concurrent_legs(
+    sender: OrderSender, pool: ThreadPoolExecutor
+) -> Callable[[list[tuple[Order, float]]], list[Order]]:
+    def run(legs: list[tuple[Order, float]]) -> list[Order]:
+        futures = [pool.submit(sender.send, order, fx) for order, fx in legs]
+        return [f.result() for f in futures]
+
+    return run
+
+
+@dataclass
+class Bot:
+    config: AppConfig
+    clock: Clock
+    ledger: Ledger
+    venues: Venues
+    state: BotState
+    feed: MarketFeed
+    sender: OrderSender
+    trader: PairTrader
+    loop: LiveLoop
+    extras: dict[str, Any] = field(default_factory=dict)
+    _pool: ThreadPoolExecutor | None = None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        self.venues.close()
+        self.ledger.close()
+
+
+def initial_state(
+    config: AppConfig, venues: Mapping[str, Venue], symbols: Mapping[tuple[str, str], str]
+) -> BotState:
+    state = BotState(
+        mode=config.mode.current,
+        accounting_currency=config.accounting_currency,
+        utc_offset_h=config.safety.trading_day_utc_offset_h,
+    )
+    for name, venue in venues.items():
+        state.balances[name] = venue.balances()
+        state.initial_balances[name] = dict(state.balances[name])
+        state.venues[name] = VenueStatus(name=name, quote=venue.quote, taker_fee_pct=venue.taker_fee_pct)
+    for (venue_name, _asset), symbol in symbols.items():
+        state.rules[(venue_name, symbol)] = venues[venue_name].rules(symbol)
+    return state
+
+
+def build_bot(
+    config: AppConfig,
+    *,
+    data_dir: Path,
+    interval_s: float,
+    max_ticks: int | None,
+    alert: AlertFn,
+    env: Mapping[str, str],
+    clock: Clock | None = None,
+    hooks: list[TickHook] | None = None,
+    sys_sample: Callable[[], tuple[float, float]] | None = None,
+    print_line: Callable[[str], None] | None = None,
+) -> Bot:
+    clock = clock or SystemClock()
+    engines = build_engines(config)  # a bad engine path fails before anything opens
+    ledger = open_ledger(ledger_url(config, data_dir), config.storage.synchronous)
+    try:
+        venues = build_venues(config, clock, env)
+    except BaseException:
+        ledger.close()
+        raise
+    symbols = {(v, a): config.venue_symbol(v, a) for v in config.venues for a in config.symbols}
+    state = initial_state(config, venues.by_name, symbols)
+    for position in ledger.open_positions():
+        state.put_position(position)
+    feed = MarketFeed(
+        venues.by_name,
+        symbols,
+        config.loop.book_depth,
+        build_fx(config, venues.by_name),
+        clock,
+        before_tick=venues.before_tick,
+    )
+    sender = OrderSender(venues.by_name, ledger, clock, alert)
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="leg") if venues.concurrent_legs else None
+    run_legs = concurrent_legs(sender, pool) if pool is not None else sequential_legs(sender)
+    trader = PairTrader(
+        config, state, ledger, venues.by_name, sender, run_legs, feed.book, ResidualBook(), alert, clock
+    )
+    halt = Path(config.safety.halt_file)
+    loop = LiveLoop(
+        config=config,
+        clock=clock,
+        feed=feed,
+        engines=engines,
+        trader=trader,
+        state=state,
+        ledger=ledger,
+        interval_s=interval_s,
+        max_ticks=max_ticks,
+        hooks=hooks or [],
+        sys_sample=sys_sample,
+        halt_file=halt,
+        live=config.mode.current == "live",
+        print_line=print_line,
+    )
+    return Bot(config, clock, ledger, venues, state, feed, sender, trader, loop, _pool=pool)
