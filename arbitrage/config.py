@@ -92,7 +92,7 @@ class SafetyConfig(Section):
     max_spread_pct: Pos = 5.0
     max_position_notional: Pos = 10_000_000.0
     max_open_positions: PosInt = 5
-    max_exposure: Pos = 30_000_000.0
+    max_exposure: Pos = 20_000_000.0  # below rebalancer.max_exposure, or entries and reductions churn
     daily_loss_limit: Pos = 1_000_000.0
     min_liquidity_notional: NonNeg = 100_000.0
     max_slippage_pct: Pct = 0.3

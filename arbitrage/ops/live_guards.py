@@ -107,6 +107,11 @@ def safety_problems(config: AppConfig) -> list[str]:
             f"safety.daily_loss_limit ({safety.daily_loss_limit:g}) >= "
             f"safety.max_exposure ({safety.max_exposure:g})"
         )
+    if config.rebalancer.auto_reduce and safety.max_exposure > config.rebalancer.max_exposure:
+        problems.append(
+            f"safety.max_exposure ({safety.max_exposure:g}) > rebalancer.max_exposure "
+            f"({config.rebalancer.max_exposure:g}): entries would be reduced again at once"
+        )
     if safety.max_spread_pct <= signal.min_spread_pct:
         problems.append(
             f"safety.max_spread_pct ({safety.max_spread_pct:g}) <= signal.min_spread_pct "

@@ -136,7 +136,7 @@ class LiveLoop:
             k = max(k + 1, math.ceil((now - t0) / self._interval))
             delay = t0 + k * self._interval - now
             if delay > 0:
-                self._stop.wait(delay)
+                self._clock.wait(self._stop, delay)
         return self.exit_code
 
     # One tick ------------------------------------------------------------------------------

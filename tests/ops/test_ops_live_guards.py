@@ -160,13 +160,17 @@ def test_mock_venues_need_no_keys(tmp_path: Path) -> None:
         ),
         (
             {"safety": {"max_position_notional": 40_000_000.0}, "signal": {"max_notional": 1_000_000.0}},
-            "safety.max_position_notional (4e+07) > safety.max_exposure (3e+07)",
+            "safety.max_position_notional (4e+07) > safety.max_exposure (2e+07)",
         ),
         (
             {"safety": {"daily_loss_limit": 30_000_000.0}},
             "safety.daily_loss_limit (3e+07) >= safety.max_exposure",
         ),
         ({"signal": {"min_notional": 6_000_000.0}}, "signal.min_notional (6e+06) > signal.max_notional"),
+        (
+            {"safety": {"max_exposure": 28_000_000.0}},
+            "safety.max_exposure (2.8e+07) > rebalancer.max_exposure (2.5e+07)",
+        ),
         ({"signal": {"min_spread_pct": 0.0}}, "signal.min_spread_pct (0) must be above 0"),
         ({"signal": {"min_spread_pct": 6.0}}, "would be rejected as SPREAD_OUTLIER"),
         (
