@@ -57,8 +57,7 @@ class SysMonitor:
             return
         self._psutil = psutil
         self._process = psutil.Process()
-        # cpu_percent(None) measures since the previous call; this first call only sets the origin.
-        self._process.cpu_percent(interval=None)
+        self._cpu_origin_set = False
 
     @property
     def available(self) -> bool:
@@ -75,6 +74,7 @@ class SysMonitor:
         self._last_at = now
         if self._process is None:
             return self._last  # unavailable: the empty sample, all OK
+
         try:
             self._last = self._measure()
         except (self._psutil.Error, OSError) as err:
@@ -90,7 +90,12 @@ class SysMonitor:
     def _measure(self) -> SysSample:
         p = self._process
         with p.oneshot():
-            cpu = float(p.cpu_percent(interval=None))
+            # cpu_percent(None) measures since its previous call. The first sample only sets the
+            # origin, so imports and start-up work never count as load (they read ~100% and could
+            # escalate the watchdog right after start); CPU is graded from the second sample on.
+            measured = float(p.cpu_percent(interval=None))
+            cpu = measured if self._cpu_origin_set else 0.0
+            self._cpu_origin_set = True
             rss_mb = p.memory_info().rss / (1024 * 1024)
             fds = p.num_fds() if hasattr(p, "num_fds") else p.num_handles()  # num_handles: Windows
             threads = p.num_threads()

@@ -96,11 +96,9 @@ class MarketFeed:
         """Per-venue stream lag in ms, from venues that stream (mock and REST venues have none)."""
         lags: dict[str, float] = {}
         for name, venue in self._venues.items():
-            lag = getattr(venue, "ws_lag_ms", None)
-            if callable(lag):
-                value = lag()
-                if value is not None:
-                    lags[name] = value
+            lag = venue.ws_lag_ms()
+            if lag is not None:
+                lags[name] = lag
         return lags
 
     def book(self, venue: str, asset: str) -> OrderBook | None:

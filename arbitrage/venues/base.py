@@ -41,4 +41,10 @@ class Venue(Protocol):
     def cancel(self, symbol: str, client_order_id: str) -> OrderReport | None:
         """Cancel an order by client order id; the report after the cancel, None if unknown."""
 
+    def ws_lag_ms(self) -> float | None:
+        """Lag of the venue's market-data stream in ms; None when it has no stream."""
+
+    def describe(self) -> dict[str, object]:
+        """What /health/detailed shows of this venue: its feed (stream/poll/simulated) and health."""
+
     def close(self) -> None: ...

@@ -110,6 +110,12 @@ class MockVenue:
         self._delay()
         return self._orders.get(client_order_id)
 
+    def ws_lag_ms(self) -> float | None:
+        return None  # the simulated market has no stream
+
+    def describe(self) -> dict[str, object]:
+        return {"exchange": "mock", "feed": "simulated", "quote": self.quote, "orders": len(self._orders)}
+
     def close(self) -> None:
         """Nothing to release: the venue holds no connection or thread."""
 

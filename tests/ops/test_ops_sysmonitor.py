@@ -27,6 +27,25 @@ def test_samples_this_process_with_real_psutil() -> None:
     assert sample.level == Level.OK
 
 
+def _burn_cpu(seconds: float) -> None:
+    import time
+
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+
+
+def test_start_up_work_never_counts_as_cpu_load() -> None:
+    config = SysMonitorConfig(sample_interval_sec=1.0, warn_cpu_pct=50.0, max_cpu_pct=60.0)
+    monitor = SysMonitor(config, FakeClock())
+    _burn_cpu(0.3)  # what imports and wiring cost between construction and the first tick
+    first = monitor.sample(0.0)
+    assert first.cpu_pct == 0.0
+    assert first.levels["cpu_pct"] is Level.OK
+    _burn_cpu(0.3)  # a busy loop after the first sample is load, and is graded
+    assert monitor.sample(1.0).levels["cpu_pct"] is not Level.OK
+
+
 def test_caches_until_the_sample_interval_has_elapsed() -> None:
     monitor = SysMonitor(SysMonitorConfig(sample_interval_sec=5.0), FakeClock())
     first = monitor.sample(100.0)
