@@ -92,6 +92,17 @@ class MarketFeed:
         self.last_fx = fx
         return MarketSnapshot(ts=now, books=books, fx=fx, fx_age_ms=fx_age_ms)
 
+    def fx_now(self) -> dict[str, float]:
+        """The FX rates now, without taking a snapshot (the mock market does not move)."""
+        rates, _age = self._fx.rates(self._clock.time())
+        return rates
+
+    def mid(self, venue: str, asset: str) -> float | None:
+        book = self.book(venue, asset)
+        if book is None or book.best_bid is None or book.best_ask is None:
+            return None
+        return (book.best_bid + book.best_ask) / 2
+
     def ws_lag(self) -> dict[str, float]:
         """Per-venue stream lag in ms, from venues that stream (mock and REST venues have none)."""
         lags: dict[str, float] = {}

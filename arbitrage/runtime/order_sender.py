@@ -25,6 +25,7 @@ from arbitrage.domain.orders import (
     events_from_report,
 )
 from arbitrage.errors import InvalidTransition, UnknownOrderOutcome, VenueError
+from arbitrage.runtime import failpoints
 from arbitrage.store.ledger import Ledger
 from arbitrage.venues.base import Venue
 
@@ -67,6 +68,7 @@ class OrderSender:
         """Place `order` (already written PENDING) and return it as the venue left it."""
         venue = self._venues[order.venue]
         order = self._transition(order, OrderSubmitted(), fx)
+        failpoints.hit("order.submitted_written")
         try:
             report = venue.submit(request_of(order))
         except UnknownOrderOutcome as err:
@@ -78,7 +80,10 @@ class OrderSender:
             # Refused before it could be placed (permanent error, or a rate limit on create).
             log.warning("order %s refused: %s", order.client_order_id, err)
             return self._transition(order, OrderRejected(str(err)), fx)
-        return self.apply_report(order, report, fx)
+        failpoints.hit("order.sent")
+        order = self.apply_report(order, report, fx)
+        failpoints.hit("order.applied")
+        return order
 
     def resolve(self, order: Order, fx: float, delays: tuple[float, ...] = (0.0,)) -> Order:
         """Look an order up by client order id until the venue knows it; unresolved if it never answers."""

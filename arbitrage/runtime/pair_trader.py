@@ -20,6 +20,7 @@ from arbitrage.domain.money import ZERO, booked, dec
 from arbitrage.domain.orders import Order, OrderRequest
 from arbitrage.domain.positions import PairPosition
 from arbitrage.engines.hedging import LegState, plan_repair
+from arbitrage.runtime import failpoints
 from arbitrage.runtime.legs import LegTally, ResidualBook
 from arbitrage.runtime.order_sender import OrderSender
 from arbitrage.runtime.state import BotState
@@ -85,40 +86,60 @@ class PairTrader:
             opp.buy_fx,
             opp.sell_fx,
         )
+        failpoints.hit("entry.orders_written")
         buy_done, sell_done = self._run_legs([(buy, intent.buy.fx), (sell, intent.sell.fx)])
         buy_tally = LegTally(buy.venue, buy.symbol, "buy", dec(intent.buy.fx), buy.price)
         sell_tally = LegTally(sell.venue, sell.symbol, "sell", dec(intent.sell.fx), sell.price)
         buy_tally.add(buy_done)
         sell_tally.add(sell_done)
         self._state.counters.entries += 1
-        self._repair(group, opp.asset, buy_tally, sell_tally, None)
-        hedged = min(buy_tally.net, sell_tally.net)
-        hedge_cost = self._settle_leftovers(group, opp.asset, (buy_tally, sell_tally), hedged)
-        self._refresh_balances(buy.venue, sell.venue)
+        return self.conclude_entry(group, opp.asset, buy_tally, sell_tally, opp.net_spread_pct, now)
+
+    def conclude_entry(
+        self,
+        group: str,
+        asset: str,
+        buy_tally: LegTally,
+        sell_tally: LegTally,
+        entry_spread_pct: float,
+        opened_at: float,
+    ) -> PairPosition | None:
+        """Hedge what the legs left uneven, then book the group in one transaction.
+
+        Recovery calls this too, with tallies rebuilt from the ledger, for an entry that a crash
+        interrupted before it was booked.
+        """
+        self._repair(group, asset, buy_tally, sell_tally, None)
+        hedged = max(min(buy_tally.net, sell_tally.net), ZERO)
+        failpoints.hit("entry.before_booking")
         position: PairPosition | None = None
-        if hedged > 0:
-            position = PairPosition(
-                position_id=group,
-                asset=opp.asset,
-                buy_venue=buy.venue,
-                sell_venue=sell.venue,
-                buy_symbol=buy.symbol,
-                sell_symbol=sell.symbol,
-                qty=hedged,
-                buy_qty=buy_tally.net,
-                sell_qty=sell_tally.net,
-                entry_cost=booked(buy_tally.value(hedged)),
-                entry_proceeds=booked(sell_tally.value(hedged)),
-                entry_fees=booked(buy_tally.fee_share(hedged) + sell_tally.fee_share(hedged)),
-                entry_spread_pct=opp.net_spread_pct,
-                opened_at=now,
-            )
-            self._state.counters.trades += 1
-            if self._cfg.exit.mode == "none":
-                # Inventory arbitrage: the entry spread is the whole trade, no reverse leg.
-                position = position.close_without_trade("INVENTORY", now)
-            self._save_position(position, position.realized_pnl, trades=1)
-        self._book_daily(hedge_cost, ZERO, hedge_cost, trades=0)
+        with self._ledger.transaction():
+            hedge_cost = self._settle_leftovers(group, asset, (buy_tally, sell_tally), hedged)
+            if hedged > 0:
+                position = PairPosition(
+                    position_id=group,
+                    asset=asset,
+                    buy_venue=buy_tally.venue,
+                    sell_venue=sell_tally.venue,
+                    buy_symbol=buy_tally.symbol,
+                    sell_symbol=sell_tally.symbol,
+                    qty=hedged,
+                    buy_qty=buy_tally.net,
+                    sell_qty=sell_tally.net,
+                    entry_cost=booked(buy_tally.value(hedged)),
+                    entry_proceeds=booked(sell_tally.value(hedged)),
+                    entry_fees=booked(buy_tally.fee_share(hedged) + sell_tally.fee_share(hedged)),
+                    entry_spread_pct=entry_spread_pct,
+                    opened_at=opened_at,
+                )
+                self._state.counters.trades += 1
+                if self._cfg.exit.mode == "none":
+                    # Inventory arbitrage: the entry spread is the whole trade, no reverse leg.
+                    position = position.close_without_trade("INVENTORY", opened_at)
+                self._save_position(position, position.realized_pnl, trades=1)
+            self._book_daily(hedge_cost, ZERO, hedge_cost, trades=0)
+            self._ledger.conclude_group(group, "entry", self._clock.time())
+        self._refresh_balances(buy_tally.venue, sell_tally.venue)
         return position
 
     # Exits ---------------------------------------------------------------------------------
@@ -145,42 +166,59 @@ class PairTrader:
             buy.venue,
             intent.spread_pct,
         )
+        failpoints.hit("exit.orders_written")
         sell_done, buy_done = self._run_legs([(sell, intent.sell.fx), (buy, intent.buy.fx)])
         sell_tally = LegTally(sell.venue, sell.symbol, "sell", dec(intent.sell.fx), sell.price)
         buy_tally = LegTally(buy.venue, buy.symbol, "buy", dec(intent.buy.fx), buy.price)
         sell_tally.add(sell_done)
         buy_tally.add(buy_done)
-        self._repair(group, position.asset, sell_tally, buy_tally, position.position_id)
-        closed = min(sell_tally.net, buy_tally.net, position.qty)
-        hedge_cost = self._settle_leftovers(group, position.asset, (sell_tally, buy_tally), closed)
-        self._refresh_balances(sell.venue, buy.venue)
         self._state.counters.exits += 1
         if intent.reason == "STOP_LOSS":
             self._state.counters.sl_triggers += 1
         elif intent.reason == "TAKE_PROFIT":
             self._state.counters.tp_triggers += 1
+        return self.conclude_exit(group, position, sell_tally, buy_tally, intent.reason, intent.spread_pct)
+
+    def conclude_exit(
+        self,
+        group: str,
+        position: PairPosition,
+        sell_tally: LegTally,
+        buy_tally: LegTally,
+        reason: str,
+        spread_pct: float,
+    ) -> PairPosition:
+        """Hedge what the exit legs left uneven, then book the closed part in one transaction."""
+        self._repair(group, position.asset, sell_tally, buy_tally, position.position_id)
+        closed = max(min(sell_tally.net, buy_tally.net, position.qty), ZERO)
+        failpoints.hit("exit.before_booking")
+        with self._ledger.transaction():
+            hedge_cost = self._settle_leftovers(group, position.asset, (sell_tally, buy_tally), closed)
+            if closed > 0:
+                before = position.realized_pnl
+                position = position.close_part(
+                    closed,
+                    proceeds=sell_tally.value(closed),
+                    cost=buy_tally.value(closed),
+                    fees=sell_tally.fee_share(closed) + buy_tally.fee_share(closed),
+                    spread_pct=spread_pct,
+                    reason=reason,
+                    ts=self._clock.time(),
+                )
+                self._save_position(position, position.realized_pnl - before, trades=0)
+            self._book_daily(hedge_cost, ZERO, hedge_cost, trades=0)
+            self._ledger.conclude_group(group, "exit", self._clock.time())
+        self._refresh_balances(sell_tally.venue, buy_tally.venue)
         if closed > 0:
-            before = position.realized_pnl
-            position = position.close_part(
-                closed,
-                proceeds=sell_tally.value(closed),
-                cost=buy_tally.value(closed),
-                fees=sell_tally.fee_share(closed) + buy_tally.fee_share(closed),
-                spread_pct=intent.spread_pct,
-                reason=intent.reason,
-                ts=self._clock.time(),
-            )
-            self._save_position(position, position.realized_pnl - before, trades=0)
             log.info(
                 "position %s %s: closed %s, %s left, realized %s %s",
                 position.position_id,
-                intent.reason,
+                reason,
                 closed,
                 position.qty,
                 position.realized_pnl.quantize(Decimal("1")),
                 self._cfg.accounting_currency,
             )
-        self._book_daily(hedge_cost, ZERO, hedge_cost, trades=0)
         return position
 
     # Orders whose outcome was unknown -----------------------------------------------------
@@ -199,22 +237,8 @@ class PairTrader:
                 continue
             self._unresolved_since.pop(cid, None)
             if after.filled_qty > 0:
-                asset = order.symbol.partition("/")[0]
-                cash = after.filled_qty * after.avg_fill_price * dec(fx)
-                signed = after.filled_qty if after.side == "buy" else -after.filled_qty
-                value = (-cash if after.side == "buy" else cash) - after.fee * dec(fx)
-                realized = booked(self.residuals.add(after.venue, asset, signed, value))
-                self._record_hedge(
-                    ids.group_of(cid),
-                    asset,
-                    after.venue,
-                    "residual",
-                    after.filled_qty,
-                    realized,
-                    f"late fill of {cid} ({after.state.value}) parked as unhedged inventory",
-                )
-                self._book_daily(realized, ZERO, realized, trades=0)
-                self._refresh_balances(after.venue)
+                detail = f"late fill of {cid} ({after.state.value}) parked as unhedged inventory"
+                self._park_fills(after, fx, detail)
 
     # Residual inventory --------------------------------------------------------------------
 
@@ -266,23 +290,30 @@ class PairTrader:
             group,
         )
         self._ledger.insert_orders([order], self._clock.time())
+        failpoints.hit("residual.orders_written")
         done = self._sender.send(order, fx)
-        if done.filled_qty > 0:
-            signed = done.filled_qty if side == "buy" else -done.filled_qty
-            cash = done.filled_qty * done.avg_fill_price * dec(fx)
-            value = (-cash if side == "buy" else cash) - done.fee * dec(fx)
-            realized = booked(self.residuals.add(venue, asset, signed, value))
-            self._record_hedge(
-                group,
-                asset,
-                venue,
-                "residual",
-                done.filled_qty,
-                realized,
-                f"unwound residual {side} {done.filled_qty}",
-            )
-            self._book_daily(realized, ZERO, realized, trades=0)
-            self._refresh_balances(venue)
+        self._park_fills(done, fx, f"unwound residual {side} {done.filled_qty}", conclude=True)
+
+    def _park_fills(self, order: Order, fx: float, detail: str, conclude: bool = False) -> None:
+        """Book an order's fills as inventory outside any position (netted against what is there)."""
+        asset = order.symbol.partition("/")[0]
+        with self._ledger.transaction():
+            if order.filled_qty > 0:
+                cash = order.filled_qty * order.avg_fill_price * dec(fx)
+                signed = order.filled_qty if order.side == "buy" else -order.filled_qty
+                value = (-cash if order.side == "buy" else cash) - order.fee * dec(fx)
+                realized = booked(self.residuals.add(order.venue, asset, signed, value))
+                self._record_hedge(
+                    ids.group_of(order.client_order_id), asset, order.venue, "residual", order.filled_qty,
+                    realized, detail,
+                )  # fmt: skip
+                self._book_daily(realized, ZERO, realized, trades=0)
+            if conclude:
+                group = ids.group_of(order.client_order_id)
+                self._ledger.conclude_group(group, "residual", self._clock.time())
+        self._state.unhedged = self.residuals.quantities()
+        if order.filled_qty > 0:
+            self._refresh_balances(order.venue)
 
     # Internals -----------------------------------------------------------------------------
 

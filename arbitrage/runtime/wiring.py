@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,13 +12,14 @@ from typing import Any
 from arbitrage.clock import Clock, SystemClock
 from arbitrage.config import AppConfig
 from arbitrage.domain.orders import Order
-from arbitrage.engines.base import VenueStatus
+from arbitrage.engines.base import Engine, VenueStatus
 from arbitrage.engines.registry import build_engines
 from arbitrage.runtime.legs import ResidualBook
 from arbitrage.runtime.loop import LiveLoop, TickHook
 from arbitrage.runtime.market_feed import FixedFx, FxSource, MarketFeed, VenueFx
 from arbitrage.runtime.order_sender import OrderSender
 from arbitrage.runtime.pair_trader import PairTrader
+from arbitrage.runtime.recovery import Recovery
 from arbitrage.runtime.state import BotState
 from arbitrage.store.ledger import Ledger, open_ledger
 from arbitrage.venues.base import Venue
@@ -142,9 +143,13 @@ def build_bot(
     hooks: list[TickHook] | None = None,
     sys_sample: Callable[[], tuple[float, float]] | None = None,
     print_line: Callable[[str], None] | None = None,
+    engines: Sequence[Engine] | None = None,
 ) -> Bot:
+    """The bot for `config`; `engines` already built from it (by the session, before any file
+    is created) or None to build them here."""
     clock = clock or SystemClock()
-    engines = build_engines(config)  # a bad engine path fails before anything opens
+    if engines is None:
+        engines = build_engines(config)  # a bad engine path fails before anything opens
     ledger = open_ledger(ledger_url(config, data_dir), config.storage.synchronous)
     try:
         venues = build_venues(config, clock, env)
@@ -169,6 +174,9 @@ def build_bot(
     trader = PairTrader(
         config, state, ledger, venues.by_name, sender, run_legs, feed.book, ResidualBook(), alert, clock
     )
+    recovery = Recovery(
+        config, ledger, venues.by_name, sender, trader, state, clock, alert, fx=feed.fx_now, mid=feed.mid
+    )
     halt = Path(config.safety.halt_file)
     loop = LiveLoop(
         config=config,
@@ -180,10 +188,12 @@ def build_bot(
         ledger=ledger,
         interval_s=interval_s,
         max_ticks=max_ticks,
-        hooks=hooks or [],
+        hooks=[recovery, *(hooks or [])],
         sys_sample=sys_sample,
         halt_file=halt,
         live=config.mode.current == "live",
         print_line=print_line,
     )
-    return Bot(config, clock, ledger, venues, state, feed, sender, trader, loop, _pool=pool)
+    bot = Bot(config, clock, ledger, venues, state, feed, sender, trader, loop, _pool=pool)
+    bot.extras["recovery"] = recovery.run()  # reconcile with the venues before the first tick
+    return bot

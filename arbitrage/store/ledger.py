@@ -91,6 +91,9 @@ class Ledger(Protocol):
 
     def position(self, position_id: str) -> PairPosition | None: ...
 
+    def positions(self) -> list[PairPosition]:
+        """Every position, open and closed, oldest first."""
+
     def open_orders(self) -> list[Order]:
         """Orders not in a terminal state, oldest first: what recovery must ask the venues about."""
 
@@ -109,6 +112,15 @@ class Ledger(Protocol):
 
     def dump_rows(self, table: str) -> list[tuple[Any, ...]]:
         """Every row of a table in primary-key order (money as Decimal), for determinism checks."""
+
+    def group_orders(self, group_id: str) -> list[Order]:
+        """Every order of an entry, exit or residual group, oldest first."""
+
+    def conclude_group(self, group_id: str, kind: str, ts: float) -> None:
+        """Mark a group's bookkeeping complete; write it in the transaction that books the group."""
+
+    def unconcluded_groups(self) -> list[str]:
+        """Groups with orders whose bookkeeping a crash interrupted."""
 
     def flush(self) -> None:
         """Make every committed write durable in the main store (SQLite: checkpoint the WAL)."""

@@ -152,7 +152,17 @@ _V1 = (
 
 # MIGRATIONS[i] takes the schema from version i to version i + 1. Append, never edit: a ledger
 # on disk at version n runs exactly the steps after n.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+# v2: an entry or exit group is "concluded" once its position, hedge events and daily PnL are
+# booked (in the same transaction); recovery finishes the groups that a crash left unconcluded.
+# Groups already in a v1 ledger were concluded by the bot that wrote them.
+_V2 = (
+    "CREATE TABLE concluded_groups (group_id TEXT PRIMARY KEY, kind TEXT NOT NULL, concluded_at {real} NOT NULL)",
+    "CREATE INDEX orders_group ON orders (opportunity_id)",
+    "INSERT INTO concluded_groups (group_id, kind, concluded_at) "
+    "SELECT DISTINCT opportunity_id, 'migrated', 0 FROM orders WHERE opportunity_id IS NOT NULL",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -171,6 +181,7 @@ def _shape(order_by: str, columns: str, money: str = "") -> TableShape:
 
 TABLES: dict[str, TableShape] = {
     "meta": _shape("key", "key value"),
+    "concluded_groups": _shape("group_id", "group_id kind concluded_at"),
     "orders": _shape(
         "client_order_id",
         "client_order_id venue symbol side qty price state filled_qty avg_fill_price fee fee_currency "
@@ -239,6 +250,12 @@ SELECT_OPEN_ORDERS = (
     "ORDER BY created_at, client_order_id"
 )
 SELECT_ORDER = f"SELECT {ORDER_COLUMNS} FROM orders WHERE client_order_id = ?"
+SELECT_GROUP_ORDERS = f"SELECT {ORDER_COLUMNS} FROM orders WHERE opportunity_id = ? ORDER BY created_at, client_order_id"
+CONCLUDE_GROUP = "INSERT INTO concluded_groups (group_id, kind, concluded_at) VALUES (?, ?, ?)"
+SELECT_UNCONCLUDED = (
+    "SELECT DISTINCT opportunity_id FROM orders WHERE opportunity_id IS NOT NULL "
+    "AND opportunity_id NOT IN (SELECT group_id FROM concluded_groups) ORDER BY opportunity_id"
+)
 SELECT_ORDERS = f"SELECT {ORDER_COLUMNS} FROM orders ORDER BY created_at, client_order_id"
 
 # A fill already recorded under the same venue trade id is the same fill reported again
@@ -257,6 +274,7 @@ SAVE_POSITION = (
     + ", ".join(f"{c} = excluded.{c}" for c in TABLES["positions"].columns[1:])
 )
 SELECT_POSITION = f"SELECT {', '.join(_POSITION_READ)} FROM positions WHERE position_id = ?"
+SELECT_ALL_POSITIONS = f"SELECT {', '.join(_POSITION_READ)} FROM positions ORDER BY opened_at, position_id"
 SELECT_OPEN_POSITIONS = (
     f"SELECT {', '.join(_POSITION_READ)} FROM positions WHERE state = 'OPEN' ORDER BY opened_at, position_id"
 )

@@ -315,6 +315,9 @@ class SqlLedger(ABC):
     def open_positions(self) -> list[PairPosition]:
         return [_position(r) for r in self._rows(sq.SELECT_OPEN_POSITIONS)]
 
+    def positions(self) -> list[PairPosition]:
+        return [_position(r) for r in self._rows(sq.SELECT_ALL_POSITIONS)]
+
     def position(self, position_id: str) -> PairPosition | None:
         rows = self._rows(sq.SELECT_POSITION, (position_id,))
         return _position(rows[0]) if rows else None
@@ -328,6 +331,15 @@ class SqlLedger(ABC):
 
     def orders(self) -> list[Order]:
         return [_order(r) for r in self._rows(sq.SELECT_ORDERS)]
+
+    def group_orders(self, group_id: str) -> list[Order]:
+        return [_order(r) for r in self._rows(sq.SELECT_GROUP_ORDERS, (group_id,))]
+
+    def conclude_group(self, group_id: str, kind: str, ts: float) -> None:
+        self._run(sq.CONCLUDE_GROUP, (group_id, kind, ts))
+
+    def unconcluded_groups(self) -> list[str]:
+        return [str(r[0]) for r in self._rows(sq.SELECT_UNCONCLUDED)]
 
     def fills(self, client_order_id: str | None = None) -> list[dict[str, Any]]:
         if client_order_id is None:
