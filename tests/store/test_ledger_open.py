@@ -18,7 +18,7 @@ from arbitrage.errors import ConfigError, LedgerUnavailable
 from arbitrage.store.ledger import Ledger, open_ledger
 from arbitrage.store.schema import SCHEMA_VERSION, TABLES
 from arbitrage.store.sqlite_ledger import SqliteLedger
-from tests.store.conftest import PG_ADMIN_URL
+from tests.conftest import PG_ADMIN_URL
 from tests.store.ledger_factories import make_opportunity, make_order, make_position
 
 D = Decimal
