@@ -30,6 +30,20 @@ class Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class KeyProblem(ValueError):
+    """A problem a validator finds in a key below its own level: `where` is relative to the validator.
+
+    Cross-checks run where both keys are visible (a section or the whole config), yet the
+    operator needs the exact key, e.g. `fx.venue` rather than the top level.
+    """
+
+    def __init__(self, where: str, expected: str, found: Any) -> None:
+        super().__init__(f"{where}: expected {expected}, found {_describe(found)}")
+        self.where = where
+        self.expected = expected
+        self.found = found
+
+
 class ModeConfig(Section):
     current: Literal["mock", "paper", "live"] = "mock"
 
@@ -61,7 +75,18 @@ class VenueConfig(Section):
     balances: dict[str, NonNeg] = Field(default_factory=dict)  # simulated balances (mock, paper)
     max_orders_per_s: Pos = 8.0
     timeout_ms: Annotated[int, Field(ge=100, le=120_000)] = 10_000
+    # The venue's circuit breaker: open after this many consecutive temporary failures, probe
+    # again after the cooldown (real venues only).
+    circuit_failures: PosInt = 5
+    circuit_cooldown_s: Pos = 30.0
     mock: MockVenueConfig = MockVenueConfig()
+
+    @field_validator("exchange")
+    @classmethod
+    def _known_exchange(cls, v: str) -> str:
+        if v != "mock" and v not in known_exchange_ids():
+            raise ValueError("a ccxt exchange id (such as upbit or binance) or mock")
+        return v
 
     @field_validator("quote")
     @classmethod
@@ -225,7 +250,7 @@ class WatchdogConfig(Section):
         ):
             warn, hi = getattr(self, f"warn_{metric}"), getattr(self, f"max_{metric}")
             if warn > hi:
-                raise ValueError(f"warn_{metric} ({warn}) must not exceed max_{metric} ({hi})")
+                raise KeyProblem(f"warn_{metric}", f"at most max_{metric} ({hi})", warn)
         return self
 
 
@@ -316,10 +341,10 @@ class AppConfig(Section):
     @field_validator("engines")
     @classmethod
     def _engines(cls, v: list[str]) -> list[str]:
-        for name in v:
+        for i, name in enumerate(v):
             if name not in BUILTIN_ENGINES and "." not in name:
-                raise ValueError(
-                    f"built-in engine names ({', '.join(BUILTIN_ENGINES)}) or dotted paths, not {name!r}"
+                raise KeyProblem(
+                    f"[{i}]", f"a built-in engine ({', '.join(BUILTIN_ENGINES)}) or a dotted path", name
                 )
         if len(set(v)) != len(v):
             raise ValueError("each engine once")
@@ -330,30 +355,32 @@ class AppConfig(Section):
     def _two_venues(cls, v: dict[str, VenueConfig]) -> dict[str, VenueConfig]:
         if len(v) < 2:
             raise ValueError("at least two venues")
-        for name, venue in v.items():
+        for name in v:
             if not name.isidentifier():
-                raise ValueError(f"venue names that are identifiers, not {name!r}")
-            if venue.exchange != "mock" and venue.exchange not in known_exchange_ids():
-                raise ValueError(
-                    f"venue {name!r}: unknown exchange {venue.exchange!r} (not a ccxt id nor mock)"
-                )
+                raise KeyProblem(name, "a venue name that is an identifier", name)
         return v
 
     @model_validator(mode="after")
     def _cross_refs(self) -> AppConfig:
         if self.fx.source == "venue" and self.fx.venue not in self.venues:
-            raise ValueError(
-                f"fx.venue {self.fx.venue!r} is not one of the venues ({', '.join(self.venues)})"
-            )
+            raise KeyProblem("fx.venue", f"one of the venues ({', '.join(self.venues)})", self.fx.venue)
         quotes = {v.quote for v in self.venues.values()} - {self.accounting_currency}
         if self.fx.source == "fixed":
             missing = sorted(quotes - set(self.fx.fixed))
             if missing:
-                raise ValueError(f"fx.fixed has no rate for {', '.join(missing)}")
+                raise KeyProblem(
+                    "fx.fixed",
+                    f"a rate for every venue quote currency (missing {', '.join(missing)})",
+                    dict(self.fx.fixed),
+                )
         if self.mode.current == "mock":
             missing = [s for s in self.symbols if s not in self.mock.assets]
             if missing:
-                raise ValueError(f"mock.assets has no reference price for {', '.join(missing)}")
+                raise KeyProblem(
+                    "mock.assets",
+                    f"a reference price for every symbol in mock mode (missing {', '.join(missing)})",
+                    sorted(self.mock.assets),
+                )
         return self
 
     def venue_symbol(self, venue: str, asset: str) -> str:
@@ -400,15 +427,25 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     return "".join(parts) or "(top level)"
 
 
-def readable_errors(err: ValidationError) -> list[str]:
-    """One line per problem: `key.path: expected ..., found ...`."""
+def _below(where: str, sub: str) -> str:
+    if where == "(top level)":
+        return sub
+    return f"{where}{sub}" if sub.startswith("[") else f"{where}.{sub}"
+
+
+def readable_errors(err: ValidationError, prefix: tuple[int | str, ...] = ()) -> list[str]:
+    """One line per problem: `key.path: expected ..., found ...` (paths under `prefix`)."""
     lines = []
     for e in err.errors(include_url=False):
         loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        where = _loc(loc)
+        where = _loc(prefix + loc)
         kind = e["type"]
         found = _describe(e.get("input"))
-        if kind == "extra_forbidden":
+        problem = (e.get("ctx") or {}).get("error")
+        if isinstance(problem, KeyProblem):
+            expected, found = problem.expected, _describe(problem.found)
+            lines.append(f"{_below(where, problem.where)}: expected {expected}, found {found}")
+        elif kind == "extra_forbidden":
             lines.append(f"{where}: unknown key (found {found}); check its spelling and section")
         elif kind == "missing":
             lines.append(f"{where}: required key is missing")
@@ -429,6 +466,12 @@ def parse_config(data: Any, mode: str | None = None) -> AppConfig:
         raise ConfigError(f"(top level): expected a mapping of sections, found {_describe(data)}")
     if mode is not None:
         section = data.get("mode")
+        if section is not None:
+            # An override does not make an invalid file valid: the file's own mode section must pass.
+            try:
+                ModeConfig.model_validate(section)
+            except ValidationError as err:
+                raise ConfigError(readable_errors(err, ("mode",))) from None
         section = dict(section) if isinstance(section, dict) else {}
         section["current"] = mode
         data = {**data, "mode": section}
@@ -438,12 +481,41 @@ def parse_config(data: Any, mode: str | None = None) -> AppConfig:
         raise ConfigError(readable_errors(err)) from None
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses a key written twice in one mapping.
+
+    Plain YAML loading keeps the last one silently: a second `safety:` section would quietly
+    drop every limit of the first.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` may be overridden key by key
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+            except TypeError:  # an unhashable key: the base constructor reports it
+                continue
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice in the same mapping", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def load_config(path: str | Path, mode: str | None = None) -> AppConfig:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist (pass --config PATH)")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"config file {path} is not readable UTF-8 text: {err}") from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no arbitrary objects
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

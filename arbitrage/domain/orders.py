@@ -204,10 +204,16 @@ def events_from_report(order: Order, report: OrderReport) -> list[OrderEvent]:
     Fills are derived from the cumulative totals, so applying the same report twice adds nothing.
     """
     events: list[OrderEvent] = []
+    new_qty = report.filled_qty - order.filled_qty
+    if order.state.terminal and new_qty <= 0:
+        # Already finished with these fills: a final report seen again adds nothing (a late
+        # fill on a finished order still yields a fill, which `apply` refuses, loudly).
+        return events
     if order.state is S.PENDING:
         events.append(OrderSubmitted())
-    new_qty = report.filled_qty - order.filled_qty
-    if report.state is S.REJECTED and order.filled_qty == 0 and new_qty <= 0:
+    # Rejected before the venue took it; once accepted (or partly filled) a "rejected" ends a live
+    # order, which the table calls an expiry.
+    if report.state is S.REJECTED and order.state in (S.PENDING, S.SUBMITTED) and new_qty <= 0:
         events.append(OrderRejected(report.reason or "rejected"))
         return events
     if report.state is S.ACCEPTED and order.state in (S.PENDING, S.SUBMITTED):
@@ -217,6 +223,9 @@ def events_from_report(order: Order, report: OrderReport) -> list[OrderEvent]:
         new_notional = report.filled_qty * report.avg_price - order.filled_qty * order.avg_fill_price
         price = new_notional / new_qty
         events.append(OrderFilled(new_qty, price, max(report.fee - order.fee, ZERO)))
+    if max(report.filled_qty, order.filled_qty) >= order.qty:
+        # The last fill finished it, whatever the venue calls the end (a cancel racing the fill).
+        return events
     if report.state is S.CANCELLED:
         events.append(OrderCancelled(report.reason))
     elif report.state is S.EXPIRED:
@@ -224,4 +233,7 @@ def events_from_report(order: Order, report: OrderReport) -> list[OrderEvent]:
     elif report.state is S.REJECTED:
         # Rejected after a partial fill is how some venues end an IOC remainder.
         events.append(OrderExpired(report.reason or "rejected remainder"))
+    elif report.state is S.FILLED:
+        # "Done" a rounding step short of the quantity: the order is over, not left open forever.
+        events.append(OrderExpired(report.reason or "reported filled short of the order quantity"))
     return events

@@ -196,6 +196,13 @@ class LiveLoop:
                 ctx.state = state.view()
                 stages[f"{engine.name}.orders"] = (perf() - t) * 1000.0
 
+        if traded:
+            # Several pairs of one tick can each leave a residual within the bound and together
+            # exceed it: unwind now, so that no tick ends over execution.max_unhedged_qty.
+            t = perf()
+            self._trader.hedge_residuals(snapshot)
+            stages["residuals"] += (perf() - t) * 1000.0
+
         counters.live_errors += live_errors
         loop_ms = (perf() - t_start) * 1000.0
         cpu, mem = self.sys_sample() if self.sys_sample else (0.0, 0.0)

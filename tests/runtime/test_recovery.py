@@ -31,8 +31,15 @@ def config(**overrides: object) -> AppConfig:
 @pytest.fixture
 def bot(tmp_path: Path) -> Iterator[Bot]:
     alerts: list[tuple[str, str]] = []
-    b = build_bot(config(), data_dir=tmp_path, interval_s=0, max_ticks=1, env={}, clock=FakeClock(),
-                  alert=lambda k, t: alerts.append((k, t)))
+    b = build_bot(
+        config(),
+        data_dir=tmp_path,
+        interval_s=0,
+        max_ticks=1,
+        env={},
+        clock=FakeClock(),
+        alert=lambda k, t: alerts.append((k, t)),
+    )
     b.extras["alerts"] = alerts
     b.venues.before_tick[0]()  # one market step, so books exist
     yield b
@@ -45,8 +52,17 @@ def _leg(bot: Bot, group: str, leg: str, venue: str, side: str, qty: str) -> Ord
     assert book is not None and book.best_ask and book.best_bid
     rules = bot.state.rules[(venue, symbol)]
     raw = dec(book.best_ask) * Decimal("1.002") if side == "buy" else dec(book.best_bid) * Decimal("0.998")
-    req = OrderRequest(ids.client_order_id(group, leg), venue, symbol, side, Decimal(qty),
-                       rules.round_price(raw, side), "entry", group, group)
+    req = OrderRequest(
+        ids.client_order_id(group, leg),
+        venue,
+        symbol,
+        side,
+        Decimal(qty),
+        rules.round_price(raw, side),
+        "entry",
+        group,
+        group,
+    )
     return Order.from_request(req, group)
 
 
@@ -69,8 +85,18 @@ def restart(bot: Bot) -> Recovery:
         bot.state.put_position(p)
     bot.trader.residuals = ResidualBook()
     bot.sender.unresolved.clear()
-    return Recovery(bot.config, bot.ledger, bot.venues.by_name, bot.sender, bot.trader, bot.state, bot.clock,
-                    lambda k, t: None, fx=bot.feed.fx_now, mid=bot.feed.mid)
+    return Recovery(
+        bot.config,
+        bot.ledger,
+        bot.venues.by_name,
+        bot.sender,
+        bot.trader,
+        bot.state,
+        bot.clock,
+        lambda k, t: None,
+        fx=bot.feed.fx_now,
+        mid=bot.feed.mid,
+    )
 
 
 def venue_orders(bot: Bot, venue: str) -> dict[str, object]:
@@ -111,8 +137,11 @@ def test_crash_after_the_venue_filled_but_before_the_ledger_heard(bot: Bot) -> N
     venue = bot.venues.by_name["binance"]
     submitted = apply(buy, OrderSubmitted())
     bot.ledger.update_order(submitted, bot.clock.time())
-    venue.submit(OrderRequest(buy.client_order_id, buy.venue, buy.symbol, "buy", buy.qty, buy.price, "entry",
-                              group, group))  # the venue filled it; the bot died before writing that
+    venue.submit(
+        OrderRequest(
+            buy.client_order_id, buy.venue, buy.symbol, "buy", buy.qty, buy.price, "entry", group, group
+        )
+    )  # the venue filled it; the bot died before writing that
     report = restart(bot).run()
     recovered = bot.ledger.order(buy.client_order_id)
     assert recovered.state is OrderState.FILLED and recovered.filled_qty == Decimal("0.01")
