@@ -158,5 +158,61 @@ def config_check(config_path: str, mode: str | None) -> None:
     sys.exit(guarded(False, body))
 
 
+@main.command("sim")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Loopback only, unless you mean it.")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="0: a free port.")
+@click.option("--seed", default=1, show_default=True, type=int)
+@click.option("--tick-ms", default=200.0, show_default=True, type=click.FloatRange(min=1), help="Book period.")
+def sim_cmd(host: str, port: int, seed: int, tick_ms: float) -> None:
+    """Run the loopback exchange simulator (Binance- and Upbit-like REST and WebSocket) until stopped."""
+    from arbitrage.sim.server import serve
+
+    def body() -> int:
+        serve(host=host, port=port, seed=seed, tick_ms=tick_ms)
+        return EXIT_OK
+
+    sys.exit(guarded(False, body))
+
+
+@main.command("health")
+@click.option("--config", "config_path", default="config/live.yml", show_default=True)
+@click.option("--mode", type=click.Choice(["mock", "paper", "live"]), envvar="ARB_MODE")
+# Plain strings, not click.Path: a log dir that is a file is a failed check in the table, not a usage error.
+@click.option("--log-dir", default="logs", show_default=True)
+@click.option("--data-dir", default="data", show_default=True)
+def health_cmd(config_path: str, mode: str | None, log_dir: str, data_dir: str) -> None:
+    """Check config, log dir, ledger, Redis and venues; exit 0 when all pass, 1 otherwise."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from arbitrage.ops.health_check import CheckStatus, run_health_checks
+
+    def body() -> int:
+        config = load_config(config_path, mode)
+        results = run_health_checks(
+            config,
+            source=config_path,
+            log_dir=Path(log_dir),
+            data_dir=Path(data_dir),
+            env=dict(os.environ),
+        )
+        table = Table(title=f"arb health: {config.instance} ({config.mode.current} mode)")
+        table.add_column("check", no_wrap=True)
+        table.add_column("status", no_wrap=True)
+        table.add_column("detail", overflow="fold")
+        style = {CheckStatus.OK: "green", CheckStatus.FAIL: "bold red", CheckStatus.SKIP: "yellow"}
+        for result in results:
+            table.add_row(result.name, f"[{style[result.status]}]{result.status.value}[/]", result.detail)
+        # Piped output (CI, docker healthchecks) gets wide lines rather than details folded at 80 columns.
+        console = Console(width=None if sys.stdout.isatty() else 200)
+        console.print(table)
+        failed = [r.name for r in results if r.failed]
+        summary = f"{len(failed)} check(s) failed: {', '.join(failed)}" if failed else "all checks passed"
+        console.print(summary)
+        return EXIT_FAILURE if failed else EXIT_OK
+
+    sys.exit(guarded(False, body))
+
+
 if __name__ == "__main__":
     main()

@@ -15,11 +15,12 @@ from typing import Any
 
 from arbitrage.clock import SystemClock
 from arbitrage.config import AppConfig, load_config
-from arbitrage.errors import LiveRefused
+from arbitrage.engines.registry import build_engines
+from arbitrage.errors import ConfigError, LiveRefused
 from arbitrage.ops.alerts import build_alerter
 from arbitrage.ops.health_server import HealthServer, HealthStatus
 from arbitrage.ops.live_guards import DryRunGate, check_live_guards
-from arbitrage.ops.logs import secrets_from_env, setup_logging
+from arbitrage.ops.logs import RedactingFilter, secrets_from_env, setup_logging
 from arbitrage.ops.metrics import BotMetrics
 from arbitrage.ops.sysmonitor import SysMonitor
 from arbitrage.ops.watchdog import Level, Watchdog
@@ -52,6 +53,34 @@ def prepare_config(opts: RunOptions) -> AppConfig:
 
 def run_session(opts: RunOptions, env: Mapping[str, str]) -> int:
     config = prepare_config(opts)  # ConfigError -> exit 2 before anything starts
+    redactor = RedactingFilter(secrets_from_env(config, env))
+    try:
+        return _run(opts, config, env)
+    except BaseException as err:
+        # The CLI prints what escapes, outside the logging redaction: mask secret values here.
+        _redact_exception(err, redactor)
+        raise
+
+
+def _redact_exception(err: BaseException, redactor: RedactingFilter) -> None:
+    """Rewrite the messages of an exception and of its causes in place, secret values masked."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        current.args = tuple(redactor.redact(a) if isinstance(a, str) else a for a in current.args)
+        if isinstance(current, ConfigError):
+            current.problems = [redactor.redact(p) for p in current.problems]
+        if isinstance(current, LiveRefused):
+            current.failed = [redactor.redact(f) for f in current.failed]
+        if isinstance(current, OSError) and isinstance(current.strerror, str):
+            current.strerror = redactor.redact(current.strerror)
+        current = current.__cause__ or current.__context__
+
+
+def _run(opts: RunOptions, config: AppConfig, env: Mapping[str, str]) -> int:
+    # A user engine that cannot load is a config error too: found before logs/ or data/ exist.
+    engines = build_engines(config)
     mode = config.mode.current
     if mode == "live":
         failed = check_live_guards(config, env, Path.cwd())
@@ -75,10 +104,10 @@ def run_session(opts: RunOptions, env: Mapping[str, str]) -> int:
     metrics = BotMetrics()
     started = time.monotonic()
 
-    def alert(key: str, text: str) -> None:
-        alerter.send(key, text)
+    def alert(key: str, text: str, level: str = "ERROR") -> None:
+        alerter.send(key, text, level)
         if redis is not None:
-            redis.publish("alert", {"key": key, "text": text})
+            redis.publish("alert", {"key": key, "text": text, "level": level})
 
     interval = opts.interval_s if opts.interval_s is not None else config.loop.interval_s
     bot = build_bot(
@@ -89,6 +118,7 @@ def run_session(opts: RunOptions, env: Mapping[str, str]) -> int:
         alert=alert,
         env=env,
         clock=clock,
+        engines=engines,
     )
     supervisor = Supervisor(
         config,
@@ -140,12 +170,12 @@ def run_session(opts: RunOptions, env: Mapping[str, str]) -> int:
         opts.max_ticks or "unlimited",
         config.storage.url or opts.data_dir / "ledger.sqlite3",
     )
-    alert("start", f"{config.instance} started in {mode} mode")
+    alert("start", f"{config.instance} started in {mode} mode", "INFO")
     code = 1
     reason = "unexpected failure"
     try:
         code = bot.loop.run()
-        reason = bot.loop.stop_reason or "finished"
+        reason = supervisor.stop_reason or bot.loop.stop_reason or "finished"
     except BaseException as err:
         log.exception("loop failed: %s", err)
         raise
@@ -153,13 +183,16 @@ def run_session(opts: RunOptions, env: Mapping[str, str]) -> int:
         try:
             shutdown.run(reason, code)
         finally:
-            _restore_signals(previous)
-            if health is not None:
-                health.stop()
-            bot.close()
-            alerter.close(2.0)
-            if redis is not None:
-                redis.close()
+            try:
+                if health is not None:
+                    health.stop()
+                bot.close()
+                alerter.close(2.0)
+                if redis is not None:
+                    redis.close()
+            finally:
+                # Only now: a signal during the closes above must be ignored, not interrupt them.
+                _restore_signals(previous)
     if dry_run is not None and dry_run.refused:
         raise LiveRefused(dry_run.refused)
     return code
@@ -180,6 +213,11 @@ def _health(bot: Bot, supervisor: Supervisor, started: float) -> HealthStatus:
     level = wd.level if wd else Level.OK
     last = bot.loop.last_tick_wall
     state = bot.state
+    # This runs on the HTTP thread while the loop mutates the state: copy the containers in one
+    # C-level call each, so iterating them here cannot meet a dict changing size.
+    positions = list(state.positions.values())
+    unhedged = dict(state.unhedged)
+    venues = dict(bot.venues.by_name)
     detail: dict[str, Any] = {
         "instance": bot.config.instance,
         "mode": state.mode,
@@ -190,7 +228,7 @@ def _health(bot: Bot, supervisor: Supervisor, started: float) -> HealthStatus:
         "entries_blocked": state.entries_blocked,
         "halted": state.halted,
         **supervisor.detail(),
-        "venues": {name: _venue_detail(venue) for name, venue in bot.venues.by_name.items()},
+        "venues": {name: _venue_detail(venue) for name, venue in venues.items()},
         "positions": [
             {
                 "position_id": p.position_id,
@@ -200,10 +238,10 @@ def _health(bot: Bot, supervisor: Supervisor, started: float) -> HealthStatus:
                 "qty": str(p.qty),
                 "opened_at": p.opened_at,
             }
-            for p in list(state.positions.values())
+            for p in positions
         ],
         "daily_pnl": {"day": state.day, "realized": str(state.daily_realized)},
-        "unhedged": {f"{v}:{a}": str(q) for (v, a), q in state.unhedged.items()},
+        "unhedged": {f"{v}:{a}": str(q) for (v, a), q in unhedged.items()},
     }
     return HealthStatus(level, detail)
 
@@ -221,6 +259,7 @@ def _install_signals(bot: Bot, shutdown: Shutdown) -> dict[int, Any]:
     def handler(signum: int, frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
         if shutdown.in_progress or bot.loop.stopping:
+            # Interrupting the shutdown could leave an order half recorded; it finishes on its own.
             log.warning("%s received during shutdown: ignored, the shutdown is finishing cleanly", name)
             return
         log.warning("%s received: stopping after this tick", name)

@@ -60,6 +60,7 @@ class Supervisor:
         self.last_report: WatchdogReport | None = None
         self.last_values: dict[str, float | None] = {}
         self.stage_ms = 0.0
+        self.stop_reason = ""  # why the watchdog ended the run, once it has
 
     def sys_sample(self) -> tuple[float, float]:
         """(cpu %, RSS MB) for the metrics line; sampled on the SysMonitor's own interval."""
@@ -114,27 +115,45 @@ class Supervisor:
         return None if last is None else last + (mono - self._last_beat) * 1000.0
 
     def _report(self, wd: WatchdogReport, tick: TickReport) -> None:
-        if wd.level >= Level.ERROR:
+        # The evaluation's own grade (the worst metric, external CRITICAL counted as ERROR) is what
+        # counts towards critical_after_errors; the level is where the state machine went with it.
+        graded = min(max(wd.per_metric.values(), default=Level.OK), Level.ERROR)
+        limit = self._cfg.watchdog.critical_after_errors
+        breaches = "; ".join(wd.breaches)
+        if graded is Level.ERROR:
             log.error(
-                "watchdog %s (consecutive errors %d/%d) at tick %d: %s",
-                wd.level.name,
+                "evaluation ERROR (consecutive errors %d/%d) at tick %d, level %s: %s",
                 wd.consecutive_errors,
-                self._cfg.watchdog.critical_after_errors,
+                limit,
                 tick.tick,
-                "; ".join(wd.breaches),
+                wd.level.name,
+                breaches,
             )
+        elif graded is Level.WARN:
+            log.warning("evaluation WARN at tick %d, level %s: %s", tick.tick, wd.level.name, breaches)
+        else:
+            log.debug("evaluation OK at tick %d, level %s", tick.tick, wd.level.name)
+        if wd.level is Level.CRITICAL and wd.changed:
+            self.stop_reason = f"watchdog CRITICAL after {limit} consecutive ERROR evaluations: {breaches}"
         if not wd.changed:
             return
-        text = f"watchdog {wd.previous.name} -> {wd.level.name}" + (
-            f": {'; '.join(wd.breaches)}" if wd.breaches else ""
-        )
-        log.log(logging.WARNING if wd.level >= Level.WARN else logging.INFO, text)
+        text = f"level {wd.previous.name} -> {wd.level.name}" + (f": {breaches}" if breaches else "")
+        if wd.level is Level.CRITICAL:
+            log.critical(text)
+        elif wd.level is Level.ERROR:
+            log.error(text)
+        elif wd.level is Level.WARN:
+            log.warning(text)
+        else:
+            log.info(text)
         if self._redis is not None:
             self._redis.publish(
                 "watchdog", {"from": wd.previous.name, "to": wd.level.name, "breaches": wd.breaches}
             )
         if wd.level >= Level.ERROR:
-            self._alerter.send(f"watchdog:{wd.level.name}", f"{self._cfg.instance}: {text}", wd.level.name)
+            self._alerter.send(
+                f"watchdog:{wd.level.name}", f"{self._cfg.instance}: watchdog {text}", wd.level.name
+            )
 
     def _export(
         self, report: TickReport, wd: WatchdogReport, values: dict[str, float | None], lags: dict[str, float]

@@ -1,0 +1,205 @@
+"""For the operations tests: the real command run in the background (to signal it or probe it while
+it runs), a loopback stand-in for the Telegram Bot API, and a free loopback port.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from tests.e2e.runner import REPO, SCRIPT, Run, write_config
+
+
+def free_port() -> int:
+    """A port nothing listens on right now: bound once by the OS, then released."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def bot_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The test process's environment without anything that would change the bot's mode or secrets."""
+    drop = ("ARB_", "LIVE_TRADING", "TELEGRAM_", "UPBIT_", "BINANCE_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+    env["PYTHONPATH"] = str(REPO)  # user engines under tests/ load by dotted path
+    env.update(extra or {})
+    return env
+
+
+class BotProcess:
+    """scripts/run_live.py in `workdir`, stdout and stderr going to files that can be read while it runs."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        *args: str,
+        overrides: dict[str, Any] | None = None,
+        env: dict[str, str] | None = None,
+        config: Path | None = None,
+    ) -> None:
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        config = config or write_config(workdir, overrides)
+        self._stdout_path = workdir / "stdout.txt"
+        self._stderr_path = workdir / "stderr.txt"
+        self._stdout = self._stdout_path.open("wb")
+        self._stderr = self._stderr_path.open("wb")
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                str(SCRIPT),
+                "--config",
+                str(config),
+                "--log-dir",
+                "logs",
+                "--data-dir",
+                "data",
+                *args,
+            ],
+            cwd=workdir,
+            env=bot_env(env),
+            stdout=self._stdout,
+            stderr=self._stderr,
+        )
+
+    def stdout(self) -> str:
+        return self._stdout_path.read_text(encoding="utf-8", errors="replace")
+
+    def stderr(self) -> str:
+        return self._stderr_path.read_text(encoding="utf-8", errors="replace")
+
+    def wait_for(self, pattern: str, timeout: float = 30.0) -> re.Match[str]:
+        """The first match of `pattern` in stdout, waiting for it; fails if the bot exits first."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            match = regex.search(self.stdout())
+            if match:
+                return match
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"the bot exited ({self.proc.returncode}) before printing {pattern!r}:\n"
+                    + self.stderr()[-2000:]
+                )
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {pattern!r} in the bot's output within {timeout}s")
+            time.sleep(0.01)
+
+    def send(self, sig: signal.Signals) -> None:
+        self.proc.send_signal(sig)
+
+    def finish(self, timeout: float = 30.0) -> Run:
+        """Wait for the exit and return it as a Run (code, stdout, stderr, workdir)."""
+        try:
+            self.proc.wait(timeout)
+        finally:
+            self.close()
+        return Run(self.proc.returncode, self.stdout(), self.stderr(), self.workdir)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self._stdout.close()
+        self._stderr.close()
+
+
+@contextmanager
+def bot_process(workdir: Path, *args: str, **kwargs: Any) -> Iterator[BotProcess]:
+    bot = BotProcess(workdir, *args, **kwargs)
+    try:
+        yield bot
+    finally:
+        bot.close()
+
+
+def run_clean(
+    workdir: Path,
+    *args: str,
+    overrides: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 120.0,
+    config: Path | None = None,
+) -> Run:
+    """Like runner.run_bot, but no secret or mode variable of the test's own environment leaks in."""
+    with bot_process(workdir, *args, overrides=overrides, env=env, config=config) as bot:
+        return bot.finish(timeout)
+
+
+@dataclass
+class TelegramCall:
+    path: str
+    body: dict[str, Any]
+
+
+@dataclass
+class FakeTelegram:
+    """Answers sendMessage like the Bot API ("ok"), with HTTP 500 ("error"), or not at all ("hang")."""
+
+    mode: str = "ok"
+    hang_s: float = 30.0
+    calls: list[TelegramCall] = field(default_factory=list)
+    release: threading.Event = field(default_factory=threading.Event)
+    url: str = ""
+
+    def texts(self) -> list[str]:
+        return [str(c.body.get("text", "")) for c in list(self.calls)]
+
+
+@contextmanager
+def fake_telegram(mode: str = "ok", hang_s: float = 30.0) -> Iterator[FakeTelegram]:
+    fake = FakeTelegram(mode=mode, hang_s=hang_s)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            raw = self.rfile.read(length)
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = {"unparsed": raw.decode("utf-8", "replace")}
+            fake.calls.append(TelegramCall(self.path, body))
+            if fake.mode == "hang":
+                fake.release.wait(fake.hang_s)
+                return
+            code = 200 if fake.mode == "ok" else 500
+            payload = (
+                {"ok": True, "result": {"message_id": len(fake.calls)}} if code == 200 else {"ok": False}
+            )
+            data = json.dumps(payload).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    server.block_on_close = False
+    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield fake
+    finally:
+        fake.release.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

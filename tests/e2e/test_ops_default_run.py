@@ -1,0 +1,32 @@
+"""The shipped config in mock mode runs clean: six well-formed log files and nothing above INFO."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.e2e.ops_harness import run_clean
+from tests.e2e.runner import LOG_LINE_RE, REPO
+
+LOG_FILES = ("live_loop", "health", "safety", "watchdog", "sys_monitor", "execution")
+
+
+def test_fifty_ticks_at_half_a_second_with_the_default_config(tmp_path: Path) -> None:
+    run = run_clean(
+        tmp_path, "--mode", "mock", "--loops", "50", "--interval", "0.5", config=REPO / "config" / "live.yml"
+    )
+
+    assert run.code == 0, run.stderr
+    assert run.stderr == ""
+    assert len(run.metrics_lines()) == 50
+    for line in run.stdout.splitlines():
+        assert LOG_LINE_RE.match(line), f"stdout line not in the log format: {line!r}"
+        assert "[WARNING ]" not in line and "[ERROR   ]" not in line and "[CRITICAL]" not in line, line
+    for name in LOG_FILES:
+        path = run.log_dir / f"{name}.log"
+        assert path.is_file(), f"{path} missing"
+        for line in path.read_text(encoding="utf-8").splitlines():
+            assert LOG_LINE_RE.match(line), f"{name}.log line not in the log format: {line!r}"
+            level = line.split("[", 1)[1].split("]", 1)[0].strip()
+            assert level in ("DEBUG", "INFO"), f"{name}.log: {line}"
+    live = (run.log_dir / "live_loop.log").read_text(encoding="utf-8")
+    assert "shutdown: 6/6 final alert sent; done" in live
