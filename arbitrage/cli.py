@@ -160,9 +160,9 @@ def config_check(config_path: str, mode: str | None) -> None:
 
 @main.command("sim")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Loopback only, unless you mean it.")
-@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="0: a free port.")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="0 = any free.")
 @click.option("--seed", default=1, show_default=True, type=int)
-@click.option("--tick-ms", default=200.0, show_default=True, type=click.FloatRange(min=1), help="Book period.")
+@click.option("--tick-ms", default=200.0, show_default=True, type=click.FloatRange(min=1), help="Book step.")
 def sim_cmd(host: str, port: int, seed: int, tick_ms: float) -> None:
     """Run the loopback exchange simulator (Binance- and Upbit-like REST and WebSocket) until stopped."""
     from arbitrage.sim.server import serve

@@ -6,6 +6,8 @@ when a venue's inventory drifts from where it started. It never moves funds betw
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from arbitrage.config import AppConfig
 from arbitrage.domain.decisions import ExitIntent, InventoryWarning
 from arbitrage.domain.money import ZERO
@@ -27,6 +29,8 @@ class PositionEngine:
         self._config = config
         self._drifting: set[tuple[str, str]] = set()
         self._over_limit = False
+        # venue -> (initial, current) balances as last checked for drift
+        self._seen_balances: dict[str, tuple[dict[str, Decimal], dict[str, Decimal]]] = {}
 
     def on_tick(self, ctx: TickContext) -> EngineOutput:
         out = EngineOutput()
@@ -97,8 +101,14 @@ class PositionEngine:
 
     def _watch_inventory(self, ctx: TickContext, out: EngineOutput) -> None:
         ratio_limit = self._config.rebalancer.inventory_drift_ratio
+        seen = self._seen_balances
         for venue, start in ctx.state.initial_balances.items():
             now = ctx.state.balances.get(venue, {})
+            # Balances change only when a trade refreshes them; the same balances as last tick
+            # leave every drift where it was and warn of nothing new, so skip the Decimal work.
+            if seen.get(venue) == (start, now):
+                continue
+            seen[venue] = (dict(start), dict(now))
             for asset, initial in start.items():
                 if initial <= 0:
                     continue  # nothing to drift from: a relative drift is undefined

@@ -136,38 +136,58 @@ class SignalEngine:
         books = snapshot.books
         fx = snapshot.fx
         ts = snapshot.ts
-        venues = [
-            (name, fx.get(status.quote), status.taker_fee_pct) for name, status in ctx.state.venues.items()
-        ]
+        min_spread = self._min_spread
+        buffer = self._buffer
+        # (name, fx, fee %, cost per quote unit bought, proceeds per quote unit sold): the same
+        # arithmetic as find_opportunity's, done once per venue rather than once per pair.
+        venues: list[tuple[str, float | None, float, float, float]] = []
+        for name, status in ctx.state.venues.items():
+            rate = fx.get(status.quote)
+            fee = status.taker_fee_pct
+            if rate is None:
+                venues.append((name, None, fee, 0.0, 0.0))
+            else:
+                venues.append((name, rate, fee, rate * (1.0 + fee / 100.0), rate * (1.0 - fee / 100.0)))
         found: list[Opportunity] = []
         best_top: float | None = None
         for asset in self._assets:
-            for buy_venue, buy_fx, buy_fee in venues:
+            for buy_venue, buy_fx, buy_fee, buy_k, _ in venues:
                 buy_book = books.get((buy_venue, asset))
                 if buy_book is None or buy_fx is None:
                     continue
-                for sell_venue, sell_fx, sell_fee in venues:
+                asks = buy_book.asks
+                if not asks:
+                    continue
+                ask_price = asks[0][0]
+                top_cost = ask_price * buy_fx
+                if top_cost <= 0:
+                    continue
+                for sell_venue, sell_fx, sell_fee, _, sell_k in venues:
                     if sell_venue == buy_venue or sell_fx is None:
                         continue
                     sell_book = books.get((sell_venue, asset))
-                    if sell_book is None:
+                    if sell_book is None or not sell_book.bids:
                         continue
-                    opp, top = find_opportunity(
-                        asset,
-                        buy_book,
-                        sell_book,
-                        buy_fx,
-                        sell_fx,
-                        buy_fee,
-                        sell_fee,
-                        min_spread_pct=self._min_spread,
-                        max_notional=self._max_notional,
-                        min_notional=self._min_notional,
-                        buffer_pct=self._buffer,
-                        ts=ts,
-                    )
-                    if opp is not None:
-                        found.append(opp)
+                    # Most pairs end at the top of book: find_opportunity's own first test, inline.
+                    top_net = (sell_book.bids[0][0] * sell_k - ask_price * buy_k) / top_cost * 100.0 - buffer
+                    top: float | None = top_net
+                    if not top_net < min_spread:  # written as find_opportunity's test, NaN included
+                        opp, top = find_opportunity(
+                            asset,
+                            buy_book,
+                            sell_book,
+                            buy_fx,
+                            sell_fx,
+                            buy_fee,
+                            sell_fee,
+                            min_spread_pct=min_spread,
+                            max_notional=self._max_notional,
+                            min_notional=self._min_notional,
+                            buffer_pct=buffer,
+                            ts=ts,
+                        )
+                        if opp is not None:
+                            found.append(opp)
                     if top is not None and (best_top is None or top > best_top):
                         best_top = top
         metrics = {"signals": float(len(found))}

@@ -30,6 +30,11 @@ from arbitrage.store.ledger import Ledger
 log = logging.getLogger("arbitrage.live_loop")
 exec_log = logging.getLogger("arbitrage.execution")
 
+INTENTS = (EntryIntent, ExitIntent)
+# schedule_errors_ms keeps at least the last this many ticks and at most twice as many, so that
+# a run of months does not grow it without bound.
+SCHEDULE_ERRORS_KEPT = 4096
+
 
 @dataclass
 class TickReport:
@@ -92,7 +97,7 @@ class LiveLoop:
         self.stop_reason = ""
         self.last_report: TickReport | None = None
         self.last_tick_wall: float | None = None
-        self.schedule_errors_ms: list[float] = []  # actual - ideal start, per tick (bench)
+        self.schedule_errors_ms: list[float] = []  # actual - ideal start of recent ticks (bench)
         self._loggers = {e.name: logging.getLogger(f"arbitrage.{e.name}") for e in self._engines}
         self._engine_metrics: dict[str, float] = {}
 
@@ -117,7 +122,10 @@ class LiveLoop:
         while not self._stop.is_set():
             ideal = t0 + k * self._interval
             start = self._clock.monotonic()
-            self.schedule_errors_ms.append((start - ideal) * 1000.0)
+            errors = self.schedule_errors_ms
+            errors.append((start - ideal) * 1000.0)
+            if len(errors) >= 2 * SCHEDULE_ERRORS_KEPT:
+                del errors[:SCHEDULE_ERRORS_KEPT]
             report = self.run_tick(start)
             done += 1
             for hook in self.hooks:
@@ -188,7 +196,7 @@ class LiveLoop:
             stages[engine.name] = (perf() - t) * 1000.0
             ctx.decisions[engine.name] = out.decisions
             self._absorb(engine.name, out, metrics, rejections)
-            intents = [d for d in out.decisions if isinstance(d, EntryIntent | ExitIntent)]
+            intents = [d for d in out.decisions if isinstance(d, INTENTS)]
             if intents:
                 t = perf()
                 live_errors += self._carry_out(intents, tick)
@@ -227,7 +235,10 @@ class LiveLoop:
         self._print(metrics_line(figures, self._cfg.accounting_currency))
         stages["logging"] = (perf() - t) * 1000.0
         self.last_tick_wall = self._clock.time()
+        # OrderBook.age_ms written out, as this runs over every book of every tick (the limit is
+        # positive, so age_ms's floor at zero changes nothing here).
         max_age = self._cfg.safety.max_book_age_ms
+        now = snapshot.ts
         report = TickReport(
             tick=tick,
             started_at=started,
@@ -239,7 +250,7 @@ class LiveLoop:
             live_errors=live_errors,
             rejections=rejections,
             books=len(snapshot.books),
-            stale_books=sum(1 for b in snapshot.books.values() if b.age_ms(snapshot.ts) > max_age),
+            stale_books=sum(1 for b in snapshot.books.values() if (now - b.exchange_ts) * 1000.0 > max_age),
         )
         self.last_report = report
         return report

@@ -8,37 +8,39 @@ from __future__ import annotations
 
 import math
 import threading
+from collections import OrderedDict
 from dataclasses import replace
-from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_DOWN, Decimal
 
 from arbitrage.clock import Clock
 from arbitrage.config import VenueConfig
-from arbitrage.domain.book import Level, OrderBook, split_symbol
-from arbitrage.domain.money import ZERO, MarketRules, dec, upbit_krw_tick
+from arbitrage.domain.book import OrderBook
+from arbitrage.domain.money import MarketRules, dec, upbit_krw_tick
 from arbitrage.domain.orders import OrderReport, OrderRequest, OrderState
 from arbitrage.errors import PermanentVenueError
+from arbitrage.venues.fills import (
+    DUPLICATE_ID,
+    INSUFFICIENT_BALANCE,
+    IOC_REMAINDER,
+    NO_LIQUIDITY,
+    QTY_UNIT,
+    affordable,
+    settle,
+    take,
+    taker_fee,
+)
 from arbitrage.venues.mock_faults import MockFaults
 from arbitrage.venues.mock_market import MockMarket
-
-# Fill granularity: book prices and sizes are floats; a fill takes them as Decimal at these
-# units (sizes rounded down, so a fill never exceeds what the level shows). Fees are rounded
-# to FEE_UNIT of the quote currency.
-PRICE_UNIT = Decimal("1e-8")
-QTY_UNIT = Decimal("1e-8")
-FEE_UNIT = Decimal("1e-8")
 
 KRW_QTY_STEP = Decimal("1e-8")
 KRW_MIN_NOTIONAL = Decimal(5000)  # Upbit's minimum order value
 FOREIGN_MAX_TICK = Decimal("0.01")
 FOREIGN_MIN_NOTIONAL = Decimal(5)  # Binance-like minimum notional in USDT
 
+REMEMBERED_ORDERS = 4096
 REJECTED_BY_FAULT = "mock fault: rejected"
 LEG_FAILED = "mock fault: leg failed"
 PARTIAL_BY_FAULT = "mock fault: partial fill"
-IOC_REMAINDER = "IOC remainder expired"
-NO_LIQUIDITY = "no liquidity within the limit price"
-INSUFFICIENT_BALANCE = "insufficient balance"
-DUPLICATE_ID = "duplicate client order id"
 
 
 class MockVenue:
@@ -55,20 +57,27 @@ class MockVenue:
         self._faults = faults
         self._clock = clock
         self._balances: dict[str, Decimal] = {asset: dec(v) for asset, v in config.balances.items()}
-        self._orders: dict[str, OrderReport] = {}
+        # The latest orders by client id, for lookups and duplicate refusal: a lookup follows its
+        # order within seconds, while keeping every order would grow without bound in a long run.
+        self._orders: OrderedDict[str, OrderReport] = OrderedDict()
         self._order_seq = 0
         self._fixed_rules: dict[str, MarketRules] = {}
+        # A fault with rate 0 never fires nor draws (MockFaults), so the book path may skip asking.
+        self._may_delay = faults.config.latency_rate > 0.0
+        self._may_go_stale = faults.config.stale_book_rate > 0.0
         # The id check, the fill and the balance update are one step even if legs are sent from threads.
         self._orders_lock = threading.Lock()
 
     # Market data -----------------------------------------------------------------------------
 
     def order_book(self, symbol: str, depth: int) -> OrderBook:
-        self._delay()
+        if self._may_delay:
+            self._delay()
         book = self._market.book(self.name, symbol, depth)
-        age = self._faults.stale_age_s()
-        if age > 0.0:
-            book = replace(book, exchange_ts=book.received_ts - age)
+        if self._may_go_stale:
+            age = self._faults.stale_age_s()
+            if age > 0.0:
+                book = replace(book, exchange_ts=book.received_ts - age)
         return book
 
     def balances(self) -> dict[str, Decimal]:
@@ -99,6 +108,8 @@ class MockVenue:
                 return OrderReport(cid, OrderState.REJECTED, reason=DUPLICATE_ID)
             report = self._execute(request)
             self._orders[cid] = report
+            if len(self._orders) > REMEMBERED_ORDERS:
+                self._orders.popitem(last=False)
             return report
 
     def fetch_order(self, symbol: str, client_order_id: str) -> OrderReport | None:
@@ -114,7 +125,7 @@ class MockVenue:
         return None  # the simulated market has no stream
 
     def describe(self) -> dict[str, object]:
-        return {"exchange": "mock", "feed": "simulated", "quote": self.quote, "orders": len(self._orders)}
+        return {"exchange": "mock", "feed": "simulated", "quote": self.quote, "orders": self._order_seq}
 
     def close(self) -> None:
         """Nothing to release: the venue holds no connection or thread."""
@@ -132,7 +143,9 @@ class MockVenue:
         problem = self._invalid(req)
         if problem is None and self._faults.rejects(req):
             problem = REJECTED_BY_FAULT
-        if problem is None and not self._affordable(req):
+        if problem is None and not affordable(
+            self._balances, req.symbol, req.side, req.qty, req.price, self._fee_rate
+        ):
             problem = INSUFFICIENT_BALANCE
         if problem is not None:
             return OrderReport(cid, OrderState.REJECTED, venue_order_id=vid, reason=problem)
@@ -140,19 +153,19 @@ class MockVenue:
             return OrderReport(cid, OrderState.EXPIRED, venue_order_id=vid, reason=LEG_FAILED)
 
         levels = self._market.book(self.name, req.symbol, self._depth).side(req.side)
-        qty, notional = _take(levels, req.qty, req.price, req.side)
+        qty, notional = take(levels, req.qty, req.price, req.side)
         fraction = self._faults.partial_fraction(req)
         if fraction is not None:
             share = (qty * dec(fraction)).quantize(QTY_UNIT, ROUND_DOWN)
-            qty, notional = _take(levels, share, req.price, req.side)
+            qty, notional = take(levels, share, req.price, req.side)
         if qty <= 0:
             empty = PARTIAL_BY_FAULT if fraction is not None else NO_LIQUIDITY
             return OrderReport(cid, OrderState.EXPIRED, venue_order_id=vid, reason=empty)
 
         # The notional stays exact (1e-8 prices times 1e-8 sizes), so a one-level fill reports
         # exactly the level's price; only the fee is rounded.
-        fee = (notional * self._fee_rate).quantize(FEE_UNIT, ROUND_HALF_EVEN)
-        self._settle(req, qty, notional, fee)
+        fee = taker_fee(notional, self._fee_rate)
+        settle(self._balances, req.symbol, req.side, qty, notional, fee)
         self._market.consume(self.name, req.symbol, req.side, float(qty))
         reason: str | None = None
         if qty == req.qty:
@@ -172,40 +185,6 @@ class MockVenue:
         if not self._market.has_market(self.name, req.symbol):
             return f"unknown market {req.symbol!r}"
         return None
-
-    def _affordable(self, req: OrderRequest) -> bool:
-        base, quote = split_symbol(req.symbol)
-        if req.side == "buy":
-            return self._balances.get(quote, ZERO) >= req.price * req.qty * (1 + self._fee_rate)
-        return self._balances.get(base, ZERO) >= req.qty
-
-    def _settle(self, req: OrderRequest, qty: Decimal, notional: Decimal, fee: Decimal) -> None:
-        base, quote = split_symbol(req.symbol)
-        bal = self._balances
-        if req.side == "buy":
-            bal[quote] = bal.get(quote, ZERO) - notional - fee
-            bal[base] = bal.get(base, ZERO) + qty
-        else:
-            bal[base] = bal.get(base, ZERO) - qty
-            bal[quote] = bal.get(quote, ZERO) + notional - fee
-
-
-def _take(levels: tuple[Level, ...], qty: Decimal, limit: Decimal, side: str) -> tuple[Decimal, Decimal]:
-    """Walk `levels` for up to `qty` within `limit`: the quantity and quote notional taken."""
-    left, filled, notional = qty, ZERO, ZERO
-    buy = side == "buy"
-    for price_f, size_f in levels:
-        if left <= 0:
-            break
-        price = Decimal(repr(price_f)).quantize(PRICE_UNIT, ROUND_HALF_EVEN)
-        if (price > limit) if buy else (price < limit):
-            break
-        size = Decimal(repr(size_f)).quantize(QTY_UNIT, ROUND_DOWN)
-        take = size if size < left else left
-        filled += take
-        notional += take * price
-        left -= take
-    return filled, notional
 
 
 def _foreign_rules(price: float) -> MarketRules:

@@ -170,13 +170,17 @@ class MockMarket:
         mid_acc = self._mid_accounting(shape)
         mid = mid_acc / self._fx[shape.quote]
         per_unit = 1.0 / mid_acc  # notional (accounting ccy) -> quantity
-        n = depth if depth < shape.levels else shape.levels
-        if self._taken and ((venue, symbol, "buy") in self._taken or (venue, symbol, "sell") in self._taken):
+        taken = self._taken
+        if taken and ((venue, symbol, "buy") in taken or (venue, symbol, "sell") in taken):
+            n = depth if depth < shape.levels else shape.levels
             bids = self._remaining(shape, "sell", mid, per_unit, n)
             asks = self._remaining(shape, "buy", mid, per_unit, n)
+        elif depth >= shape.levels:  # the usual case: the whole layout, no slice to copy
+            bids = tuple([(mid * k, v * per_unit) for k, v in shape.bid_shape])
+            asks = tuple([(mid * k, v * per_unit) for k, v in shape.ask_shape])
         else:
-            bids = tuple([(mid * k, v * per_unit) for k, v in shape.bid_shape[:n]])
-            asks = tuple([(mid * k, v * per_unit) for k, v in shape.ask_shape[:n]])
+            bids = tuple([(mid * k, v * per_unit) for k, v in shape.bid_shape[:depth]])
+            asks = tuple([(mid * k, v * per_unit) for k, v in shape.ask_shape[:depth]])
         now = self._clock.time()
         book = OrderBook(venue, symbol, bids, asks, now, now)
         self._books[key] = book
