@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from decimal import Decimal
+from typing import Any
 
 from arbitrage.clock import Clock
 from arbitrage.config import AppConfig
@@ -31,6 +32,7 @@ log = logging.getLogger("arbitrage.execution")
 
 AlertFn = Callable[[str, str], None]
 BookFn = Callable[[str, str], OrderBook | None]  # (venue, asset) -> a fresh book
+PublishFn = Callable[[str, dict[str, Any]], object]  # the event stream for dashboards (Redis)
 LegRunner = Callable[[list[tuple[Order, float]]], list[Order]]  # send orders, sequentially or at once
 
 
@@ -47,6 +49,7 @@ class PairTrader:
         residuals: ResidualBook,
         alert: AlertFn,
         clock: Clock,
+        publish: PublishFn | None = None,
     ) -> None:
         self._cfg = config
         self._state = state
@@ -58,6 +61,7 @@ class PairTrader:
         self.residuals = residuals
         self._alert = alert
         self._clock = clock
+        self._publish = publish
         self._prefix = config.execution.client_id_prefix
         self._unresolved_since: dict[str, float] = {}
 
@@ -140,6 +144,15 @@ class PairTrader:
             self._book_daily(hedge_cost, ZERO, hedge_cost, trades=0)
             self._ledger.conclude_group(group, "entry", self._clock.time())
         self._refresh_balances(buy_tally.venue, sell_tally.venue)
+        self._event(
+            "entry",
+            group=group,
+            asset=asset,
+            bought=buy_tally.net,
+            sold=sell_tally.net,
+            position=position.position_id if position else None,
+            hedged=hedged,
+        )
         return position
 
     # Exits ---------------------------------------------------------------------------------
@@ -209,6 +222,15 @@ class PairTrader:
             self._book_daily(hedge_cost, ZERO, hedge_cost, trades=0)
             self._ledger.conclude_group(group, "exit", self._clock.time())
         self._refresh_balances(sell_tally.venue, buy_tally.venue)
+        self._event(
+            "exit",
+            group=group,
+            position=position.position_id,
+            reason=reason,
+            closed=closed,
+            left=position.qty,
+            realized_pnl=position.realized_pnl,
+        )
         if closed > 0:
             log.info(
                 "position %s %s: closed %s, %s left, realized %s %s",
@@ -422,10 +444,17 @@ class PairTrader:
         self._state.unhedged = self.residuals.quantities()
         return total
 
+    def _event(self, event: str, **payload: Any) -> None:
+        if self._publish is not None:
+            self._publish(event, {k: str(v) if isinstance(v, Decimal) else v for k, v in payload.items()})
+
     def _record_hedge(
         self, group: str, asset: str, venue: str, kind: str, qty: Decimal, cost: Decimal, detail: str
     ) -> None:
         self._ledger.record_hedge_event(group, asset, venue, kind, qty, cost, detail, self._clock.time())
+        self._event(
+            "hedge", group=group, asset=asset, venue=venue, kind=kind, qty=qty, result=cost, detail=detail
+        )
         log.warning("hedge %s %s %s %s qty=%s result=%s: %s", kind, group, asset, venue, qty, cost, detail)
 
     def _save_position(self, position: PairPosition, realized_delta: Decimal, trades: int) -> None:

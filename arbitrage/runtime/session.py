@@ -25,7 +25,7 @@ from arbitrage.ops.metrics import BotMetrics
 from arbitrage.ops.sysmonitor import SysMonitor
 from arbitrage.ops.watchdog import Level, Watchdog
 from arbitrage.runtime.loop import TickHook
-from arbitrage.runtime.shutdown import Shutdown
+from arbitrage.runtime.shutdown import Shutdown, state_document
 from arbitrage.runtime.supervisor import DryRunHook, Supervisor
 from arbitrage.runtime.wiring import Bot, build_bot
 
@@ -119,6 +119,7 @@ def _run(opts: RunOptions, config: AppConfig, env: Mapping[str, str]) -> int:
         env=env,
         clock=clock,
         engines=engines,
+        publish=redis.publish if redis is not None else None,
     )
     supervisor = Supervisor(
         config,
@@ -130,6 +131,7 @@ def _run(opts: RunOptions, config: AppConfig, env: Mapping[str, str]) -> int:
         alerter,
         redis,
         ws_lag=bot.feed.ws_lag,
+        snapshot=lambda: state_document(bot, "running", 0),
     )
     bot.loop.sys_sample = supervisor.sys_sample
     hooks: list[TickHook] = [supervisor]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from arbitrage.clock import Clock
@@ -41,6 +41,7 @@ class Supervisor:
         alerter: Alerter,
         redis: RedisState | None,
         ws_lag: Callable[[], dict[str, float]] | None = None,
+        snapshot: Callable[[], Mapping[str, Any]] | None = None,
     ) -> None:
         self._cfg = config
         self._clock = clock
@@ -51,6 +52,7 @@ class Supervisor:
         self._alerter = alerter
         self._redis = redis
         self._ws_lag = ws_lag
+        self._snapshot = snapshot
         self._rejections = RateWindow(60.0)
         self._errors = RateWindow(60.0)
         self._last_beat = float("-inf")
@@ -106,7 +108,10 @@ class Supervisor:
             return None
         if mono - self._last_beat >= self._cfg.redis.heartbeat_interval_s:
             self._last_beat = mono
-            self._redis.heartbeat()
+            if self._redis.heartbeat() and self._snapshot is not None:
+                # The state snapshot rides on the heartbeat: dashboards and a restarted bot see
+                # positions, open orders, daily PnL and the halt at most one interval old.
+                self._redis.save_state(self._snapshot())
             age = self._redis.heartbeat_age_ms()
             self._state.redis_heartbeat_age_ms = age
             return age

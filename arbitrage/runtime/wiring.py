@@ -143,6 +143,7 @@ def build_bot(
     hooks: list[TickHook] | None = None,
     sys_sample: Callable[[], tuple[float, float]] | None = None,
     print_line: Callable[[str], None] | None = None,
+    publish: Callable[[str, dict[str, Any]], object] | None = None,
     engines: Sequence[Engine] | None = None,
 ) -> Bot:
     """The bot for `config`; `engines` already built from it (by the session, before any file
@@ -172,7 +173,17 @@ def build_bot(
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="leg") if venues.concurrent_legs else None
     run_legs = concurrent_legs(sender, pool) if pool is not None else sequential_legs(sender)
     trader = PairTrader(
-        config, state, ledger, venues.by_name, sender, run_legs, feed.book, ResidualBook(), alert, clock
+        config,
+        state,
+        ledger,
+        venues.by_name,
+        sender,
+        run_legs,
+        feed.book,
+        ResidualBook(),
+        alert,
+        clock,
+        publish=publish,
     )
     recovery = Recovery(
         config, ledger, venues.by_name, sender, trader, state, clock, alert, fx=feed.fx_now, mid=feed.mid
