@@ -179,6 +179,7 @@ class LiveLoop:
         self._trader.hedge_residuals(snapshot)
         stages["residuals"] = (perf() - t) * 1000.0
 
+        state.venues = self._feed.venue_statuses()
         ctx = TickContext(tick=tick, snapshot=snapshot, state=state.view())
         traded = False
         rejections: dict[str, int] = {}

@@ -13,6 +13,7 @@ from typing import Protocol
 
 from arbitrage.clock import Clock
 from arbitrage.domain.book import MarketSnapshot, OrderBook
+from arbitrage.engines.base import VenueStatus
 from arbitrage.errors import VenueError
 from arbitrage.venues.base import Venue
 
@@ -80,12 +81,13 @@ class MarketFeed:
             hook()
         books: dict[tuple[str, str], OrderBook] = {}
         errors = 0
-        for (venue, asset), symbol in self._symbols.items():
+        venues, depth = self._venues, self._depth
+        for key, symbol in self._symbols.items():  # key: (venue, asset)
             try:
-                books[(venue, asset)] = self._venues[venue].order_book(symbol, self._depth)
+                books[key] = venues[key[0]].order_book(symbol, depth)
             except VenueError as err:
                 errors += 1
-                log.warning("book %s %s unavailable: %s", venue, symbol, err)
+                log.warning("book %s %s unavailable: %s", key[0], symbol, err)
         now = self._clock.time()
         fx, fx_age_ms = self._fx.rates(now)
         self.errors_last_tick = errors
@@ -102,6 +104,20 @@ class MarketFeed:
         if book is None or book.best_bid is None or book.best_ask is None:
             return None
         return (book.best_bid + book.best_ask) / 2
+
+    def venue_statuses(self) -> dict[str, VenueStatus]:
+        """What the engines may know of each venue this tick: breaker, stream lag, order rate."""
+        return {
+            name: VenueStatus(
+                name=name,
+                quote=venue.quote,
+                taker_fee_pct=venue.taker_fee_pct,
+                degraded=venue.degraded,
+                ws_lag_ms=venue.ws_lag_ms() or 0.0,
+                orders_last_minute=venue.orders_last_minute,
+            )
+            for name, venue in self._venues.items()
+        }
 
     def ws_lag(self) -> dict[str, float]:
         """Per-venue stream lag in ms, from venues that stream (mock and REST venues have none)."""

@@ -62,12 +62,14 @@ def build_mock_venues(config: AppConfig, clock: Clock) -> Venues:
     return Venues(venues, before_tick=[market.step])
 
 
-def build_venues(config: AppConfig, clock: Clock, env: Mapping[str, str]) -> Venues:
+def build_venues(
+    config: AppConfig, clock: Clock, env: Mapping[str, str], alert: AlertFn | None = None
+) -> Venues:
     if config.mode.current == "mock":
         return build_mock_venues(config, clock)
     from arbitrage.venues.real import build_real_venues  # imports ccxt: paper and live only
 
-    return build_real_venues(config, clock, env)
+    return build_real_venues(config, clock, env, alert)
 
 
 def build_fx(config: AppConfig, venues: Mapping[str, Venue]) -> FxSource:
@@ -153,7 +155,7 @@ def build_bot(
         engines = build_engines(config)  # a bad engine path fails before anything opens
     ledger = open_ledger(ledger_url(config, data_dir), config.storage.synchronous)
     try:
-        venues = build_venues(config, clock, env)
+        venues = build_venues(config, clock, env, alert)
     except BaseException:
         ledger.close()
         raise

@@ -100,15 +100,17 @@ class PostgresLedger(SqlLedger):
 
     def _run(self, sql: str, params: Sequence[Any] = ()) -> int:
         try:
-            self._cur.execute(self._statement(sql), params)
+            with self._lock:
+                self._cur.execute(self._statement(sql), params)
+                return self._cur.rowcount
         except psycopg.Error as exc:
             raise self._failed(_one_line(exc), unique=isinstance(exc, errors.UniqueViolation)) from exc
-        return self._cur.rowcount
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         try:
-            self._cur.execute(self._statement(sql), params)
-            return self._cur.fetchall()
+            with self._lock:
+                self._cur.execute(self._statement(sql), params)
+                return self._cur.fetchall()
         except psycopg.Error as exc:
             raise self._failed(_one_line(exc), unique=isinstance(exc, errors.UniqueViolation)) from exc
 

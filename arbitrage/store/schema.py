@@ -156,7 +156,8 @@ _V1 = (
 # booked (in the same transaction); recovery finishes the groups that a crash left unconcluded.
 # Groups already in a v1 ledger were concluded by the bot that wrote them.
 _V2 = (
-    "CREATE TABLE concluded_groups (group_id TEXT PRIMARY KEY, kind TEXT NOT NULL, concluded_at {real} NOT NULL)",
+    "CREATE TABLE concluded_groups "
+    "(group_id TEXT PRIMARY KEY, kind TEXT NOT NULL, concluded_at {real} NOT NULL)",
     "CREATE INDEX orders_group ON orders (opportunity_id)",
     "INSERT INTO concluded_groups (group_id, kind, concluded_at) "
     "SELECT DISTINCT opportunity_id, 'migrated', 0 FROM orders WHERE opportunity_id IS NOT NULL",
@@ -250,7 +251,9 @@ SELECT_OPEN_ORDERS = (
     "ORDER BY created_at, client_order_id"
 )
 SELECT_ORDER = f"SELECT {ORDER_COLUMNS} FROM orders WHERE client_order_id = ?"
-SELECT_GROUP_ORDERS = f"SELECT {ORDER_COLUMNS} FROM orders WHERE opportunity_id = ? ORDER BY created_at, client_order_id"
+SELECT_GROUP_ORDERS = (
+    f"SELECT {ORDER_COLUMNS} FROM orders WHERE opportunity_id = ? ORDER BY created_at, client_order_id"
+)
 CONCLUDE_GROUP = "INSERT INTO concluded_groups (group_id, kind, concluded_at) VALUES (?, ?, ?)"
 SELECT_UNCONCLUDED = (
     "SELECT DISTINCT opportunity_id FROM orders WHERE opportunity_id IS NOT NULL "

@@ -8,6 +8,7 @@ enclosing `transaction()`.
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -109,6 +110,7 @@ class SqlLedger(ABC):
     dialect: ClassVar[Dialect]
 
     def __init__(self) -> None:
+        self._lock = threading.RLock()  # writes come from the loop and from the leg threads
         self._depth = 0  # nesting of transaction(); only the outermost commits
         self._doomed = False  # a write inside the open transaction failed: it must roll back
 
@@ -160,28 +162,33 @@ class SqlLedger(ABC):
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """Group writes into one commit; an inner use joins the outer one."""
-        if self._depth:
-            self._depth += 1
+        """Group writes into one commit; an inner use joins the outer one.
+
+        The lock is held for the whole transaction: the two legs of a pair are sent from two
+        threads, and their writes must not interleave with each other's transactions.
+        """
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                except BaseException:
+                    self._doomed = True
+                    raise
+                finally:
+                    self._depth -= 1
+                return
+            self._begin()
+            self._depth, self._doomed = 1, False
             try:
                 yield
             except BaseException:
-                self._doomed = True
+                self._finish(commit=False)
                 raise
-            finally:
-                self._depth -= 1
-            return
-        self._begin()
-        self._depth, self._doomed = 1, False
-        try:
-            yield
-        except BaseException:
-            self._finish(commit=False)
-            raise
-        if self._doomed:
-            self._finish(commit=False)
-            raise LedgerError("transaction rolled back: a write inside it failed")
-        self._finish(commit=True)
+            if self._doomed:
+                self._finish(commit=False)
+                raise LedgerError("transaction rolled back: a write inside it failed")
+            self._finish(commit=True)
 
     def _finish(self, commit: bool) -> None:
         self._depth, self._doomed = 0, False

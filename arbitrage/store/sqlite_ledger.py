@@ -78,14 +78,16 @@ class SqliteLedger(SqlLedger):
 
     def _run(self, sql: str, params: Sequence[Any] = ()) -> int:
         try:
-            return self._cur.execute(sql, params).rowcount
+            with self._lock:
+                return self._cur.execute(sql, params).rowcount
         except sqlite3.Error as exc:
             raise self._failed(str(exc), unique=_is_unique(exc)) from exc
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         try:
             # fetchall steps the statement to its end, which is when a lone write commits.
-            return self._cur.execute(sql, params).fetchall()
+            with self._lock:
+                return self._cur.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             raise self._failed(str(exc), unique=_is_unique(exc)) from exc
 

@@ -41,6 +41,14 @@ class Venue(Protocol):
     def cancel(self, symbol: str, client_order_id: str) -> OrderReport | None:
         """Cancel an order by client order id; the report after the cancel, None if unknown."""
 
+    @property
+    def degraded(self) -> bool:
+        """True while the venue's circuit breaker is open (or a Retry-After pause runs)."""
+
+    @property
+    def orders_last_minute(self) -> int:
+        """Orders sent in the last 60 s, for the ORDER_RATE check."""
+
     def ws_lag_ms(self) -> float | None:
         """Lag of the venue's market-data stream in ms; None when it has no stream."""
 

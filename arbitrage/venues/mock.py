@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import replace
 from decimal import ROUND_DOWN, Decimal
 
@@ -37,7 +37,7 @@ KRW_MIN_NOTIONAL = Decimal(5000)  # Upbit's minimum order value
 FOREIGN_MAX_TICK = Decimal("0.01")
 FOREIGN_MIN_NOTIONAL = Decimal(5)  # Binance-like minimum notional in USDT
 
-REMEMBERED_ORDERS = 4096
+REMEMBERED_ORDERS = 1024  # per venue, as MockFaults remembers 1024 entry groups
 REJECTED_BY_FAULT = "mock fault: rejected"
 LEG_FAILED = "mock fault: leg failed"
 PARTIAL_BY_FAULT = "mock fault: partial fill"
@@ -67,6 +67,7 @@ class MockVenue:
         self._may_go_stale = faults.config.stale_book_rate > 0.0
         # The id check, the fill and the balance update are one step even if legs are sent from threads.
         self._orders_lock = threading.Lock()
+        self._sent_at: deque[float] = deque()
 
     # Market data -----------------------------------------------------------------------------
 
@@ -107,6 +108,7 @@ class MockVenue:
                 # Like Binance: the second request is refused and the first order is left alone.
                 return OrderReport(cid, OrderState.REJECTED, reason=DUPLICATE_ID)
             report = self._execute(request)
+            self._sent_at.append(self._clock.monotonic())
             self._orders[cid] = report
             if len(self._orders) > REMEMBERED_ORDERS:
                 self._orders.popitem(last=False)
@@ -120,6 +122,17 @@ class MockVenue:
         # Every IOC order is terminal once submit() returns: a cancel changes nothing.
         self._delay()
         return self._orders.get(client_order_id)
+
+    @property
+    def degraded(self) -> bool:
+        return False  # the simulated venue has no circuit breaker; its faults are per order
+
+    @property
+    def orders_last_minute(self) -> int:
+        now = self._clock.monotonic()
+        while self._sent_at and now - self._sent_at[0] > 60.0:
+            self._sent_at.popleft()
+        return len(self._sent_at)
 
     def ws_lag_ms(self) -> float | None:
         return None  # the simulated market has no stream

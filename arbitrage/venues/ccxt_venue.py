@@ -1,0 +1,406 @@
+"""A real exchange behind the Venue interface, through one synchronous ccxt client.
+
+Every call passes the venue's circuit breaker (which also holds the venue's Retry-After), and
+one call at a time reaches the ccxt client (it keeps per-request state such as the last response
+headers). Reads are retried with backoff on temporary failures; a create never is: a create that
+failed without an answer has an UNKNOWN outcome, looked up by client order id by the caller.
+Orders are rounded to the venue's rules before they leave, and refused locally when under its
+minimums. Books come from the attached stream while it is healthy, else from REST.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from typing import Any, Protocol, TypeVar
+
+from arbitrage.clock import Clock
+from arbitrage.config import VenueConfig
+from arbitrage.domain.book import OrderBook
+from arbitrage.domain.money import ZERO, MarketRules, dec
+from arbitrage.domain.orders import OrderReport, OrderRequest, OrderState
+from arbitrage.errors import (
+    PermanentVenueError,
+    RateLimited,
+    TemporaryVenueError,
+    UnknownOrderOutcome,
+    VenueError,
+)
+from arbitrage.venues.ccxt_dialects import Order, dialect_for
+from arbitrage.venues.ccxt_errors import Failure, classify, reason, retry_after_s, venue_error
+from arbitrage.venues.ccxt_reports import fees_of, fill_totals, order_report, quote_fee, to_decimal
+from arbitrage.venues.circuit import CircuitBreaker
+from arbitrage.venues.fills import DUPLICATE_ID, malformed
+from arbitrage.venues.order_rate import OrderRateLimiter
+
+log = logging.getLogger("arbitrage.venues")
+
+T = TypeVar("T")
+
+READ_DELAYS_S = (0.1, 0.3, 0.9)  # before each retry of a read
+READBACK_DELAYS_S = (0.0, 0.05, 0.1, 0.2, 0.4, 0.8)  # reading back an order answered before matching
+DEFAULT_RATE_LIMIT_PAUSE_S = 1.0  # a 429 without Retry-After
+ORDER_RATE_WAIT_S = 0.5
+
+
+class BookSource(Protocol):
+    """A venue's book stream (arbitrage.venues.book_stream.BookStream)."""
+
+    @property
+    def state(self) -> str: ...
+
+    def latest(self, symbol: str) -> OrderBook | None: ...
+
+    def note_rest_fallback(self, symbol: str) -> None: ...
+
+    def ws_lag_ms(self) -> float | None: ...
+
+    def describe(self) -> dict[str, object]: ...
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class CcxtVenue:
+    """One ccxt exchange as a Venue; see the module docstring."""
+
+    def __init__(
+        self,
+        name: str,
+        config: VenueConfig,
+        exchange: Any,
+        clock: Clock,
+        stream: BookSource | None = None,
+        *,
+        secrets: Sequence[str] = (),
+        read_delays_s: Sequence[float] = READ_DELAYS_S,
+        readback_delays_s: Sequence[float] = READBACK_DELAYS_S,
+    ) -> None:
+        self.name = name
+        self.quote = config.quote
+        self.taker_fee_pct = config.taker_fee_pct
+        self.exchange_id = str(exchange.id)
+        self._fee_rate = dec(config.taker_fee_pct) / 100
+        self._exchange = exchange
+        self._clock = clock
+        self._stream = stream
+        self._secrets = tuple(s for s in secrets if s)
+        self._read_delays = tuple(read_delays_s)
+        self._readback_delays = tuple(readback_delays_s)
+        self._dialect = dialect_for(self.exchange_id)
+        self._breaker = CircuitBreaker(config.circuit_failures, config.circuit_cooldown_s, clock)
+        self._limiter = OrderRateLimiter(config.max_orders_per_s, clock, ORDER_RATE_WAIT_S)
+        self._call_lock = threading.RLock()  # one request at a time on the ccxt client
+        self._state_lock = threading.Lock()
+        self._requested: dict[str, Decimal] = {}  # client order id -> quantity sent (this run)
+        self._mids: dict[str, Decimal] = {}
+        self._minimums_loaded: set[str] = set()
+        self.orders_sent = 0
+        self.errors = 0
+        self.last_error: str | None = None
+
+    # Health ----------------------------------------------------------------------------------
+
+    @property
+    def degraded(self) -> bool:
+        """True while the circuit breaker is open or half-open, or the venue's Retry-After runs."""
+        return self._breaker.degraded
+
+    @property
+    def orders_last_minute(self) -> int:
+        return self._limiter.orders_last_minute
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        return self._breaker
+
+    def ws_lag_ms(self) -> float | None:
+        return self._stream.ws_lag_ms() if self._stream is not None else None
+
+    def describe(self) -> dict[str, object]:
+        detail: dict[str, object] = {
+            "exchange": self.exchange_id,
+            "feed": self._stream.state if self._stream is not None else "rest",
+            "circuit": self._breaker.describe(),
+            "degraded": self.degraded,
+            "orders_sent": self.orders_sent,
+            "orders_last_minute": self.orders_last_minute,
+            "errors": self.errors,
+            "last_error": self.last_error,
+        }
+        if self._stream is not None:
+            detail["stream"] = self._stream.describe()
+        return detail
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.stop()
+        self._exchange.close()
+
+    # Market data -----------------------------------------------------------------------------
+
+    def order_book(self, symbol: str, depth: int) -> OrderBook:
+        if self._stream is not None:
+            streamed = self._stream.latest(symbol)
+            if streamed is not None:
+                self._note_mid(streamed)
+                return _trimmed(streamed, depth)
+            self._stream.note_rest_fallback(symbol)
+        raw = self._read("order_book", lambda: self._exchange.fetch_order_book(symbol, depth))
+        received = self._clock.time()
+        stamp = raw.get("timestamp")
+        book = OrderBook(
+            venue=self.name,
+            symbol=symbol,
+            bids=_levels(raw.get("bids"), depth),
+            asks=_levels(raw.get("asks"), depth),
+            exchange_ts=float(stamp) / 1000.0 if stamp else received,
+            received_ts=received,
+        )
+        self._note_mid(book)
+        return book
+
+    def balances(self) -> dict[str, Decimal]:
+        raw = self._read("balance", self._exchange.fetch_balance)
+        exact = self._dialect.free_balances(raw)
+        if exact is not None:
+            return exact
+        free = raw.get("free") or {}
+        found = {str(asset): to_decimal(amount) for asset, amount in free.items()}
+        return {asset: amount for asset, amount in found.items() if amount is not None}
+
+    def rules(self, symbol: str) -> MarketRules:
+        price = None
+        if self._dialect.tick_follows_price(symbol):
+            price = self._mids.get(symbol)
+            if price is None:
+                self.order_book(symbol, 1)
+                price = self._mids.get(symbol)
+        return self.rules_at(symbol, price)
+
+    def rules_at(self, symbol: str, price: Decimal | None) -> MarketRules:
+        """The rules for an order at `price` (Upbit's KRW tick depends on the price itself)."""
+        with self._state_lock:
+            load = self._dialect.loads_minimums and bool(self._exchange.apiKey)
+            load = load and symbol not in self._minimums_loaded
+            self._minimums_loaded.add(symbol)
+        if load:
+            try:
+                self._read("minimums", lambda: self._dialect.load_minimums(self._exchange, symbol))
+            except VenueError as err:
+                log.warning("%s: minimums of %s unreadable (%s); using the defaults", self.name, symbol, err)
+        try:
+            return self._dialect.rules(self._exchange, symbol, price)
+        except Exception as err:
+            raise venue_error(self.name, err, None, self._secrets) from None
+
+    # Orders ----------------------------------------------------------------------------------
+
+    def submit(self, request: OrderRequest) -> OrderReport:
+        cid, symbol, side = request.client_order_id, request.symbol, request.side
+        with self._state_lock:
+            if cid in self._requested:
+                return OrderReport(cid, OrderState.REJECTED, reason=DUPLICATE_ID)
+            self._requested[cid] = request.qty  # spent even if refused, as an Upbit identifier is
+        problem = malformed(request)
+        if problem is None and symbol not in (self._exchange.markets or {}):
+            problem = f"unknown market {symbol!r} on {self.exchange_id}"
+        if problem is not None:
+            return OrderReport(cid, OrderState.REJECTED, reason=problem)
+        rules = self.rules_at(symbol, request.price)
+        price = rules.round_price(request.price, side)
+        qty = rules.round_qty(request.qty)
+        problem = rules.check(qty, price) if price > 0 else f"price {price} is not positive"
+        if problem is not None:
+            return OrderReport(cid, OrderState.REJECTED, reason=f"refused before sending: {problem}")
+        if not self._limiter.acquire():
+            raise RateLimited(self.name, "order rate above venues.max_orders_per_s; not sent")
+        params = self._dialect.create_params(cid)
+
+        def create() -> Any:
+            with self._state_lock:
+                self.orders_sent += 1  # counted once the request is really made
+            return self._exchange.create_order(symbol, "limit", side, float(qty), float(price), params)
+
+        try:
+            created = self._call("create_order", create)
+        except VenueError:
+            raise  # refused by the breaker or a Retry-After pause: never sent
+        except Exception as err:
+            return self._create_failed(cid, err)
+        order: Order = dict(created)
+        if self._dialect.reads_back or order.get("status") in ("open", None):
+            order = self._read_back(symbol, cid, order)
+        return self._report(symbol, cid, order)
+
+    def fetch_order(self, symbol: str, client_order_id: str) -> OrderReport | None:
+        order = self._read(
+            "fetch_order",
+            lambda: self._dialect.find(self._exchange, symbol, client_order_id),
+            missing_ok=True,
+        )
+        return None if order is None else self._report(symbol, client_order_id, order)
+
+    def cancel(self, symbol: str, client_order_id: str) -> OrderReport | None:
+        order = self._read(
+            "fetch_order",
+            lambda: self._dialect.find(self._exchange, symbol, client_order_id),
+            missing_ok=True,
+        )
+        if order is None:
+            return None
+        if order.get("status") not in ("open", None):
+            return self._report(symbol, client_order_id, order)
+        found = order
+        # Not found on cancel means it finished meanwhile: the read below says how.
+        self._read(
+            "cancel_order", lambda: self._dialect.cancel(self._exchange, symbol, found), missing_ok=True
+        )
+        order = self._read("fetch_order", lambda: self._dialect.refetch(self._exchange, symbol, found))
+        return self._report(symbol, client_order_id, order, cancelled_by_us=True)
+
+    # Calls -----------------------------------------------------------------------------------
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        """One request through the breaker; ccxt's exception comes out unchanged after bookkeeping."""
+        refusal = self._breaker.admit()
+        if refusal is not None:
+            text = f"{what} not sent: {refusal.text}"
+            if refusal.rate_limited:
+                raise RateLimited(self.name, text, refusal.wait_s)
+            raise TemporaryVenueError(self.name, text)
+        with self._call_lock:
+            try:
+                result = fn()
+            except Exception as err:
+                kind = classify(err)
+                wait = None
+                if kind is Failure.RATE_LIMIT:
+                    wait = retry_after_s(self._exchange.last_response_headers, self._clock.time())
+                self._failed(what, err, kind, wait)
+                raise
+        self._breaker.succeeded()
+        return result
+
+    def _failed(self, what: str, err: Exception, kind: Failure, wait: float | None) -> None:
+        if kind is not Failure.NOT_FOUND:  # "no such order" answers a lookup; it is no fault
+            text = reason(err, self._secrets)
+            with self._state_lock:
+                self.errors += 1
+                self.last_error = f"{what}: {text}"
+        if kind in (Failure.RATE_LIMIT, Failure.TEMPORARY, Failure.UNEXPECTED):
+            self._breaker.failed()
+        else:
+            self._breaker.succeeded()  # the venue answered: it is up, it just said no
+        if kind is Failure.RATE_LIMIT:
+            self._breaker.pause(wait if wait is not None else DEFAULT_RATE_LIMIT_PAUSE_S)
+        if kind is Failure.UNEXPECTED:
+            log.error("%s %s failed unexpectedly: %s", self.name, what, self.last_error, exc_info=err)
+
+    def _read(self, what: str, fn: Callable[[], T], missing_ok: bool = False) -> Any:
+        """A read (or an idempotent cancel), retried with backoff on temporary failures."""
+        attempts = (0.0, *self._read_delays)
+        for attempt, delay in enumerate(attempts):
+            self._clock.sleep(delay)
+            try:
+                return self._call(what, fn)
+            except VenueError:
+                raise  # the breaker or a Retry-After pause refused it: fail fast
+            except Exception as err:
+                kind = classify(err)
+                if kind is Failure.NOT_FOUND and missing_ok:
+                    return None
+                if kind is Failure.TEMPORARY and attempt + 1 < len(attempts):
+                    log.info("%s %s failed (%s); retrying", self.name, what, reason(err, self._secrets))
+                    continue
+                wait = self._breaker.paused_for_s() if kind is Failure.RATE_LIMIT else None
+                raise venue_error(self.name, err, wait, self._secrets) from None
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _create_failed(self, cid: str, err: Exception) -> OrderReport:
+        kind = classify(err)
+        text = reason(err, self._secrets)
+        if kind is Failure.RATE_LIMIT:
+            raise RateLimited(
+                self.name, f"create of {cid} refused: {text}", self._breaker.paused_for_s()
+            ) from None
+        if kind in (Failure.TEMPORARY, Failure.UNEXPECTED):
+            raise UnknownOrderOutcome(
+                self.name, f"create of {cid} got no answer ({text}); look it up"
+            ) from None
+        if kind is Failure.AUTH:
+            raise PermanentVenueError(self.name, f"API key refused on create of {cid}: {text}") from None
+        return OrderReport(cid, OrderState.REJECTED, reason=text)
+
+    def _read_back(self, symbol: str, cid: str, order: Order) -> Order:
+        """The outcome of an order answered before matching: poll it, cancel a leftover IOC rest."""
+        placed = order
+        seen: Order | None = None
+        for delay in self._readback_delays:
+            self._clock.sleep(delay)
+            try:
+                seen = self._call(
+                    "fetch_order", lambda: self._dialect.refetch(self._exchange, symbol, placed)
+                )
+            except Exception:
+                continue  # counted by the breaker; keep polling within the budget
+            if seen.get("status") not in ("open", None):
+                return seen
+        if seen is None:
+            raise UnknownOrderOutcome(
+                self.name, f"{cid} was placed as {placed.get('id')} but its outcome could not be read back"
+            )
+        try:
+            self._read(
+                "cancel_order", lambda: self._dialect.cancel(self._exchange, symbol, placed), missing_ok=True
+            )
+            return dict(
+                self._read("fetch_order", lambda: self._dialect.refetch(self._exchange, symbol, placed))
+            )
+        except VenueError as err:
+            log.warning("%s: %s still open after its read-back and not cancelled: %s", self.name, cid, err)
+            return seen
+
+    # Reports -----------------------------------------------------------------------
+
+    def _report(self, symbol: str, cid: str, order: Order, cancelled_by_us: bool = False) -> OrderReport:
+        filled, avg = fill_totals(order, self._dialect.totals(order))
+        fee = ZERO
+        if filled > 0:
+            fees = fees_of(order)
+            if fees is None:  # Binance's order query carries no fees: its trades do
+                fees = self._trade_fees(symbol, order)
+            fee = quote_fee(fees, symbol, avg, filled * avg, self._fee_rate)
+        with self._state_lock:
+            requested = self._requested.get(cid)
+        return order_report(order, cid, requested, filled, avg, fee, cancelled_by_us)
+
+    def _trade_fees(self, symbol: str, order: Order) -> list[Any] | None:
+        try:
+            trades = self._read("fee_trades", lambda: self._dialect.fee_trades(self._exchange, symbol, order))
+        except VenueError as err:
+            log.warning("%s: fees of order %s unreadable (%s); estimated", self.name, order.get("id"), err)
+            return None
+        return [fee for trade in trades or [] for fee in (fees_of(trade) or [])] or None
+
+    def _note_mid(self, book: OrderBook) -> None:
+        if book.best_bid is not None and book.best_ask is not None:
+            self._mids[book.symbol] = dec((book.best_bid + book.best_ask) / 2)
+
+
+def _levels(raw: Any, depth: int) -> tuple[tuple[float, float], ...]:
+    # Upbit pairs bids and asks in one row per level, so a side shorter than the other comes
+    # back padded with empty levels: drop them.
+    levels = ((level[0], level[1]) for level in raw or () if len(level) >= 2)
+    return tuple((float(p), float(q)) for p, q in levels if p and q and p > 0 and q > 0)[:depth]
+
+
+def _trimmed(book: OrderBook, depth: int) -> OrderBook:
+    if len(book.bids) <= depth and len(book.asks) <= depth:
+        return book
+    return OrderBook(
+        book.venue, book.symbol, book.bids[:depth], book.asks[:depth], book.exchange_ts, book.received_ts
+    )

@@ -1,0 +1,109 @@
+"""Simulated IOC fills: walk a book within a limit price, charge the taker fee, settle balances.
+
+Shared by the venues whose fills are simulated (mock and paper). Book levels are floats; a fill
+takes them as Decimal at these units (sizes rounded down, so a fill never exceeds what a level
+shows), and the fee is rounded to FEE_UNIT of the quote currency.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
+
+from arbitrage.domain.book import Level, split_symbol
+from arbitrage.domain.money import ZERO
+from arbitrage.domain.orders import OrderRequest, OrderState
+
+PRICE_UNIT = Decimal("1e-8")
+QTY_UNIT = Decimal("1e-8")
+FEE_UNIT = Decimal("1e-8")
+
+IOC_REMAINDER = "IOC remainder expired"
+NO_LIQUIDITY = "no liquidity within the limit price"
+INSUFFICIENT_BALANCE = "insufficient balance"
+DUPLICATE_ID = "duplicate client order id"
+
+
+def malformed(request: OrderRequest) -> str | None:
+    """Why an order cannot be an IOC limit order at all, or None."""
+    if request.side not in ("buy", "sell"):
+        return f"invalid side {request.side!r}"
+    if request.qty <= 0:
+        return f"quantity {request.qty} is not positive"
+    if request.price <= 0:
+        return f"price {request.price} is not positive"
+    return None
+
+
+def take(levels: tuple[Level, ...], qty: Decimal, limit: Decimal, side: str) -> tuple[Decimal, Decimal]:
+    """Walk `levels` for up to `qty` within `limit`: the quantity and quote notional taken."""
+    left, filled, notional = qty, ZERO, ZERO
+    buy = side == "buy"
+    for price_f, size_f in levels:
+        if left <= 0:
+            break
+        price = Decimal(repr(price_f)).quantize(PRICE_UNIT, ROUND_HALF_EVEN)
+        if (price > limit) if buy else (price < limit):
+            break
+        size = Decimal(repr(size_f)).quantize(QTY_UNIT, ROUND_DOWN)
+        take_qty = size if size < left else left
+        filled += take_qty
+        notional += take_qty * price
+        left -= take_qty
+    return filled, notional
+
+
+def taker_fee(notional: Decimal, fee_rate: Decimal) -> Decimal:
+    return (notional * fee_rate).quantize(FEE_UNIT, ROUND_HALF_EVEN)
+
+
+def affordable(
+    balances: dict[str, Decimal], symbol: str, side: str, qty: Decimal, price: Decimal, fee_rate: Decimal
+) -> bool:
+    """Whether the free balances cover the order at its limit price (a buy's fee included)."""
+    base, quote = split_symbol(symbol)
+    if side == "buy":
+        return balances.get(quote, ZERO) >= price * qty * (1 + fee_rate)
+    return balances.get(base, ZERO) >= qty
+
+
+def settle(
+    balances: dict[str, Decimal], symbol: str, side: str, qty: Decimal, notional: Decimal, fee: Decimal
+) -> None:
+    """Move a fill's base and quote amounts, the fee paid in the quote currency."""
+    base, quote = split_symbol(symbol)
+    if side == "buy":
+        balances[quote] = balances.get(quote, ZERO) - notional - fee
+        balances[base] = balances.get(base, ZERO) + qty
+    else:
+        balances[base] = balances.get(base, ZERO) - qty
+        balances[quote] = balances.get(quote, ZERO) + notional - fee
+
+
+@dataclass(frozen=True, slots=True)
+class IocFill:
+    """What an IOC limit order takes from a book: quantity, exact quote notional and fee."""
+
+    qty: Decimal
+    notional: Decimal
+    fee: Decimal
+
+    @property
+    def avg_price(self) -> Decimal:
+        return self.notional / self.qty if self.qty else ZERO
+
+    def state(self, requested: Decimal) -> OrderState:
+        return OrderState.FILLED if self.qty == requested else OrderState.EXPIRED
+
+    def reason(self, requested: Decimal) -> str | None:
+        if self.qty == requested:
+            return None
+        return IOC_REMAINDER if self.qty > 0 else NO_LIQUIDITY
+
+
+def fill_ioc(
+    levels: tuple[Level, ...], side: str, qty: Decimal, limit: Decimal, fee_rate: Decimal
+) -> IocFill:
+    """An IOC limit order of `qty` at `limit` against `levels` (the side it takes), with its fee."""
+    filled, notional = take(levels, qty, limit, side)
+    return IocFill(filled, notional, taker_fee(notional, fee_rate) if filled > 0 else ZERO)

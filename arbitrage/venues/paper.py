@@ -1,0 +1,177 @@
+"""Paper trading: real books from a venue's market data, simulated IOC fills and balances.
+
+An order is rounded and checked against the real venue's rules, then fills by walking the real
+book it would hit, with the venue's taker fee (in the quote currency, like the mock venue), from
+the balances in the config. Nothing is ever sent to the exchange. Within one book snapshot a fill
+takes its liquidity away, so a retry does not fill twice against the same levels.
+"""
+
+from __future__ import annotations
+
+import threading
+from decimal import Decimal
+from typing import Protocol
+
+from arbitrage.clock import Clock
+from arbitrage.config import VenueConfig
+from arbitrage.domain.book import Level, OrderBook
+from arbitrage.domain.money import MarketRules, dec
+from arbitrage.domain.orders import OrderReport, OrderRequest, OrderState
+from arbitrage.errors import RateLimited, VenueError
+from arbitrage.venues.fills import DUPLICATE_ID, INSUFFICIENT_BALANCE, affordable, fill_ioc, malformed, settle
+from arbitrage.venues.order_rate import OrderRateLimiter
+
+PAPER_DEPTH = 30  # levels walked per fill (Upbit's REST book has at most 30)
+ORDER_RATE_WAIT_S = 0.5
+
+
+class MarketData(Protocol):
+    """What paper needs of the real venue: its books and rules (arbitrage.venues.ccxt_venue)."""
+
+    exchange_id: str
+
+    @property
+    def degraded(self) -> bool: ...
+
+    def order_book(self, symbol: str, depth: int) -> OrderBook: ...
+
+    def rules(self, symbol: str) -> MarketRules: ...
+
+    def rules_at(self, symbol: str, price: Decimal | None) -> MarketRules: ...
+
+    def ws_lag_ms(self) -> float | None: ...
+
+    def describe(self) -> dict[str, object]: ...
+
+    def close(self) -> None: ...
+
+
+class PaperVenue:
+    def __init__(self, name: str, config: VenueConfig, market_data: MarketData, clock: Clock) -> None:
+        self.name = name
+        self.quote = config.quote
+        self.taker_fee_pct = config.taker_fee_pct
+        self._fee_rate = dec(config.taker_fee_pct) / 100
+        self._market = market_data
+        self._balances: dict[str, Decimal] = {asset: dec(v) for asset, v in config.balances.items()}
+        self._orders: dict[str, OrderReport] = {}
+        self._limiter = OrderRateLimiter(config.max_orders_per_s, clock, ORDER_RATE_WAIT_S)
+        # (symbol, side) -> (the levels the book showed, price -> quantity taken from them)
+        self._taken: dict[tuple[str, str], tuple[tuple[Level, ...], dict[float, float]]] = {}
+        self._seq = 0
+        # The id check, the fill and the balance update are one step even if legs come from threads.
+        self._lock = threading.Lock()
+
+    # Market data: the real venue's -------------------------------------------------------------
+
+    @property
+    def degraded(self) -> bool:
+        return self._market.degraded
+
+    @property
+    def orders_last_minute(self) -> int:
+        return self._limiter.orders_last_minute
+
+    def order_book(self, symbol: str, depth: int) -> OrderBook:
+        return self._market.order_book(symbol, depth)
+
+    def rules(self, symbol: str) -> MarketRules:
+        return self._market.rules(symbol)
+
+    def ws_lag_ms(self) -> float | None:
+        return self._market.ws_lag_ms()
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "exchange": self._market.exchange_id,
+            "feed": "paper",
+            "orders": len(self._orders),
+            "orders_last_minute": self.orders_last_minute,
+            "market_data": self._market.describe(),
+        }
+
+    def close(self) -> None:
+        self._market.close()
+
+    # Simulated account ---------------------------------------------------------------------------
+
+    def balances(self) -> dict[str, Decimal]:
+        with self._lock:
+            return dict(self._balances)
+
+    def submit(self, request: OrderRequest) -> OrderReport:
+        with self._lock:
+            cid = request.client_order_id
+            if cid in self._orders:
+                # As a real venue would: the second request is refused, the first order left alone.
+                return OrderReport(cid, OrderState.REJECTED, reason=DUPLICATE_ID)
+            report = self._execute(request)
+            self._orders[cid] = report
+            return report
+
+    def fetch_order(self, symbol: str, client_order_id: str) -> OrderReport | None:
+        with self._lock:
+            return self._orders.get(client_order_id)
+
+    def cancel(self, symbol: str, client_order_id: str) -> OrderReport | None:
+        # Every IOC order is terminal once submit() returns: a cancel changes nothing.
+        return self.fetch_order(symbol, client_order_id)
+
+    def _execute(self, req: OrderRequest) -> OrderReport:
+        self._seq += 1
+        cid, vid = req.client_order_id, f"paper-{self.name}-{self._seq}"
+
+        def refused(why: str) -> OrderReport:
+            return OrderReport(cid, OrderState.REJECTED, venue_order_id=vid, reason=why)
+
+        problem = malformed(req)
+        if problem is not None:
+            return refused(problem)
+        try:
+            rules = self._market.rules_at(req.symbol, req.price)
+        except VenueError as err:
+            return refused(str(err))
+        price, qty = rules.round_price(req.price, req.side), rules.round_qty(req.qty)
+        problem = rules.check(qty, price)
+        if problem is not None:
+            return refused(f"refused before sending: {problem}")
+        if not affordable(self._balances, req.symbol, req.side, qty, price, self._fee_rate):
+            return refused(INSUFFICIENT_BALANCE)
+        if not self._limiter.acquire():
+            raise RateLimited(self.name, "order rate above venues.max_orders_per_s; not sent")
+        book = self._market.order_book(req.symbol, PAPER_DEPTH)
+        levels = self._untaken(book, req.side)
+        fill = fill_ioc(levels, req.side, qty, price, self._fee_rate)
+        if fill.qty > 0:
+            settle(self._balances, req.symbol, req.side, fill.qty, fill.notional, fill.fee)
+            self._take(book, req.side, levels, fill.qty)
+        return OrderReport(
+            cid, fill.state(req.qty), fill.qty, fill.avg_price, fill.fee, vid, fill.reason(req.qty)
+        )
+
+    def _untaken(self, book: OrderBook, side: str) -> tuple[Level, ...]:
+        """The side a taker order walks, less what earlier fills took from these same levels.
+
+        A book that shows exactly the levels of the last fill has not moved since (a REST poll
+        or the stream's last update): the liquidity taken then is gone. Any change resets it.
+        """
+        levels = book.side(side)
+        seen = self._taken.get((book.symbol, side))
+        if seen is None or seen[0] != levels:
+            return levels
+        taken = seen[1]
+        return tuple((p, s - taken.get(p, 0.0)) for p, s in levels if s - taken.get(p, 0.0) > 1e-12)
+
+    def _take(self, book: OrderBook, side: str, levels: tuple[Level, ...], qty: Decimal) -> None:
+        key = (book.symbol, side)
+        shown = book.side(side)
+        seen = self._taken.get(key)
+        taken = seen[1] if seen is not None and seen[0] == shown else {}
+        left = float(qty)
+        for price, size in levels:
+            if left <= 0:
+                break
+            part = min(size, left)
+            taken[price] = taken.get(price, 0.0) + part
+            left -= part
+        self._taken[key] = (shown, taken)

@@ -1,0 +1,69 @@
+"""The exchange simulator for end-to-end runs: a real SimServer on a free 127.0.0.1 port, and the
+config overrides that point the bot's venues at it (ccxt urls and options from arbitrage.sim.urls).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from arbitrage.sim.control import SimControl
+from arbitrage.sim.market import DEFAULT_ASSETS
+from arbitrage.sim.server import SimServer, default_balances
+
+VENUES = ("upbit", "binance")
+API_KEYS = {"upbit": "e2e-upbit-key", "binance": "e2e-binance-key"}
+LIVE_ENV = {
+    "LIVE_TRADING": "1",
+    "UPBIT_API_KEY": API_KEYS["upbit"],
+    "UPBIT_API_SECRET": "e2e-upbit-secret",
+    "BINANCE_API_KEY": API_KEYS["binance"],
+    "BINANCE_API_SECRET": "e2e-binance-secret",
+}
+
+
+@pytest.fixture(scope="module")
+def sim_server() -> Iterator[SimServer]:
+    server = SimServer(seed=5, tick_ms=100)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sim(sim_server: SimServer) -> Iterator[SimControl]:
+    control = SimControl(sim_server.base_url)
+    control.reset()  # every test starts from the seeded market with fresh accounts
+    yield control
+    control.reset()
+
+
+def sim_overrides(base_url: str) -> dict[str, Any]:
+    """Config overrides: both venues on the simulator, REST books, room for REST-paced ticks."""
+    from arbitrage.sim.urls import sim_options, sim_urls
+
+    return {
+        "venues": {
+            venue: {"urls": sim_urls(venue, base_url), "options": sim_options(venue), "timeout_ms": 3000}
+            for venue in VENUES
+        },
+        # REST books: ccxt's own limiter paces Upbit to ~10 calls/s, so a tick takes a few 100 ms.
+        "market_data": {"use_websocket": False},
+        "watchdog": {"warn_loop_latency_ms": 3000, "max_loop_latency_ms": 10000},
+        "sys_monitor": {"warn_cpu_pct": 1000, "max_cpu_pct": 1000},
+        "live_guards": {"dry_run_cycles": 2},
+    }
+
+
+def start_balances() -> dict[str, dict[str, Decimal]]:
+    """What a new account holds on each simulated venue (the simulator's seeded defaults)."""
+    return default_balances(DEFAULT_ASSETS)
+
+
+def sim_totals(sim: SimControl, venue: str, api_key: str) -> dict[str, Decimal]:
+    """Free plus locked per asset, as the simulator itself keeps them."""
+    wallet = sim.balances(venue=venue, api_key=api_key).get(venue, {}).get(api_key, {})
+    return {asset: Decimal(a["free"]) + Decimal(a["locked"]) for asset, a in wallet.items()}
