@@ -1,4 +1,5 @@
-"""Fixtures shared across the suite: the real PostgreSQL at 127.0.0.1:5432 in throwaway schemas."""
+"""Fixtures shared across the suite: the real PostgreSQL at 127.0.0.1:5432 in throwaway schemas, and
+the loopback exchange simulator on a free 127.0.0.1 port."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from arbitrage.sim.control import SimControl
+from arbitrage.sim.server import SimServer
 
 if TYPE_CHECKING:
     import psycopg
@@ -42,3 +46,29 @@ def pg_schema_url() -> Iterator[Callable[[], str]]:
     for name in made:
         admin.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
     admin.close()
+
+
+@pytest.fixture(scope="module")
+def sim_server(request: pytest.FixtureRequest) -> Iterator[SimServer]:
+    """A loopback exchange simulator shared by a test module; seeded by the module's SIM_SEED."""
+    server = SimServer(seed=getattr(request.module, "SIM_SEED", 7), tick_ms=100)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sim(sim_server: SimServer, request: pytest.FixtureRequest) -> Iterator[SimControl]:
+    """The simulator's control client; faults, frozen books and paused streams are undone after each test.
+
+    A module with SIM_RESET_EACH_TEST = True also starts every test from the seeded market with
+    fresh accounts.
+    """
+    control = SimControl(sim_server.base_url)
+    if getattr(request.module, "SIM_RESET_EACH_TEST", False):
+        control.reset()
+    yield control
+    control.clear_faults()  # also lifts any 429/418 window
+    control.pause_streams(False)
+    for venue in ("binance", "upbit"):
+        control.freeze(venue, frozen=False)

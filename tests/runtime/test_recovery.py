@@ -133,7 +133,7 @@ def test_crash_after_both_legs_books_the_position_once(bot: Bot) -> None:
 
 
 def test_crash_after_the_venue_filled_but_before_the_ledger_heard(bot: Bot) -> None:
-    group, buy, sell = _entry_orders(bot)
+    group, buy, _sell = _entry_orders(bot)
     venue = bot.venues.by_name["binance"]
     submitted = apply(buy, OrderSubmitted())
     bot.ledger.update_order(submitted, bot.clock.time())

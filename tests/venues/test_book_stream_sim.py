@@ -18,26 +18,11 @@ from arbitrage.sim.server import SimServer
 from arbitrage.sim.urls import sim_options, sim_urls
 from arbitrage.venues.book_stream import BookStream
 
+SIM_SEED = 11
+
 VENUES = [("binance", "BTC/USDT"), ("upbit", "BTC/KRW")]
 FAST = MarketDataConfig(stale_after_s=1.0, recover_every_s=1.0, ws_error_threshold=3)
 LOGGER = "arbitrage.venues.stream"
-
-
-@pytest.fixture(scope="module")
-def sim_server() -> Iterator[SimServer]:
-    server = SimServer(seed=11, tick_ms=100)
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def sim(sim_server: SimServer) -> Iterator[SimControl]:
-    control = SimControl(sim_server.base_url)
-    yield control
-    control.pause_streams(False)
-    for venue in ("binance", "upbit"):
-        control.freeze(venue, frozen=False)
 
 
 class Alerts:

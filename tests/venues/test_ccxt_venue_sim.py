@@ -7,7 +7,6 @@ are the witnesses (an order placed once, a call that never reached it).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
@@ -21,24 +20,9 @@ from arbitrage.venues.ccxt_venue import CcxtVenue
 from arbitrage.venues.circuit import CLOSED, OPEN
 from tests.venues.venue_rigs import SYMBOLS, ccxt_venue, new_api_key
 
+SIM_SEED = 23
+
 VENUES = ("upbit", "binance")
-
-
-@pytest.fixture(scope="module")
-def sim_server() -> Iterator[SimServer]:
-    server = SimServer(seed=23, tick_ms=100)
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def sim(sim_server: SimServer) -> Iterator[SimControl]:
-    control = SimControl(sim_server.base_url)
-    yield control
-    control.clear_faults()  # also lifts any 429/418 window
-    for venue in VENUES:
-        control.freeze(venue, frozen=False)
 
 
 def venue_on(sim_server: SimServer, venue: str, **extra: object) -> tuple[CcxtVenue, str]:

@@ -16,8 +16,12 @@ from arbitrage.errors import PermanentVenueError
 from arbitrage.venues.mock_market import MockMarket
 
 
-def make_config(seed: int = 7, upbit_mock: MockVenueConfig | None = None,
-                binance_mock: MockVenueConfig | None = None, **mock: Any) -> AppConfig:
+def make_config(
+    seed: int = 7,
+    upbit_mock: MockVenueConfig | None = None,
+    binance_mock: MockVenueConfig | None = None,
+    **mock: Any,
+) -> AppConfig:
     return AppConfig(
         venues={
             "upbit": VenueConfig(exchange="mock", quote="KRW", mock=upbit_mock or MockVenueConfig()),
@@ -83,8 +87,9 @@ def test_premium_mean_reverts_and_crosses_both_sides() -> None:
 
 
 def test_books_carry_the_premium_between_venues() -> None:
-    config = make_config(binance_mock=MockVenueConfig(premium_pct=0.05),
-                         upbit_mock=MockVenueConfig(premium_pct=0.1))
+    config = make_config(
+        binance_mock=MockVenueConfig(premium_pct=0.05), upbit_mock=MockVenueConfig(premium_pct=0.1)
+    )
     market = make_market(config)
     for _ in range(20):
         market.step()
@@ -97,8 +102,10 @@ def test_books_carry_the_premium_between_venues() -> None:
 
 
 def test_reference_price_walk_has_the_configured_volatility() -> None:
-    assets = {"BTC": MockAssetConfig(price=100_000_000.0, volatility_pct=0.2),
-              "ETH": MockAssetConfig(price=5_000_000.0, volatility_pct=0.0)}
+    assets = {
+        "BTC": MockAssetConfig(price=100_000_000.0, volatility_pct=0.2),
+        "ETH": MockAssetConfig(price=5_000_000.0, volatility_pct=0.0),
+    }
     market = make_market(make_config(assets=assets))
     prev, returns = market.reference_price("BTC"), []
     for _ in range(4000):
@@ -127,8 +134,9 @@ def test_fx_jitters_around_the_configured_rate() -> None:
 
 
 def test_book_shape_follows_the_venue_config() -> None:
-    shape = MockVenueConfig(half_spread_bps=3.0, depth_levels=8, level_notional=10_000_000.0,
-                            level_step_bps=2.0)
+    shape = MockVenueConfig(
+        half_spread_bps=3.0, depth_levels=8, level_notional=10_000_000.0, level_step_bps=2.0
+    )
     clock = FakeClock(start=1_750_000_000.0)
     market = make_market(make_config(upbit_mock=shape), clock)
     market.step()

@@ -30,10 +30,15 @@ class Rig:
     def __init__(self, seed: int = 3, upbit_btc: float = 1.5, **faults: Any) -> None:
         self.config = AppConfig(
             venues={
-                "upbit": VenueConfig(exchange="mock", quote="KRW", taker_fee_pct=0.05,
-                                     balances={"KRW": 1_000_000_000.0, "BTC": upbit_btc, "USDT": 0.0}),
-                "binance": VenueConfig(exchange="mock", quote="USDT", taker_fee_pct=0.1,
-                                       balances={"USDT": 100_000.1, "BTC": 0.7}),
+                "upbit": VenueConfig(
+                    exchange="mock",
+                    quote="KRW",
+                    taker_fee_pct=0.05,
+                    balances={"KRW": 1_000_000_000.0, "BTC": upbit_btc, "USDT": 0.0},
+                ),
+                "binance": VenueConfig(
+                    exchange="mock", quote="USDT", taker_fee_pct=0.1, balances={"USDT": 100_000.1, "BTC": 0.7}
+                ),
             },
             mock=MockConfig(seed=seed, faults=MockFaultsConfig(**faults)),
         )
@@ -47,8 +52,15 @@ class Rig:
         self.market.step()
 
 
-def order(cid: str = "arb0000001-B", symbol: str = "BTC/KRW", side: str = "buy", qty: str | Decimal = "0.1",
-          price: str | Decimal = "1000000000", purpose: str = "entry", group: str = "") -> OrderRequest:
+def order(
+    cid: str = "arb0000001-B",
+    symbol: str = "BTC/KRW",
+    side: str = "buy",
+    qty: str | Decimal = "0.1",
+    price: str | Decimal = "1000000000",
+    purpose: str = "entry",
+    group: str = "",
+) -> OrderRequest:
     venue = "upbit" if symbol.endswith("/KRW") else "binance"
     return OrderRequest(cid, venue, symbol, side, Decimal(qty), Decimal(price), purpose=purpose, group=group)
 
@@ -91,8 +103,11 @@ def test_buy_walks_the_asks_and_settles_fee_and_balances_exactly() -> None:
     assert report.avg_price == notional / qty
     assert Decimal(repr(asks[0][0])) < report.avg_price < Decimal(repr(asks[1][0]))
     assert report.fee == fee
-    assert rig.upbit.balances() == {"KRW": Decimal(1_000_000_000) - notional - fee,
-                                    "BTC": Decimal("1.5") + qty, "USDT": Decimal(0)}
+    assert rig.upbit.balances() == {
+        "KRW": Decimal(1_000_000_000) - notional - fee,
+        "BTC": Decimal("1.5") + qty,
+        "USDT": Decimal(0),
+    }
     assert rig.upbit.fetch_order("BTC/KRW", report.client_order_id) == report
 
 
@@ -134,8 +149,11 @@ def test_nothing_within_the_limit_expires_empty_and_touches_nothing() -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(qty=st.decimals(min_value="0.00001", max_value="3", places=5),
-       limit_bps=st.integers(min_value=-5, max_value=30), side=st.sampled_from(["buy", "sell"]))
+@given(
+    qty=st.decimals(min_value="0.00001", max_value="3", places=5),
+    limit_bps=st.integers(min_value=-5, max_value=30),
+    side=st.sampled_from(["buy", "sell"]),
+)
 def test_fills_never_exceed_the_order_nor_cross_its_limit(qty: Decimal, limit_bps: int, side: str) -> None:
     rig = Rig(upbit_btc=10.0)  # enough to sell anything the book can take
     mid = dec(rig.market.mid("upbit", "BTC/KRW"))
@@ -161,8 +179,10 @@ def test_fills_never_exceed_the_order_nor_cross_its_limit(qty: Decimal, limit_bp
 def test_insufficient_balance_is_a_rejection_that_changes_nothing() -> None:
     rig = Rig()
     book = rig.binance.order_book("BTC/USDT", 10)
-    cases = [order("a-B", "BTC/USDT", "buy", "1", "200000"),  # needs 200,200 USDT, has 100,000.1
-             order("a-S", "BTC/USDT", "sell", "0.70001", "1")]
+    cases = [
+        order("a-B", "BTC/USDT", "buy", "1", "200000"),  # needs 200,200 USDT, has 100,000.1
+        order("a-S", "BTC/USDT", "sell", "0.70001", "1"),
+    ]
     for request in cases:
         report = rig.binance.submit(request)
         assert report.state is OrderState.REJECTED
@@ -199,12 +219,15 @@ def test_a_rejected_id_stays_used() -> None:
     assert rig.upbit.submit(order(qty="0.01")).reason == "duplicate client order id"
 
 
-@pytest.mark.parametrize(("request_", "reason"), [
-    (order(side="hold"), "invalid side"),
-    (order(qty="0"), "not positive"),
-    (order(price="-1"), "not positive"),
-    (order(symbol="DOGE/KRW"), "unknown market"),
-])
+@pytest.mark.parametrize(
+    ("request_", "reason"),
+    [
+        (order(side="hold"), "invalid side"),
+        (order(qty="0"), "not positive"),
+        (order(price="-1"), "not positive"),
+        (order(symbol="DOGE/KRW"), "unknown market"),
+    ],
+)
 def test_malformed_orders_are_rejected_not_raised(request_: OrderRequest, reason: str) -> None:
     report = Rig().upbit.submit(request_)
     assert report.state is OrderState.REJECTED
@@ -239,7 +262,10 @@ def test_rules_follow_upbit_tick_table_and_binance_like_magnitudes() -> None:
     assert rig.upbit.rules("USDT/KRW").price_tick == 1
     btc_usdt = rig.binance.rules("BTC/USDT")  # ~101,000 USDT
     assert (btc_usdt.price_tick, btc_usdt.qty_step, btc_usdt.min_notional) == (
-        Decimal("0.01"), Decimal("0.00001"), 5)
+        Decimal("0.01"),
+        Decimal("0.00001"),
+        5,
+    )
     eth_usdt = rig.binance.rules("ETH/USDT")  # ~3,600 USDT
     assert (eth_usdt.price_tick, eth_usdt.qty_step) == (Decimal("0.01"), Decimal("0.001"))
     for _ in range(50):
@@ -284,17 +310,21 @@ def test_partial_fill_fault_gives_ten_to_ninety_percent_but_spares_unwinds() -> 
         rig.market.step()
     assert all(Decimal("0.1") - E8 * 10 <= s <= Decimal("0.9") for s in shares)
     assert len(set(shares)) > 10
-    assert rig.upbit.submit(order("u1-US1", side="sell", qty="0.1", price="1",
-                                  purpose="unwind")).state is OrderState.FILLED
+    assert (
+        rig.upbit.submit(order("u1-US1", side="sell", qty="0.1", price="1", purpose="unwind")).state
+        is OrderState.FILLED
+    )
     assert Rig(partial_fill_rate=0.0).upbit.submit(order(qty="0.1")).state is OrderState.FILLED
 
 
 def entry_pair(rig: Rig, seq: int, purpose: str = "entry") -> tuple[OrderReport, OrderReport]:
     group = entry_group("arb", seq)
-    buy = rig.binance.submit(order(client_order_id(group, "B"), "BTC/USDT", "buy", "0.01", "200000",
-                                   purpose=purpose, group=group))
-    sell = rig.upbit.submit(order(client_order_id(group, "S"), "BTC/KRW", "sell", "0.01", "1",
-                                  purpose=purpose, group=group))
+    buy = rig.binance.submit(
+        order(client_order_id(group, "B"), "BTC/USDT", "buy", "0.01", "200000", purpose=purpose, group=group)
+    )
+    sell = rig.upbit.submit(
+        order(client_order_id(group, "S"), "BTC/KRW", "sell", "0.01", "1", purpose=purpose, group=group)
+    )
     return buy, sell
 
 
@@ -343,8 +373,9 @@ def test_latency_fault_sleeps_on_the_clock() -> None:
 
 def test_an_unwind_survives_every_fault_but_the_plain_reject() -> None:
     rig = Rig(partial_fill_rate=1.0, one_leg_failure_rate=1.0, stale_book_rate=1.0, latency_rate=1.0)
-    report = rig.upbit.submit(order("arb0000009-US1", side="sell", qty="0.2", price="1", purpose="unwind",
-                                    group="arb0000009"))
+    report = rig.upbit.submit(
+        order("arb0000009-US1", side="sell", qty="0.2", price="1", purpose="unwind", group="arb0000009")
+    )
     assert report.state is OrderState.FILLED and report.filled_qty == Decimal("0.2")
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import ROUND_DOWN, Decimal
 
 import pytest
@@ -16,24 +15,9 @@ from arbitrage.sim.server import SimServer
 from arbitrage.venues.paper import PaperVenue
 from tests.venues.venue_rigs import MARKET_IDS, PAPER_BALANCES, SYMBOLS, ccxt_venue, venue_config
 
+SIM_SEED = 31
+
 E8 = Decimal("1e-8")
-
-
-@pytest.fixture(scope="module")
-def sim_server() -> Iterator[SimServer]:
-    server = SimServer(seed=31, tick_ms=100)
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def sim(sim_server: SimServer) -> Iterator[SimControl]:
-    control = SimControl(sim_server.base_url)
-    yield control
-    control.clear_faults()
-    for venue in ("upbit", "binance"):
-        control.freeze(venue, frozen=False)
 
 
 def paper(sim_server: SimServer, venue: str, **extra: object) -> PaperVenue:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,20 +16,14 @@ from arbitrage.venues.ccxt_venue import CcxtVenue
 from arbitrage.venues.paper import PaperVenue
 from arbitrage.venues.real import build_real_venues
 
+SIM_SEED = 41
+
 ENV = {
     "UP_KEY": "real-up-key",
     "UP_SECRET": "real-up-secret",
     "BN_KEY": "real-bn-key",
     "BN_SECRET": "real-bn-s",
 }
-
-
-@pytest.fixture(scope="module")
-def sim_server() -> Iterator[SimServer]:
-    server = SimServer(seed=41, tick_ms=100)
-    server.start()
-    yield server
-    server.stop()
 
 
 def app_config(

@@ -17,18 +17,12 @@ from arbitrage.domain.orders import TERMINAL, OrderReport, OrderRequest, OrderSt
 from arbitrage.sim.server import SimServer
 from tests.venues.venue_rigs import Rig, ccxt_rig, mock_rig, paper_rig
 
+SIM_SEED = 11
+
 ADAPTERS = ("mock", "paper", "ccxt")
 VENUES = ("upbit", "binance")  # the KRW venue and the USDT venue
 E8 = Decimal("1e-8")
 SMALL_NOTIONAL = {"KRW": Decimal(200_000), "USDT": Decimal(150)}
-
-
-@pytest.fixture(scope="module")
-def sim_server() -> Iterator[SimServer]:
-    server = SimServer(seed=11, tick_ms=100)
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(params=[(a, v) for a in ADAPTERS for v in VENUES], ids=lambda p: f"{p[0]}-{p[1]}")
