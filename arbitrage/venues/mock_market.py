@@ -167,7 +167,11 @@ class MockMarket:
         if cached is not None:
             return cached
         shape = self._markets.get((venue, symbol)) or self._shape(venue, symbol)
-        mid_acc = self._mid_accounting(shape)
+        if shape.asset is None:
+            mid_acc = self._mid_accounting(shape)
+        else:  # _mid_accounting of a coin market, inline: this runs for every book of every tick
+            premium = shape.premium_pct + (self._premium if shape.gets_premium else 0.0)
+            mid_acc = self._ref[shape.asset] * (1.0 + premium / 100.0)
         mid = mid_acc / self._fx[shape.quote]
         per_unit = 1.0 / mid_acc  # notional (accounting ccy) -> quantity
         taken = self._taken
