@@ -18,6 +18,7 @@ from typing import Protocol
 
 from arbitrage.clock import Clock
 from arbitrage.config import AppConfig
+from arbitrage.domain.book import MarketSnapshot
 from arbitrage.domain.decisions import EntryIntent, ExitIntent, SafetyVerdict
 from arbitrage.domain.opportunity import Opportunity
 from arbitrage.engines.base import Engine, EngineOutput, TickContext
@@ -175,8 +176,10 @@ class LiveLoop:
             state.halt_reason = f"halt file {self._halt_file} exists" if halted else ""
 
         t = perf()
-        self._trader.resolve_unresolved(snapshot)
-        self._trader.hedge_residuals(snapshot)
+        live_errors += self._guarded(
+            "resolving orders of unknown outcome", self._trader.resolve_unresolved, snapshot
+        )
+        live_errors += self._guarded("hedging residual inventory", self._trader.hedge_residuals, snapshot)
         stages["residuals"] = (perf() - t) * 1000.0
 
         state.venues = self._feed.venue_statuses()
@@ -200,7 +203,7 @@ class LiveLoop:
             intents = [d for d in out.decisions if isinstance(d, INTENTS)]
             if intents:
                 t = perf()
-                live_errors += self._carry_out(intents, tick)
+                live_errors += self._carry_out(intents, tick, snapshot)
                 traded = True
                 ctx.state = state.view()
                 stages[f"{engine.name}.orders"] = (perf() - t) * 1000.0
@@ -209,7 +212,7 @@ class LiveLoop:
             # Several pairs of one tick can each leave a residual within the bound and together
             # exceed it: unwind now, so that no tick ends over execution.max_unhedged_qty.
             t = perf()
-            self._trader.hedge_residuals(snapshot)
+            live_errors += self._guarded("hedging residual inventory", self._trader.hedge_residuals, snapshot)
             stages["residuals"] += (perf() - t) * 1000.0
 
         counters.live_errors += live_errors
@@ -256,6 +259,15 @@ class LiveLoop:
         self.last_report = report
         return report
 
+    def _guarded(self, what: str, step: Callable[[MarketSnapshot], None], snapshot: MarketSnapshot) -> int:
+        """Run a trader step outside the engines; a failure is a live error, never the loop's end."""
+        try:
+            step(snapshot)
+        except Exception:
+            exec_log.exception("%s failed; the tick goes on", what)
+            return 1
+        return 0
+
     def _absorb(
         self, name: str, out: EngineOutput, metrics: dict[str, float], rejections: dict[str, int]
     ) -> None:
@@ -276,7 +288,7 @@ class LiveLoop:
                     counters.rejections[d.reason or ""] += 1
                     rejections[d.reason or ""] = rejections.get(d.reason or "", 0) + 1
 
-    def _carry_out(self, intents: list[EntryIntent | ExitIntent], tick: int) -> int:
+    def _carry_out(self, intents: list[EntryIntent | ExitIntent], tick: int, snapshot: MarketSnapshot) -> int:
         """Execute intents; exits first (never blocked), entries only while entries are allowed."""
         errors = 0
         exits = [i for i in intents if isinstance(i, ExitIntent)]
@@ -295,9 +307,35 @@ class LiveLoop:
             if self.state.entries_blocked or self._stop.is_set():
                 exec_log.info("entry skipped: %s", self.state.entries_blocked or "stopping")
                 continue
+            overtaken = self._overtaken(entry, snapshot)
+            if overtaken is not None:
+                exec_log.info("entry %s skipped: %s", entry.opportunity.key, overtaken)
+                continue
             try:
                 self._trader.enter(entry, tick)
             except Exception:
                 errors += 1
                 exec_log.exception("entry %s failed", entry.opportunity.key)
         return errors
+
+    def _overtaken(self, entry: EntryIntent, snapshot: MarketSnapshot) -> str | None:
+        """Why an entry approved at the start of the tick must not go out now, or None.
+
+        The orders before it in this tick can take seconds (a create that timed out, its
+        lookups, the repairs): meanwhile a venue may have opened its breaker or been told to
+        pause (a 429), which would leave a single leg, and its books may have aged past what
+        safety accepts.
+        """
+        legs = (entry.buy.venue, entry.sell.venue)
+        statuses = self._feed.venue_statuses()
+        for venue in legs:
+            status = statuses.get(venue)
+            if status is not None and status.degraded:
+                return f"{venue} became degraded after the entry was approved"
+        limit = self._cfg.safety.max_book_age_ms
+        now = self._clock.time()
+        for venue in legs:
+            book = snapshot.book(venue, entry.opportunity.asset)
+            if book is not None and book.age_ms(now) > limit:
+                return f"{venue} book now {book.age_ms(now):.0f}ms old > safety.max_book_age_ms {limit:.0f}"
+        return None

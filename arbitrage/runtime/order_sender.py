@@ -94,6 +94,8 @@ class OrderSender:
                 report = venue.fetch_order(order.symbol, order.client_order_id)
             except VenueError as err:
                 log.warning("lookup of %s failed: %s", order.client_order_id, err)
+                if venue.degraded:
+                    break  # the next lookups would be refused too: ask again next tick
                 continue
             if report is not None:
                 self.unresolved.pop(order.client_order_id, None)

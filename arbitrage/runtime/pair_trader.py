@@ -21,6 +21,7 @@ from arbitrage.domain.money import ZERO, booked, dec
 from arbitrage.domain.orders import Order, OrderRequest
 from arbitrage.domain.positions import PairPosition
 from arbitrage.engines.hedging import LegState, plan_repair
+from arbitrage.errors import VenueError
 from arbitrage.runtime import failpoints
 from arbitrage.runtime.legs import LegTally, ResidualBook
 from arbitrage.runtime.order_sender import OrderSender
@@ -357,7 +358,9 @@ class PairTrader:
         self, group: str, asset: str, first: LegTally, second: LegTally, position_id: str | None
     ) -> None:
         """Retry the missing quantity, then unwind the excess, as the planner decides."""
-        attempt = 0
+        # Recovery rebuilds the tallies with the repair orders sent before a crash: they count
+        # against the budget, and the next order's id (numbered by attempt) must be a new one.
+        attempt = sum(1 for t in (first, second) for o in t.orders if o.purpose in ("retry", "unwind"))
         while True:
             legs = (first, second)
             books = {t.venue: b for t in legs if (b := self._fresh_book(t.venue, asset)) is not None}
@@ -383,6 +386,7 @@ class PairTrader:
                 group, f"{kind}{repair.leg.side[0].upper()}{attempt}", repair.leg, repair.purpose, position_id
             )
             self._ledger.insert_orders([order], self._clock.time())
+            failpoints.hit("repair.order_written")
             done = self._sender.send(order, float(tally.fx))
             tally.add(done)
             self._state.counters.hedge_events += 1
@@ -404,6 +408,7 @@ class PairTrader:
                 f"Single-leg fill on {group} ({asset}): {repair.purpose} {done.side} "
                 f"{done.filled_qty}/{done.qty} on {done.venue} ({done.state.value})",
             )
+            failpoints.hit("repair.sent")  # between this repair order and the next (retry, then unwind)
 
     def _settle_leftovers(
         self, group: str, asset: str, tallies: tuple[LegTally, LegTally], hedged: Decimal
@@ -470,5 +475,11 @@ class PairTrader:
         self._ledger.add_daily_pnl(self._state.day, realized, fees, hedge_cost, trades, self._clock.time())
 
     def _refresh_balances(self, *venues: str) -> None:
+        # Runs after the group is booked: a venue that cannot answer now (breaker open, a
+        # Retry-After pause) must not turn a booked trade into a failed one, nor, from the
+        # residual paths that run outside any engine, stop the loop. The next refresh catches up.
         for name in dict.fromkeys(venues):
-            self._state.balances[name] = self._venues[name].balances()
+            try:
+                self._state.balances[name] = self._venues[name].balances()
+            except VenueError as err:
+                log.warning("balances of %s not refreshed (last known kept): %s", name, err)

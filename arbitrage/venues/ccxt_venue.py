@@ -313,7 +313,9 @@ class CcxtVenue:
                 kind = classify(err)
                 if kind is Failure.NOT_FOUND and missing_ok:
                     return None
-                if kind is Failure.TEMPORARY and attempt + 1 < len(attempts):
+                # A retry the breaker would refuse only sleeps: once it opened, fail now.
+                retry = kind is Failure.TEMPORARY and attempt + 1 < len(attempts)
+                if retry and not self._breaker.degraded:
                     log.info("%s %s failed (%s); retrying", self.name, what, reason(err, self._secrets))
                     continue
                 wait = self._breaker.paused_for_s() if kind is Failure.RATE_LIMIT else None
@@ -346,6 +348,8 @@ class CcxtVenue:
                     "fetch_order", lambda: self._dialect.refetch(self._exchange, symbol, placed)
                 )
             except Exception:
+                if self._breaker.degraded:
+                    break  # every further poll would be refused: the caller looks it up later
                 continue  # counted by the breaker; keep polling within the budget
             if seen.get("status") not in ("open", None):
                 return seen

@@ -61,6 +61,12 @@ def test_redis_outage_blocks_entries_escalates_and_recovers(tmp_path: Path) -> N
             while _trades(bot.stdout()) == trades_during and time.monotonic() < deadline:
                 time.sleep(0.2)
             assert _trades(bot.stdout()) > trades_during, "entries resume once Redis is back"
+            watchdog_log = tmp_path / "bot" / "logs" / "watchdog.log"
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not re.search(
+                r"-> OK", watchdog_log.read_text(encoding="utf-8").split("redis_heartbeat_age_ms")[-1]
+            ):
+                time.sleep(0.2)
             bot.send(signal.SIGTERM)
             run = bot.finish(timeout=20)
         assert run.code == 0, run.stderr

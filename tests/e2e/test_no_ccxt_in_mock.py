@@ -1,0 +1,51 @@
+"""A mock run needs no exchange client, no HTTP stack and no PostgreSQL driver: the real command,
+with Python's import log (PYTHONPROFILEIMPORTTIME, the same as -X importtime) read from stderr.
+
+A paper run against the simulator, for contrast, does import ccxt: the log is read right.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from arbitrage.sim.control import SimControl
+from arbitrage.sim.server import SimServer
+from tests.e2e.runner import run_bot
+from tests.e2e.sim_fixture import sim as sim  # the fixtures, re-exported for pytest
+from tests.e2e.sim_fixture import sim_overrides
+from tests.e2e.sim_fixture import sim_server as sim_server
+
+IMPORT_LINE = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|\s*(\S+)\s*$")
+NOT_IN_MOCK = ("ccxt", "aiohttp", "psycopg")
+IMPORT_LOG = {"PYTHONPROFILEIMPORTTIME": "1"}
+
+
+def imported(stderr: str) -> set[str]:
+    """Every module the process imported, from the import-time lines on its stderr."""
+    return {m.group(1) for line in stderr.splitlines() if (m := IMPORT_LINE.match(line))}
+
+
+def packages(modules: set[str], roots: tuple[str, ...]) -> set[str]:
+    """The modules that are, or are inside, any of `roots` (psycopg_binary counts as psycopg)."""
+    return {m for m in modules if m.split(".")[0].startswith(roots)}
+
+
+def test_a_mock_run_imports_no_exchange_http_or_postgres_package(tmp_path: Path) -> None:
+    run = run_bot(tmp_path, "--mock", "--loops", "3", "--interval", "0", env=IMPORT_LOG)
+    assert run.code == 0, run.stderr[-3000:]
+    assert len(run.metrics_lines()) == 3
+    modules = imported(run.stderr)
+    assert {"arbitrage.runtime.loop", "arbitrage.venues.mock"} <= modules, sorted(modules)[:20]
+    assert packages(modules, NOT_IN_MOCK) == set()
+
+
+def test_a_paper_run_imports_ccxt(tmp_path: Path, sim_server: SimServer, sim: SimControl) -> None:
+    run = run_bot(
+        tmp_path, "--mode", "paper", "--once",
+        overrides=sim_overrides(sim_server.base_url), env=IMPORT_LOG, timeout=120,
+    )  # fmt: skip
+    assert run.code == 0, run.stderr[-3000:]
+    modules = imported(run.stderr)
+    assert {"ccxt", "arbitrage.venues.ccxt_venue", "arbitrage.venues.paper"} <= modules
+    assert packages(modules, ("psycopg",)) == set()  # the ledger is SQLite
