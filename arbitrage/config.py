@@ -227,8 +227,8 @@ class WatchdogConfig(Section):
     max_ws_lag_ms: Pos = 2000.0
     warn_redis_heartbeat_age_ms: Pos = 3000.0
     max_redis_heartbeat_age_ms: Pos = 10_000.0
-    warn_loop_latency_ms: Pos = 250.0
-    max_loop_latency_ms: Pos = 1000.0
+    warn_loop_latency_ms: Pos = 500.0
+    max_loop_latency_ms: Pos = 2500.0  # a REST fallback tick on rate-limited venues takes ~1 s
     warn_safety_rejections_per_minute: Pos = 300.0
     max_safety_rejections_per_minute: Pos = 3000.0
     warn_live_errors_per_minute: Pos = 5.0

@@ -8,8 +8,8 @@ from arbitrage.config import WatchdogConfig
 from arbitrage.ops.watchdog import METRICS, Level, Watchdog, grade
 
 OK = {"loop_latency_ms": 10.0}
-WARN = {"loop_latency_ms": 300.0}  # warn 250
-ERROR = {"loop_latency_ms": 1520.3}  # max 1000
+WARN = {"loop_latency_ms": 600.0}  # warn 500
+ERROR = {"loop_latency_ms": 2520.3}  # max 2500
 SAMPLES = {"ok": OK, "warn": WARN, "error": ERROR}
 
 
@@ -31,8 +31,8 @@ def run(dog: Watchdog, *steps: str) -> list[Level]:
         ("redis_heartbeat_age_ms", 3000.0, Level.WARN),
         ("redis_heartbeat_age_ms", 10_000.0, Level.ERROR),
         ("loop_latency_ms", 249.0, Level.OK),
-        ("loop_latency_ms", 250.0, Level.WARN),
-        ("loop_latency_ms", 1000.0, Level.ERROR),
+        ("loop_latency_ms", 500.0, Level.WARN),
+        ("loop_latency_ms", 2500.0, Level.ERROR),
         ("safety_rejections_per_minute", 299.0, Level.OK),
         ("safety_rejections_per_minute", 300.0, Level.WARN),
         ("safety_rejections_per_minute", 3000.0, Level.ERROR),
@@ -48,10 +48,10 @@ def test_each_metric_is_graded_against_its_own_thresholds(metric: str, value: fl
 
 
 def test_breach_lines_are_readable() -> None:
-    report = make().evaluate({"loop_latency_ms": 1520.3, "ws_lag_ms": 600.0, "live_errors_per_minute": 0.0})
-    assert report.breaches == ["ws_lag_ms=600.0 >= warn 500", "loop_latency_ms=1520.3 >= max 1000"]
+    report = make().evaluate({"loop_latency_ms": 2520.3, "ws_lag_ms": 600.0, "live_errors_per_minute": 0.0})
+    assert report.breaches == ["ws_lag_ms=600.0 >= warn 500", "loop_latency_ms=2520.3 >= max 2500"]
     assert "OK -> ERROR" in report.describe()
-    assert "loop_latency_ms=1520.3 >= max 1000" in report.describe()
+    assert "loop_latency_ms=2520.3 >= max 2500" in report.describe()
 
 
 def test_unmeasured_and_foreign_metrics_are_ignored() -> None:
