@@ -70,11 +70,13 @@ class PairTrader:
 
     def enter(self, intent: EntryIntent, tick: int) -> PairPosition | None:
         opp = intent.opportunity
-        group = ids.entry_group(self._prefix, self._ledger.next_sequence("entry"))
-        buy = self._order(group, "B", intent.buy, "entry", group)
-        sell = self._order(group, "S", intent.sell, "entry", group)
         now = self._clock.time()
+        # The sequence, the opportunity and both PENDING legs commit together: one fsync, and a
+        # crash can never leave a used sequence number without its orders.
         with self._ledger.transaction():
+            group = ids.entry_group(self._prefix, self._ledger.next_sequence("entry"))
+            buy = self._order(group, "B", intent.buy, "entry", group)
+            sell = self._order(group, "S", intent.sell, "entry", group)
             self._ledger.record_opportunity(group, tick, opp, None)
             self._ledger.insert_orders([buy, sell], now)
         log.info(
@@ -162,12 +164,13 @@ class PairTrader:
         position = self._state.positions.get(intent.position_id)
         if position is None or intent.sell is None or intent.buy is None:
             return None
-        group = ids.exit_group(
-            position.position_id, self._ledger.next_sequence(f"exit:{position.position_id}")
-        )
-        sell = self._order(group, "S", intent.sell, "exit", position.position_id)
-        buy = self._order(group, "B", intent.buy, "exit", position.position_id)
-        self._ledger.insert_orders([sell, buy], self._clock.time())
+        with self._ledger.transaction():
+            group = ids.exit_group(
+                position.position_id, self._ledger.next_sequence(f"exit:{position.position_id}")
+            )
+            sell = self._order(group, "S", intent.sell, "exit", position.position_id)
+            buy = self._order(group, "B", intent.buy, "exit", position.position_id)
+            self._ledger.insert_orders([sell, buy], self._clock.time())
         log.info(
             "exit %s %s %s qty %s: sell @%s on %s, buy @%s on %s, reverse spread %.3f%%",
             group,
@@ -297,22 +300,12 @@ class PairTrader:
         if rules.check(qty, price) is not None:
             return
         fx = snapshot.fx.get(self._venues[venue].quote, 0.0)
-        group = f"{self._prefix}R{self._ledger.next_sequence('residual'):07d}"
-        order = Order.from_request(
-            OrderRequest(
-                ids.client_order_id(group, side[0].upper()),
-                venue,
-                symbol,
-                side,
-                qty,
-                price,
-                "unwind",
-                None,
-                group,
-            ),
-            group,
-        )
-        self._ledger.insert_orders([order], self._clock.time())
+        with self._ledger.transaction():
+            group = f"{self._prefix}R{self._ledger.next_sequence('residual'):07d}"
+            cid = ids.client_order_id(group, side[0].upper())
+            request = OrderRequest(cid, venue, symbol, side, qty, price, "unwind", None, group)
+            order = Order.from_request(request, group)
+            self._ledger.insert_orders([order], self._clock.time())
         failpoints.hit("residual.orders_written")
         done = self._sender.send(order, fx)
         self._park_fills(done, fx, f"unwound residual {side} {done.filled_qty}", conclude=True)
