@@ -172,6 +172,40 @@ class CcxtVenue:
         found = {str(asset): to_decimal(amount) for asset, amount in free.items()}
         return {asset: amount for asset, amount in found.items() if amount is not None}
 
+    def load_taker_fee(self, symbol: str) -> float:
+        """Use the account's real taker fee on `symbol` (Upbit orders/chance, Binance tradeFee).
+
+        The configured taker_fee_pct stays when the venue cannot tell (no key, an error): the
+        bot then warns once, since a fee it underestimates turns profitable-looking spreads into
+        losses.
+        """
+        configured = self.taker_fee_pct
+        try:
+            fee = self._read("fetch_trading_fee", lambda: self._exchange.fetch_trading_fee(symbol))
+            taker = float(fee["taker"]) * 100.0
+        except (VenueError, KeyError, TypeError, ValueError) as err:
+            log.warning(
+                "%s: taker fee not read from the exchange (%s); using taker_fee_pct %.4g%% from the config",
+                self.name,
+                err,
+                configured,
+            )
+            return configured
+        if abs(taker - configured) > 1e-9:
+            log.warning(
+                "%s: the account's taker fee on %s is %.4g%%, not the configured %.4g%%; using %.4g%%",
+                self.name,
+                symbol,
+                taker,
+                configured,
+                taker,
+            )
+        else:
+            log.info("%s: taker fee %.4g%% confirmed by the exchange", self.name, taker)
+        self.taker_fee_pct = taker
+        self._fee_rate = dec(taker) / 100
+        return taker
+
     def rules(self, symbol: str) -> MarketRules:
         price = None
         if self._dialect.tick_follows_price(symbol):

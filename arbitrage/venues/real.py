@@ -46,6 +46,8 @@ def build_real_venues(
             stream = build_stream(config, name, vc, ccxt_config, symbols, clock, alert)
             market = CcxtVenue(name, vc, exchange, clock, stream, secrets=secrets)
             markets.append(market)
+            if live:  # the fee endpoints are private: paper mode has no key and keeps the config's
+                market.load_taker_fee(symbols[0])
             if stream is not None:
                 streams.append(stream)
             built[name] = market if live else PaperVenue(name, vc, market, clock)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 from typing import Any
 
@@ -65,6 +66,28 @@ def test_live_venues_trade_with_the_keys_from_the_environment(sim_server: SimSer
         assert binance.orders_last_minute == 0 and binance.degraded is False
     finally:
         venues.close()
+
+
+def test_live_venues_use_the_accounts_real_taker_fee(
+    sim_server: SimServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The config says 0.3% and 0.2%; the simulator's accounts pay 0.05% (Upbit) and 0.1% (Binance).
+    extra = {"upbit": {"taker_fee_pct": 0.3}, "binance": {"taker_fee_pct": 0.2}}
+    with caplog.at_level(logging.WARNING, logger="arbitrage.venues"):
+        venues = build_real_venues(
+            app_config(sim_server.base_url, "live", venue_extra=extra), SystemClock(), ENV
+        )
+    try:
+        assert venues.by_name["upbit"].taker_fee_pct == pytest.approx(0.05)
+        assert venues.by_name["binance"].taker_fee_pct == pytest.approx(0.1)
+        assert sum("not the configured" in r.getMessage() for r in caplog.records) == 2
+    finally:
+        venues.close()
+    paper = build_real_venues(app_config(sim_server.base_url, "paper", venue_extra=extra), SystemClock(), ENV)
+    try:
+        assert paper.by_name["upbit"].taker_fee_pct == pytest.approx(0.3)  # no key in paper mode
+    finally:
+        paper.close()
 
 
 def test_websocket_books_come_from_the_stream_module(sim_server: SimServer) -> None:
