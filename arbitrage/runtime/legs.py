@@ -99,7 +99,7 @@ class ResidualBook:
     def add(self, venue: str, asset: str, qty: Decimal, value: Decimal) -> Decimal:
         """Add a signed quantity with its value; returns the result realized by netting."""
         if qty == 0:
-            return value if value else ZERO
+            return value  # a cash flow with no quantity left behind is realized at once
         cur = self.items.setdefault((venue, asset), Residual())
         if cur.qty == 0 or (cur.qty > 0) == (qty > 0):
             cur.qty += qty
