@@ -230,7 +230,7 @@ def _health(bot: Bot, supervisor: Supervisor, started: float) -> HealthStatus:
         "entries_blocked": state.entries_blocked,
         "halted": state.halted,
         **supervisor.detail(),
-        "venues": {name: _venue_detail(venue) for name, venue in venues.items()},
+        "venues": {name: venue.describe() for name, venue in venues.items()},
         "positions": [
             {
                 "position_id": p.position_id,
@@ -246,15 +246,6 @@ def _health(bot: Bot, supervisor: Supervisor, started: float) -> HealthStatus:
         "unhedged": {f"{v}:{a}": str(q) for (v, a), q in unhedged.items()},
     }
     return HealthStatus(level, detail)
-
-
-def _venue_detail(venue: Any) -> dict[str, Any]:
-    describe = getattr(venue, "describe", None)
-    return (
-        describe()
-        if callable(describe)
-        else {"feed": "simulated" if type(venue).__name__.startswith("Mock") else "rest"}
-    )
 
 
 def _install_signals(bot: Bot, shutdown: Shutdown) -> dict[int, Any]:
