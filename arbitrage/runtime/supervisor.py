@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from arbitrage.clock import Clock
 from arbitrage.config import AppConfig
@@ -19,7 +19,9 @@ from arbitrage.ops.sysmonitor import SysMonitor, SysSample
 from arbitrage.ops.watchdog import Level, Watchdog, WatchdogReport
 from arbitrage.runtime.loop import TickReport
 from arbitrage.runtime.state import BotState
-from arbitrage.store.redis_state import RedisState
+
+if TYPE_CHECKING:  # redis-py is imported only by runs that enable Redis
+    from arbitrage.store.redis_state import RedisState
 
 log = logging.getLogger("arbitrage.watchdog")
 
