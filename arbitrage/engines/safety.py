@@ -255,6 +255,9 @@ class SafetyEngine:
             open_positions=len(open_positions),
         )
         rejections: dict[str, int] = {}
+        # Rejections with the same reason and detail (a shared limit refuses every asset at once)
+        # share one line that names each of them: one log record, not twenty, on a busy tick.
+        rejected: dict[tuple[str, str], list[str]] = {}
         for opp in opportunities:
             rejection = first_rejection(opp, limits)
             if rejection is None:
@@ -264,9 +267,9 @@ class SafetyEngine:
             reason, detail = rejection
             rejections[reason] = rejections.get(reason, 0) + 1
             out.decisions.append(SafetyVerdict(opp, reason, detail))
-            out.notes.append(
-                Note("INFO", f"rejected {opp.key} net={opp.net_spread_pct:.3f}% reason={reason}: {detail}")
-            )
+            rejected.setdefault(rejection, []).append(f"{opp.key} net={opp.net_spread_pct:.3f}%")
+        for (reason, detail), which in rejected.items():
+            out.notes.append(Note("INFO", f"rejected {', '.join(which)} reason={reason}: {detail}"))
         out.metrics["approvals"] = float(limits.approved)
         out.metrics["rejections"] = float(sum(rejections.values()))
         for reason, count in rejections.items():

@@ -117,6 +117,21 @@ def test_rejection_metrics_and_notes():
     assert "net=6.000%" in out.notes[0].message
 
 
+def test_rejections_for_the_same_reason_and_detail_share_one_note():
+    # An operator halt refuses every opportunity with the same detail: one line names them all.
+    opps = [opportunity(net_spread_pct=0.5), eth_opportunity(net_spread_pct=0.6)]
+    verdicts, out = judge(opps, books=eth_books(), halted=True)
+    assert [v.reason for v in verdicts] == ["HALTED", "HALTED"]
+    assert len(out.notes) == 1
+    message = out.notes[0].message
+    assert "ETH:" in message and "BTC:binance>upbit net=0.500%" in message and "reason=HALTED" in message
+    assert out.metrics["rejections.HALTED"] == 2.0
+    # Different details (each outlier's own spread) stay on lines of their own.
+    _, out = judge([opportunity(net_spread_pct=6.0), eth_opportunity(net_spread_pct=7.0)],
+                   books=eth_books())  # fmt: skip
+    assert len(out.notes) == 2
+
+
 def test_one_approval_per_asset_per_tick_best_spread_first():
     worse, better = opportunity(net_spread_pct=0.4), opportunity(net_spread_pct=0.9)
     verdicts, _ = judge([worse, better])
