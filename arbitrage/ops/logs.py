@@ -36,6 +36,9 @@ _OWNED = "_arbitrage_ops_handler"  # marks handlers this module installed, so a 
 # the cost of a line; the logging HOWTO ("Optimization") turns it off with these module flags,
 # which stay off while the handlers of setup_logging are installed.
 _RECORD_EXTRAS = ("logThreads", "logProcesses", "logMultiprocessing")
+# Likewise the caller's file, line and function, found by walking the stack for every record
+# (another tenth of a line); the same HOWTO section turns that off with `logging._srcfile = None`.
+_SRCFILE = logging._srcfile
 
 
 class RedactingFilter(logging.Filter):
@@ -109,6 +112,7 @@ def reset_logging() -> None:
         logger.setLevel(logging.NOTSET)
     for flag in _RECORD_EXTRAS:
         setattr(logging, flag, True)
+    logging._srcfile = _SRCFILE
 
 
 def _own(handler: logging.Handler, redactor: RedactingFilter) -> logging.Handler:
@@ -156,6 +160,7 @@ def setup_logging(
                 logger.addHandler(console_handler)
     for flag in _RECORD_EXTRAS:
         setattr(logging, flag, False)
+    logging._srcfile = None
 
 
 def component_logger(name: str) -> logging.Logger:
