@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from arbitrage.domain.book import MarketSnapshot
 from arbitrage.domain.money import MarketRules
+from arbitrage.domain.pnl import ReverseTrade, reverse_trade
 from arbitrage.domain.positions import PairPosition
 
 
@@ -63,9 +64,22 @@ class TickContext:
     snapshot: MarketSnapshot
     state: StateView
     decisions: dict[str, list[Any]] = field(default_factory=dict)  # engine name -> its decisions
+    _reverse_trades: dict[tuple[str, Decimal], ReverseTrade | None] = field(default_factory=dict)
 
     def decided(self, engine: str) -> list[Any]:
         return self.decisions.get(engine, [])
+
+    def reverse_trade(self, position: PairPosition) -> ReverseTrade | None:
+        """What closing the position's open qty would trade at this tick's books and taker fees.
+
+        The exit and position engines both value every open position each tick: this walks
+        the books once per position and quantity, for both (see domain.pnl.reverse_trade).
+        """
+        key = (position.position_id, position.qty)
+        if key not in self._reverse_trades:
+            fees = {venue: status.taker_fee_pct for venue, status in self.state.venues.items()}
+            self._reverse_trades[key] = reverse_trade(position, self.snapshot, fees)
+        return self._reverse_trades[key]
 
 
 @dataclass(slots=True)

@@ -11,7 +11,7 @@ from decimal import Decimal
 from arbitrage.config import AppConfig
 from arbitrage.domain.decisions import ExitIntent, InventoryWarning
 from arbitrage.domain.money import ZERO
-from arbitrage.domain.pnl import exposure, reverse_trade, unrealized_pnl
+from arbitrage.domain.pnl import entry_pnl, exposure
 from arbitrage.domain.positions import PairPosition, PositionState
 from arbitrage.engines.base import EngineOutput, Note, TickContext
 from arbitrage.engines.execution import plan_exit
@@ -35,7 +35,6 @@ class PositionEngine:
     def on_tick(self, ctx: TickContext) -> EngineOutput:
         out = EngineOutput()
         snapshot = ctx.snapshot
-        fees = {venue: status.taker_fee_pct for venue, status in ctx.state.venues.items()}
         positions = sorted(
             (p for p in ctx.state.positions.values() if p.state is PositionState.OPEN and p.qty > 0),
             key=lambda p: p.opened_at,
@@ -44,9 +43,9 @@ class PositionEngine:
         total = sum(marks.values())
         unrealized = 0.0
         for p in positions:
-            pnl = unrealized_pnl(p, snapshot, fees)
-            unrealized += pnl if pnl is not None else 0.0
-        self._reduce(ctx, positions, marks, total, fees, out)
+            trade = ctx.reverse_trade(p)
+            unrealized += entry_pnl(p) + trade.pnl if trade is not None else 0.0
+        self._reduce(ctx, positions, marks, total, out)
         self._watch_inventory(ctx, out)
         out.metrics.update(
             open_positions=float(len(positions)),
@@ -62,7 +61,6 @@ class PositionEngine:
         positions: list[PairPosition],
         marks: dict[str, float],
         total: float,
-        fees: dict[str, float],
         out: EngineOutput,
     ) -> None:
         limit = self._config.rebalancer.max_exposure
@@ -83,7 +81,7 @@ class PositionEngine:
                 break
             if position.position_id in exiting:
                 continue
-            trade = reverse_trade(position, ctx.snapshot, fees)
+            trade = ctx.reverse_trade(position)
             sell_rules = ctx.state.rules.get((position.buy_venue, position.buy_symbol))
             buy_rules = ctx.state.rules.get((position.sell_venue, position.sell_symbol))
             if trade is None or sell_rules is None or buy_rules is None:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 from arbitrage.config import AppConfig
 from arbitrage.domain.book import MarketSnapshot
-from arbitrage.domain.pnl import ReverseTrade, entry_pnl, fx_spread_pct, reverse_trade
+from arbitrage.domain.pnl import ReverseTrade, entry_pnl, fx_spread_pct
 from arbitrage.domain.positions import PairPosition, PositionState
 from arbitrage.engines.base import EngineOutput, Note, TickContext, VenueStatus
 from arbitrage.engines.execution import plan_exit
@@ -91,11 +91,10 @@ class ExitEngine:
         if self._config.exit.mode != "none":
             if self._config.stoploss.mode == "dynamic":
                 self._window.observe(ctx.snapshot, self._assets, ctx.state.venues)
-            fees = {venue: status.taker_fee_pct for venue, status in ctx.state.venues.items()}
             for position in sorted(ctx.state.positions.values(), key=lambda p: p.opened_at):
                 if position.state is not PositionState.OPEN or position.qty <= 0:
                     continue
-                trade = reverse_trade(position, ctx.snapshot, fees)
+                trade = ctx.reverse_trade(position)
                 if trade is None:
                     out.notes.append(
                         Note("DEBUG", f"{position.position_id}: no books to value the reverse trade")
