@@ -6,6 +6,7 @@ converted to Decimal and quantized by the venue's rules (see domain.money).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 Level = tuple[float, float]  # (price, quantity)
@@ -15,23 +16,31 @@ Level = tuple[float, float]  # (price, quantity)
 class OrderBook:
     venue: str
     symbol: str  # market symbol on the venue, e.g. "BTC/KRW"
-    bids: tuple[Level, ...]  # best (highest) first
-    asks: tuple[Level, ...]  # best (lowest) first
+    bids: Sequence[Level]  # best (highest) first; a tuple, or a lazily built side (mock market)
+    asks: Sequence[Level]  # best (lowest) first
     exchange_ts: float  # seconds since epoch, as stamped by the venue
     received_ts: float  # seconds since epoch, when we got it
 
+    # One read of the top, not a length test and then a read: a side may be a lazily built
+    # sequence (the mock market's), where each is a Python call.
     @property
     def best_bid(self) -> float | None:
-        return self.bids[0][0] if self.bids else None
+        try:
+            return self.bids[0][0]
+        except IndexError:
+            return None
 
     @property
     def best_ask(self) -> float | None:
-        return self.asks[0][0] if self.asks else None
+        try:
+            return self.asks[0][0]
+        except IndexError:
+            return None
 
     def age_ms(self, now: float) -> float:
         return max(0.0, (now - self.exchange_ts) * 1000.0)
 
-    def side(self, taking: str) -> tuple[Level, ...]:
+    def side(self, taking: str) -> Sequence[Level]:
         """The levels a taker order consumes: a buy takes asks, a sell takes bids."""
         return self.asks if taking == "buy" else self.bids
 
@@ -54,7 +63,7 @@ class Fill:
         return self.qty * self.avg_price
 
 
-def walk(levels: tuple[Level, ...], qty: float, limit: float | None = None, taking: str = "buy") -> Fill:
+def walk(levels: Sequence[Level], qty: float, limit: float | None = None, taking: str = "buy") -> Fill:
     """Take up to `qty` from `levels`, never past `limit` (a buy's max, a sell's min price)."""
     left = qty
     cost = 0.0

@@ -6,7 +6,7 @@ by the planners and the ledger, never here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from arbitrage.domain.book import Level, MarketSnapshot, OrderBook, split_symbol
@@ -42,7 +42,7 @@ class Sweep:
         return self.notional / self.qty if self.qty else 0.0
 
 
-def sweep(levels: tuple[Level, ...], qty: float) -> Sweep | None:
+def sweep(levels: Sequence[Level], qty: float) -> Sweep | None:
     """Value taking `qty` from `levels`; None when the side is empty.
 
     A book shallower than `qty` is not a reason to stop marking a position: the missing part is

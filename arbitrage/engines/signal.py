@@ -155,10 +155,11 @@ class SignalEngine:
                 buy_book = books.get((buy_venue, asset))
                 if buy_book is None or buy_fx is None:
                     continue
-                asks = buy_book.asks
-                if not asks:
+                # The top alone, and one read of it: a side may be built lazily (see domain.book).
+                try:
+                    ask_price = buy_book.asks[0][0]
+                except IndexError:
                     continue
-                ask_price = asks[0][0]
                 top_cost = ask_price * buy_fx
                 if top_cost <= 0:
                     continue
@@ -166,10 +167,14 @@ class SignalEngine:
                     if sell_venue == buy_venue or sell_fx is None:
                         continue
                     sell_book = books.get((sell_venue, asset))
-                    if sell_book is None or not sell_book.bids:
+                    if sell_book is None:
+                        continue
+                    try:
+                        bid_price = sell_book.bids[0][0]
+                    except IndexError:
                         continue
                     # Most pairs end at the top of book: find_opportunity's own first test, inline.
-                    top_net = (sell_book.bids[0][0] * sell_k - ask_price * buy_k) / top_cost * 100.0 - buffer
+                    top_net = (bid_price * sell_k - ask_price * buy_k) / top_cost * 100.0 - buffer
                     top: float | None = top_net
                     if not top_net < min_spread:  # written as find_opportunity's test, NaN included
                         opp, top = find_opportunity(

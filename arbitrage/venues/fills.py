@@ -7,6 +7,7 @@ shows), and the fee is rounded to FEE_UNIT of the quote currency.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 
@@ -35,7 +36,7 @@ def malformed(request: OrderRequest) -> str | None:
     return None
 
 
-def take(levels: tuple[Level, ...], qty: Decimal, limit: Decimal, side: str) -> tuple[Decimal, Decimal]:
+def take(levels: Sequence[Level], qty: Decimal, limit: Decimal, side: str) -> tuple[Decimal, Decimal]:
     """Walk `levels` for up to `qty` within `limit`: the quantity and quote notional taken."""
     left, filled, notional = qty, ZERO, ZERO
     buy = side == "buy"
@@ -102,7 +103,7 @@ class IocFill:
 
 
 def fill_ioc(
-    levels: tuple[Level, ...], side: str, qty: Decimal, limit: Decimal, fee_rate: Decimal
+    levels: Sequence[Level], side: str, qty: Decimal, limit: Decimal, fee_rate: Decimal
 ) -> IocFill:
     """An IOC limit order of `qty` at `limit` against `levels` (the side it takes), with its fee."""
     filled, notional = take(levels, qty, limit, side)

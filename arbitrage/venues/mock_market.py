@@ -2,14 +2,17 @@
 
 Each asset's reference price (accounting currency) walks geometrically; one shared cross-venue
 premium follows a discrete Ornstein-Uhlenbeck process, so opportunities open and converge; FX
-(quote -> accounting currency) has its own small noise. Books are built lazily, once per tick.
+(quote -> accounting currency) has its own small noise. Books are built lazily, once per tick,
+and each side's levels only when something reads past the top (see ScaledSide).
 """
 
 from __future__ import annotations
 
 import math
 import random
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
+from typing import overload
 
 from arbitrage.clock import Clock
 from arbitrage.config import AppConfig
@@ -40,6 +43,59 @@ class _MarketShape:
     bid_shape: tuple[Level, ...]
     ask_shape: tuple[Level, ...]
     opening_mid: float  # mid at construction, in the venue's quote currency
+
+
+class ScaledSide(Sequence[Level]):
+    """One side of a mock book: the market's fixed level layout scaled by this tick's mid.
+
+    Every tick builds every book, and most readers look at the top alone (the signal engine's
+    first test, safety's marks), so the levels are made on the first read past the top: a
+    book costs a quarter of what twenty price and quantity pairs a side would.
+    """
+
+    __slots__ = ("_layout", "_levels", "_price_k", "_qty_k")
+
+    def __init__(self, layout: tuple[Level, ...], price_k: float, qty_k: float) -> None:
+        self._layout = layout
+        self._price_k = price_k
+        self._qty_k = qty_k
+        self._levels: tuple[Level, ...] | None = None
+
+    def levels(self) -> tuple[Level, ...]:
+        levels = self._levels
+        if levels is None:
+            p, q = self._price_k, self._qty_k
+            levels = self._levels = tuple([(p * k, v * q) for k, v in self._layout])
+        return levels
+
+    @overload
+    def __getitem__(self, index: int) -> Level: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[Level, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> Level | tuple[Level, ...]:
+        if index == 0 and self._levels is None:
+            k, v = self._layout[0]  # the top alone, without making the rest
+            return (self._price_k * k, v * self._qty_k)
+        return self.levels()[index]
+
+    def __len__(self) -> int:
+        return len(self._layout)
+
+    def __iter__(self) -> Iterator[Level]:
+        return iter(self.levels())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, ScaledSide):
+            return self.levels() == other.levels()
+        return isinstance(other, tuple) and self.levels() == other
+
+    def __hash__(self) -> int:
+        return hash(self.levels())
+
+    def __repr__(self) -> str:
+        return repr(self.levels())
 
 
 class MockMarket:
@@ -175,16 +231,18 @@ class MockMarket:
         mid = mid_acc / self._fx[shape.quote]
         per_unit = 1.0 / mid_acc  # notional (accounting ccy) -> quantity
         taken = self._taken
+        bids: Sequence[Level]
+        asks: Sequence[Level]
         if taken and ((venue, symbol, "buy") in taken or (venue, symbol, "sell") in taken):
             n = depth if depth < shape.levels else shape.levels
             bids = self._remaining(shape, "sell", mid, per_unit, n)
             asks = self._remaining(shape, "buy", mid, per_unit, n)
         elif depth >= shape.levels:  # the usual case: the whole layout, no slice to copy
-            bids = tuple([(mid * k, v * per_unit) for k, v in shape.bid_shape])
-            asks = tuple([(mid * k, v * per_unit) for k, v in shape.ask_shape])
+            bids = ScaledSide(shape.bid_shape, mid, per_unit)
+            asks = ScaledSide(shape.ask_shape, mid, per_unit)
         else:
-            bids = tuple([(mid * k, v * per_unit) for k, v in shape.bid_shape[:depth]])
-            asks = tuple([(mid * k, v * per_unit) for k, v in shape.ask_shape[:depth]])
+            bids = ScaledSide(shape.bid_shape[:depth], mid, per_unit)
+            asks = ScaledSide(shape.ask_shape[:depth], mid, per_unit)
         now = self._clock.time()
         book = OrderBook(venue, symbol, bids, asks, now, now)
         self._books[key] = book

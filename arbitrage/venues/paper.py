@@ -9,6 +9,7 @@ takes its liquidity away, so a retry does not fill twice against the same levels
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Protocol
 
@@ -57,7 +58,7 @@ class PaperVenue:
         self._orders: dict[str, OrderReport] = {}
         self._limiter = OrderRateLimiter(config.max_orders_per_s, clock, ORDER_RATE_WAIT_S)
         # (symbol, side) -> (the levels the book showed, price -> quantity taken from them)
-        self._taken: dict[tuple[str, str], tuple[tuple[Level, ...], dict[float, float]]] = {}
+        self._taken: dict[tuple[str, str], tuple[Sequence[Level], dict[float, float]]] = {}
         self._seq = 0
         # The id check, the fill and the balance update are one step even if legs come from threads.
         self._lock = threading.Lock()
@@ -149,7 +150,7 @@ class PaperVenue:
             cid, fill.state(req.qty), fill.qty, fill.avg_price, fill.fee, vid, fill.reason(req.qty)
         )
 
-    def _untaken(self, book: OrderBook, side: str) -> tuple[Level, ...]:
+    def _untaken(self, book: OrderBook, side: str) -> Sequence[Level]:
         """The side a taker order walks, less what earlier fills took from these same levels.
 
         A book that shows exactly the levels of the last fill has not moved since (a REST poll
@@ -162,7 +163,7 @@ class PaperVenue:
         taken = seen[1]
         return tuple((p, s - taken.get(p, 0.0)) for p, s in levels if s - taken.get(p, 0.0) > 1e-12)
 
-    def _take(self, book: OrderBook, side: str, levels: tuple[Level, ...], qty: Decimal) -> None:
+    def _take(self, book: OrderBook, side: str, levels: Sequence[Level], qty: Decimal) -> None:
         key = (book.symbol, side)
         shown = book.side(side)
         seen = self._taken.get(key)
