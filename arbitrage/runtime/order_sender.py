@@ -1,15 +1,20 @@
-"""Sends one order through its venue, with the ledger written before and after the call.
+"""Sends orders through their venues, with the ledger written before and after the calls.
 
-The order is written SUBMITTED before the venue is called, so a crash at any point leaves a
-record that recovery can look up by client order id. A create call with an unknown outcome is
-never resent: the order is looked up, and stays SUBMITTED (unresolved) until the venue answers.
+An order is written PENDING (committed) before its venue is called, so a crash at any point
+leaves a record that recovery looks up by client order id. Sending is two steps: `place` is the
+venue I/O alone (no ledger writes, so both legs of a pair can go out at once from two threads),
+and `settle` writes what came back: the SUBMITTED transition, the fills, the final state. The
+pair trader settles both legs in one transaction, with the pair's booking when nothing is left
+to repair, so a pair costs two commits: one before the venues are called, one after.
+A create call with an unknown outcome is never resent: the order is looked up, and stays
+SUBMITTED (unresolved) until the venue answers.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from arbitrage.clock import Clock
@@ -20,6 +25,7 @@ from arbitrage.domain.orders import (
     OrderRejected,
     OrderReport,
     OrderRequest,
+    OrderState,
     OrderSubmitted,
     apply,
     events_from_report,
@@ -32,6 +38,14 @@ from arbitrage.venues.base import Venue
 log = logging.getLogger("arbitrage.execution")
 
 AlertFn = Callable[[str, str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """What the venue said to one create call: its report, a refusal, or nothing known yet."""
+
+    report: OrderReport | None = None
+    refused: str | None = None  # refused before it could be placed (the error's text)
 
 
 def request_of(order: Order) -> OrderRequest:
@@ -65,28 +79,46 @@ class OrderSender:
         self.unresolved: dict[str, Order] = {}  # client order id -> order with unknown outcome
 
     def send(self, order: Order, fx: float) -> Order:
-        """Place `order` (already written PENDING) and return it as the venue left it."""
+        """Place `order` (already written PENDING) and return it as the venue left it, written."""
+        return self.settle(order, self.place(order), fx)
+
+    def place(self, order: Order) -> Placement:
+        """Call the venue for `order`; no ledger writes, so legs may be placed from threads at once."""
         venue = self._venues[order.venue]
-        order = self._transition(order, OrderSubmitted(), fx)
-        failpoints.hit("order.submitted_written")
+        failpoints.hit("order.sending")
         try:
             report = venue.submit(request_of(order))
         except UnknownOrderOutcome as err:
             log.warning(
                 "order %s: outcome unknown (%s); looking it up, never resending", order.client_order_id, err
             )
-            return self.resolve(order, fx, self._lookup_delays_s)
+            return Placement(self._lookup(order, self._lookup_delays_s))
         except VenueError as err:
             # Refused before it could be placed (permanent error, or a rate limit on create).
             log.warning("order %s refused: %s", order.client_order_id, err)
-            return self._transition(order, OrderRejected(str(err)), fx)
+            return Placement(refused=str(err))
         failpoints.hit("order.sent")
-        order = self.apply_report(order, report, fx)
+        return Placement(report)
+
+    def settle(self, order: Order, placement: Placement, fx: float) -> Order:
+        """Write what `place` learned; an order with no known outcome is SUBMITTED and unresolved."""
+        if placement.refused is not None:
+            order = self._transition(order, OrderRejected(placement.refused))
+        elif placement.report is None:
+            if order.state is OrderState.PENDING:
+                order = self._transition(order, OrderSubmitted())
+            self.unresolved[order.client_order_id] = order
+        else:
+            self.unresolved.pop(order.client_order_id, None)
+            order = self.apply_report(order, placement.report, fx)
         failpoints.hit("order.applied")
         return order
 
     def resolve(self, order: Order, fx: float, delays: tuple[float, ...] = (0.0,)) -> Order:
         """Look an order up by client order id until the venue knows it; unresolved if it never answers."""
+        return self.settle(order, Placement(self._lookup(order, delays)), fx)
+
+    def _lookup(self, order: Order, delays: tuple[float, ...]) -> OrderReport | None:
         venue = self._venues[order.venue]
         for delay in delays:
             self._clock.sleep(delay)
@@ -98,15 +130,15 @@ class OrderSender:
                     break  # the next lookups would be refused too: ask again next tick
                 continue
             if report is not None:
-                self.unresolved.pop(order.client_order_id, None)
-                return self.apply_report(order, report, fx)
-        self.unresolved[order.client_order_id] = order
-        return order
+                return report
+        return None
 
     def apply_report(self, order: Order, report: OrderReport, fx: float) -> Order:
         """Apply what the venue reports, recording each new fill; the order row and fills commit together."""
         now = self._clock.time()
-        with self._ledger.transaction():
+        # Not waiting for the disk: should a power cut lose this, the order is still in the
+        # ledger (written before it was sent) and recovery asks the venue again.
+        with self._ledger.transaction(durable=False):
             for event in events_from_report(order, report):
                 try:
                     after = apply(order, event)
@@ -139,7 +171,7 @@ class OrderSender:
         )
         return order
 
-    def _transition(self, order: Order, event: OrderEvent, fx: float) -> Order:
+    def _transition(self, order: Order, event: OrderEvent) -> Order:
         order = apply(order, event)
         self._ledger.update_order(order, self._clock.time())
         return order

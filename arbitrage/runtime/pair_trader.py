@@ -3,6 +3,13 @@
 The decisions (what to retry, what to unwind) come from the pure planner in engines.hedging;
 this class does the I/O around them: ledger rows before each venue call, the calls, the
 accounting of what filled, and an alert for every single-leg event with its cost.
+
+A pair whose legs come back even costs two commits: the PENDING legs (with the sequence number
+and the opportunity), on disk before the venues are called, then both legs' outcomes with the
+booking, which does not wait for the disk (durable=False): should a power cut lose it, the
+PENDING orders are there and recovery asks the venues again. Uneven legs commit their outcomes
+first, then each repair order (on disk) before it is sent, then the booking. A crash anywhere
+in between leaves orders that recovery looks up by client order id.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from arbitrage.engines.hedging import LegState, plan_repair
 from arbitrage.errors import VenueError
 from arbitrage.runtime import failpoints
 from arbitrage.runtime.legs import LegTally, ResidualBook
-from arbitrage.runtime.order_sender import OrderSender
+from arbitrage.runtime.order_sender import OrderSender, Placement
 from arbitrage.runtime.state import BotState
 from arbitrage.store.ledger import Ledger
 from arbitrage.venues.base import Venue
@@ -34,7 +41,7 @@ log = logging.getLogger("arbitrage.execution")
 AlertFn = Callable[[str, str], None]
 BookFn = Callable[[str, str], OrderBook | None]  # (venue, asset) -> a fresh book
 PublishFn = Callable[[str, dict[str, Any]], object]  # the event stream for dashboards (Redis)
-LegRunner = Callable[[list[tuple[Order, float]]], list[Order]]  # send orders, sequentially or at once
+LegRunner = Callable[[list[Order]], list[Placement]]  # the venue calls of both legs, in turn or at once
 
 
 class PairTrader:
@@ -94,13 +101,18 @@ class PairTrader:
             opp.sell_fx,
         )
         failpoints.hit("entry.orders_written")
-        buy_done, sell_done = self._run_legs([(buy, intent.buy.fx), (sell, intent.sell.fx)])
+        placed = self._run_legs([buy, sell])
+        self._state.counters.entries += 1
         buy_tally = LegTally(buy.venue, buy.symbol, "buy", dec(intent.buy.fx), buy.price)
         sell_tally = LegTally(sell.venue, sell.symbol, "sell", dec(intent.sell.fx), sell.price)
-        buy_tally.add(buy_done)
-        sell_tally.add(sell_done)
-        self._state.counters.entries += 1
-        return self.conclude_entry(group, opp.asset, buy_tally, sell_tally, opp.net_spread_pct, now)
+        with self._ledger.transaction(durable=False):  # what the venues said: they can say it again
+            even = self._settle_legs(((buy, buy_tally), (sell, sell_tally)), placed)
+            if even:  # nothing to repair: the legs' outcomes and the booking commit together
+                position = self._book_entry(group, opp.asset, buy_tally, sell_tally, opp.net_spread_pct, now)
+        if not even:
+            return self.conclude_entry(group, opp.asset, buy_tally, sell_tally, opp.net_spread_pct, now)
+        self._entry_booked(group, opp.asset, buy_tally, sell_tally, position)
+        return position
 
     def conclude_entry(
         self,
@@ -117,35 +129,54 @@ class PairTrader:
         interrupted before it was booked.
         """
         self._repair(group, asset, buy_tally, sell_tally, None)
+        with self._ledger.transaction(durable=False):
+            position = self._book_entry(group, asset, buy_tally, sell_tally, entry_spread_pct, opened_at)
+        self._entry_booked(group, asset, buy_tally, sell_tally, position)
+        return position
+
+    def _book_entry(
+        self,
+        group: str,
+        asset: str,
+        buy_tally: LegTally,
+        sell_tally: LegTally,
+        entry_spread_pct: float,
+        opened_at: float,
+    ) -> PairPosition | None:
+        """The entry's ledger rows: the position, hedge events, daily PnL; inside a transaction."""
         hedged = max(min(buy_tally.net, sell_tally.net), ZERO)
         failpoints.hit("entry.before_booking")
         position: PairPosition | None = None
-        with self._ledger.transaction():
-            hedge_cost = self._settle_leftovers(group, asset, (buy_tally, sell_tally), hedged)
-            if hedged > 0:
-                position = PairPosition(
-                    position_id=group,
-                    asset=asset,
-                    buy_venue=buy_tally.venue,
-                    sell_venue=sell_tally.venue,
-                    buy_symbol=buy_tally.symbol,
-                    sell_symbol=sell_tally.symbol,
-                    qty=hedged,
-                    buy_qty=buy_tally.net,
-                    sell_qty=sell_tally.net,
-                    entry_cost=booked(buy_tally.value(hedged)),
-                    entry_proceeds=booked(sell_tally.value(hedged)),
-                    entry_fees=booked(buy_tally.fee_share(hedged) + sell_tally.fee_share(hedged)),
-                    entry_spread_pct=entry_spread_pct,
-                    opened_at=opened_at,
-                )
-                self._state.counters.trades += 1
-                if self._cfg.exit.mode == "none":
-                    # Inventory arbitrage: the entry spread is the whole trade, no reverse leg.
-                    position = position.close_without_trade("INVENTORY", opened_at)
-                self._save_position(position, position.realized_pnl, trades=1)
-            self._book_daily(hedge_cost, ZERO, hedge_cost, trades=0)
-            self._ledger.conclude_group(group, "entry", self._clock.time())
+        hedge_cost = self._settle_leftovers(group, asset, (buy_tally, sell_tally), hedged)
+        if hedged > 0:
+            position = PairPosition(
+                position_id=group,
+                asset=asset,
+                buy_venue=buy_tally.venue,
+                sell_venue=sell_tally.venue,
+                buy_symbol=buy_tally.symbol,
+                sell_symbol=sell_tally.symbol,
+                qty=hedged,
+                buy_qty=buy_tally.net,
+                sell_qty=sell_tally.net,
+                entry_cost=booked(buy_tally.value(hedged)),
+                entry_proceeds=booked(sell_tally.value(hedged)),
+                entry_fees=booked(buy_tally.fee_share(hedged) + sell_tally.fee_share(hedged)),
+                entry_spread_pct=entry_spread_pct,
+                opened_at=opened_at,
+            )
+            self._state.counters.trades += 1
+            if self._cfg.exit.mode == "none":
+                # Inventory arbitrage: the entry spread is the whole trade, no reverse leg.
+                position = position.close_without_trade("INVENTORY", opened_at)
+            self._save_position(position, position.realized_pnl, trades=1)
+        self._book_daily(hedge_cost, ZERO, hedge_cost, trades=0)
+        self._ledger.conclude_group(group, "entry", self._clock.time())
+        return position
+
+    def _entry_booked(
+        self, group: str, asset: str, buy_tally: LegTally, sell_tally: LegTally, position: PairPosition | None
+    ) -> None:
         self._refresh_balances(buy_tally.venue, sell_tally.venue)
         self._event(
             "entry",
@@ -154,9 +185,8 @@ class PairTrader:
             bought=buy_tally.net,
             sold=sell_tally.net,
             position=position.position_id if position else None,
-            hedged=hedged,
+            hedged=max(min(buy_tally.net, sell_tally.net), ZERO),
         )
-        return position
 
     # Exits ---------------------------------------------------------------------------------
 
@@ -184,17 +214,23 @@ class PairTrader:
             intent.spread_pct,
         )
         failpoints.hit("exit.orders_written")
-        sell_done, buy_done = self._run_legs([(sell, intent.sell.fx), (buy, intent.buy.fx)])
-        sell_tally = LegTally(sell.venue, sell.symbol, "sell", dec(intent.sell.fx), sell.price)
-        buy_tally = LegTally(buy.venue, buy.symbol, "buy", dec(intent.buy.fx), buy.price)
-        sell_tally.add(sell_done)
-        buy_tally.add(buy_done)
+        placed = self._run_legs([sell, buy])
         self._state.counters.exits += 1
         if intent.reason == "STOP_LOSS":
             self._state.counters.sl_triggers += 1
         elif intent.reason == "TAKE_PROFIT":
             self._state.counters.tp_triggers += 1
-        return self.conclude_exit(group, position, sell_tally, buy_tally, intent.reason, intent.spread_pct)
+        sell_tally = LegTally(sell.venue, sell.symbol, "sell", dec(intent.sell.fx), sell.price)
+        buy_tally = LegTally(buy.venue, buy.symbol, "buy", dec(intent.buy.fx), buy.price)
+        reason, spread = intent.reason, intent.spread_pct
+        with self._ledger.transaction(durable=False):  # what the venues said: they can say it again
+            even = self._settle_legs(((sell, sell_tally), (buy, buy_tally)), placed)
+            if even:  # nothing to repair: the legs' outcomes and the booking commit together
+                after = self._book_exit(group, position, sell_tally, buy_tally, reason, spread)
+        if not even:
+            return self.conclude_exit(group, position, sell_tally, buy_tally, reason, spread)
+        self._exit_booked(group, position, after, sell_tally, buy_tally, reason)
+        return after
 
     def conclude_exit(
         self,
@@ -207,45 +243,70 @@ class PairTrader:
     ) -> PairPosition:
         """Hedge what the exit legs left uneven, then book the closed part in one transaction."""
         self._repair(group, position.asset, sell_tally, buy_tally, position.position_id)
+        with self._ledger.transaction(durable=False):
+            after = self._book_exit(group, position, sell_tally, buy_tally, reason, spread_pct)
+        self._exit_booked(group, position, after, sell_tally, buy_tally, reason)
+        return after
+
+    def _book_exit(
+        self,
+        group: str,
+        position: PairPosition,
+        sell_tally: LegTally,
+        buy_tally: LegTally,
+        reason: str,
+        spread_pct: float,
+    ) -> PairPosition:
+        """The exit's ledger rows: the closed part, hedge events, daily PnL; inside a transaction."""
         closed = max(min(sell_tally.net, buy_tally.net, position.qty), ZERO)
         failpoints.hit("exit.before_booking")
-        with self._ledger.transaction():
-            hedge_cost = self._settle_leftovers(group, position.asset, (sell_tally, buy_tally), closed)
-            if closed > 0:
-                before = position.realized_pnl
-                position = position.close_part(
-                    closed,
-                    proceeds=sell_tally.value(closed),
-                    cost=buy_tally.value(closed),
-                    fees=sell_tally.fee_share(closed) + buy_tally.fee_share(closed),
-                    spread_pct=spread_pct,
-                    reason=reason,
-                    ts=self._clock.time(),
-                )
-                self._save_position(position, position.realized_pnl - before, trades=0)
-            self._book_daily(hedge_cost, ZERO, hedge_cost, trades=0)
-            self._ledger.conclude_group(group, "exit", self._clock.time())
+        hedge_cost = self._settle_leftovers(group, position.asset, (sell_tally, buy_tally), closed)
+        if closed > 0:
+            before = position.realized_pnl
+            position = position.close_part(
+                closed,
+                proceeds=sell_tally.value(closed),
+                cost=buy_tally.value(closed),
+                fees=sell_tally.fee_share(closed) + buy_tally.fee_share(closed),
+                spread_pct=spread_pct,
+                reason=reason,
+                ts=self._clock.time(),
+            )
+            self._save_position(position, position.realized_pnl - before, trades=0)
+        self._book_daily(hedge_cost, ZERO, hedge_cost, trades=0)
+        self._ledger.conclude_group(group, "exit", self._clock.time())
+        return position
+
+    def _exit_booked(
+        self,
+        group: str,
+        before: PairPosition,
+        after: PairPosition,
+        sell_tally: LegTally,
+        buy_tally: LegTally,
+        reason: str,
+    ) -> None:
         self._refresh_balances(sell_tally.venue, buy_tally.venue)
+        closed = before.qty - after.qty
         self._event(
             "exit",
             group=group,
-            position=position.position_id,
+            position=after.position_id,
             reason=reason,
             closed=closed,
-            left=position.qty,
-            realized_pnl=position.realized_pnl,
+            left=after.qty,
+            realized_pnl=after.realized_pnl,
         )
         if closed > 0:
             log.info(
                 "position %s %s: closed %s, %s left, realized %s %s",
-                position.position_id,
+                after.position_id,
                 reason,
                 closed,
-                position.qty,
-                position.realized_pnl.quantize(Decimal("1")),
+                after.qty,
+                after.realized_pnl.quantize(Decimal("1")),
                 self._cfg.accounting_currency,
             )
-        return position
 
     # Orders whose outcome was unknown -----------------------------------------------------
 
@@ -313,7 +374,7 @@ class PairTrader:
     def _park_fills(self, order: Order, fx: float, detail: str, conclude: bool = False) -> None:
         """Book an order's fills as inventory outside any position (netted against what is there)."""
         asset = order.symbol.partition("/")[0]
-        with self._ledger.transaction():
+        with self._ledger.transaction(durable=False):
             if order.filled_qty > 0:
                 cash = order.filled_qty * order.avg_fill_price * dec(fx)
                 signed = order.filled_qty if order.side == "buy" else -order.filled_qty
@@ -346,6 +407,13 @@ class PairTrader:
             group=group,
         )
         return Order.from_request(req, group)
+
+    def _settle_legs(self, legs: tuple[tuple[Order, LegTally], ...], placed: list[Placement]) -> bool:
+        """Write what the venues said of each leg and add it to the leg's tally; True when the
+        legs came back even (nothing to repair). Runs inside the caller's transaction."""
+        for (order, tally), placement in zip(legs, placed, strict=True):
+            tally.add(self._sender.settle(order, placement, float(tally.fx)))
+        return len({tally.net for _, tally in legs}) == 1
 
     def _repair(
         self, group: str, asset: str, first: LegTally, second: LegTally, position_id: str | None

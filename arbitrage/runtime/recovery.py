@@ -2,7 +2,7 @@
 
 1. Every order not in a terminal state is looked up at its venue by client order id and what
    happened while the bot was down is applied (fills, cancels); an order the venue never saw is
-   closed in the ledger (PENDING: never sent; SUBMITTED: never reached the venue).
+   closed in the ledger (a PENDING order is asked about too: it may have gone out before the crash).
 2. Every entry or exit group whose bookkeeping a crash interrupted is finished: its legs are
    rebuilt from the ledger, the uneven part is retried or unwound, and the position, hedge events
    and daily PnL are booked in one transaction, exactly as an uninterrupted tick would have.
@@ -155,9 +155,9 @@ class Recovery:
         log.warning("recovered order %s", line)
 
     def _close_unknown(self, order: Order) -> Order:
-        """The venue never saw it: PENDING was never sent; anything later never arrived."""
+        """The venue never saw it: a PENDING order was never sent or never arrived; nor did a later one."""
         event = (
-            OrderCancelled("never sent (recovered)")
+            OrderCancelled("never reached the venue (recovered)")
             if order.state is OrderState.PENDING
             else OrderRejected("never reached the venue (recovered)")
         )

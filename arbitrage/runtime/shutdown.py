@@ -187,22 +187,23 @@ class Shutdown:
     def _cancel_open_orders(self) -> None:
         bot = self._bot
         for order in bot.ledger.open_orders():
-            if order.state is OrderState.PENDING:
-                # Written but never sent: nothing at the venue to cancel.
-                bot.ledger.update_order(
-                    apply(order, OrderCancelled("never sent (shutdown)")), bot.clock.time()
-                )
-                log.info("shutdown: %s was never sent; marked CANCELLED", order.client_order_id)
-                continue
             venue = bot.venues.by_name.get(order.venue)
             if venue is None:
                 continue
             if self._out_of_time(f"cancel of {order.client_order_id}"):
                 continue
             try:
+                # A PENDING order was written and its sending interrupted: it may or may not
+                # have reached the venue, which is asked (by client order id) like any other.
                 report = venue.cancel(order.symbol, order.client_order_id)
             except VenueError as err:
                 log.warning("shutdown: cancel of %s failed: %s", order.client_order_id, err)
+                continue
+            if report is None and order.state is OrderState.PENDING:
+                bot.ledger.update_order(
+                    apply(order, OrderCancelled("never reached the venue (shutdown)")), bot.clock.time()
+                )
+                log.info("shutdown: %s never reached its venue; marked CANCELLED", order.client_order_id)
                 continue
             quote = order.symbol.partition("/")[2]
             fx = bot.feed.last_fx.get(quote, 0.0) if bot.feed.last_fx else 0.0

@@ -17,8 +17,8 @@ from arbitrage.engines.registry import build_engines
 from arbitrage.runtime.legs import ResidualBook
 from arbitrage.runtime.loop import LiveLoop, TickHook
 from arbitrage.runtime.market_feed import FixedFx, FxSource, MarketFeed, VenueFx
-from arbitrage.runtime.order_sender import OrderSender
-from arbitrage.runtime.pair_trader import PairTrader
+from arbitrage.runtime.order_sender import OrderSender, Placement
+from arbitrage.runtime.pair_trader import LegRunner, PairTrader
 from arbitrage.runtime.recovery import Recovery
 from arbitrage.runtime.state import BotState
 from arbitrage.store.ledger import Ledger, open_ledger
@@ -78,18 +78,16 @@ def build_fx(config: AppConfig, venues: Mapping[str, Venue]) -> FxSource:
     return VenueFx(config.accounting_currency, venues[config.fx.venue], config.fx.symbol)
 
 
-def sequential_legs(sender: OrderSender) -> Callable[[list[tuple[Order, float]]], list[Order]]:
-    def run(legs: list[tuple[Order, float]]) -> list[Order]:
-        return [sender.send(order, fx) for order, fx in legs]
+def sequential_legs(sender: OrderSender) -> LegRunner:
+    def run(legs: list[Order]) -> list[Placement]:
+        return [sender.place(order) for order in legs]
 
     return run
 
 
-def concurrent_legs(
-    sender: OrderSender, pool: ThreadPoolExecutor
-) -> Callable[[list[tuple[Order, float]]], list[Order]]:
-    def run(legs: list[tuple[Order, float]]) -> list[Order]:
-        futures = [pool.submit(sender.send, order, fx) for order, fx in legs]
+def concurrent_legs(sender: OrderSender, pool: ThreadPoolExecutor) -> LegRunner:
+    def run(legs: list[Order]) -> list[Placement]:
+        futures = [pool.submit(sender.place, order) for order in legs]
         return [f.result() for f in futures]
 
     return run

@@ -25,9 +25,14 @@ class Ledger(Protocol):
     Used from one thread (the loop's). Money goes in and comes out as exact Decimals.
     """
 
-    def transaction(self) -> AbstractContextManager[None]:
+    def transaction(self, durable: bool = True) -> AbstractContextManager[None]:
         """Group the writes inside into one commit; an exception rolls all of them back.
-        A nested use joins the outer transaction; a failed write inside dooms it."""
+        A nested use joins the outer transaction; a failed write inside dooms it.
+
+        `durable=False` (decided by the outermost use) commits without waiting for the disk
+        when storage.synchronous is FULL: for what recovery learns again from the venues should
+        a power cut lose it (an order's outcome, its booking), never for orders before they
+        are sent, which insert_orders refuses to write in such a transaction."""
 
     def schema_version(self) -> int:
         """The schema version this ledger is at (always the bot's after opening)."""

@@ -73,6 +73,7 @@ class PostgresLedger(SqlLedger):
                 f"PostgreSQL ledger at {self.where} unreachable: {_one_line(exc)}"
             ) from None
         self._cur = self._conn.cursor()
+        self._full = synchronous == "FULL"
         self._sql: dict[str, str] = {}
         try:
             # NORMAL in SQLite's terms: a crash may lose the last commits but never corrupts.
@@ -114,8 +115,11 @@ class PostgresLedger(SqlLedger):
         except psycopg.Error as exc:
             raise self._failed(_one_line(exc), unique=isinstance(exc, errors.UniqueViolation)) from exc
 
-    def _begin(self) -> None:
+    def _begin(self, durable: bool) -> None:
         self._run("BEGIN")
+        if not durable and self._full:
+            # This transaction alone commits without waiting for the WAL flush (SQLite's NORMAL).
+            self._run("SET LOCAL synchronous_commit = off")
 
     def _commit(self) -> None:
         self._run("COMMIT")

@@ -113,6 +113,7 @@ class SqlLedger(ABC):
         self._lock = threading.RLock()  # writes come from the loop and from the leg threads
         self._depth = 0  # nesting of transaction(); only the outermost commits
         self._doomed = False  # a write inside the open transaction failed: it must roll back
+        self._durable = True  # the open transaction's commit waits for the disk
 
     # The backend seam --------------------------------------------------------------------
 
@@ -125,7 +126,8 @@ class SqlLedger(ABC):
         """Execute one statement and fetch all its rows (which also completes a RETURNING write)."""
 
     @abstractmethod
-    def _begin(self) -> None: ...
+    def _begin(self, durable: bool) -> None:
+        """Open a transaction; `durable=False` lets its commit skip waiting for the disk."""
 
     @abstractmethod
     def _commit(self) -> None: ...
@@ -161,11 +163,12 @@ class SqlLedger(ABC):
     # Transactions and schema -------------------------------------------------------------
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self, durable: bool = True) -> Iterator[None]:
         """Group writes into one commit; an inner use joins the outer one.
 
         The lock is held for the whole transaction: the two legs of a pair are sent from two
         threads, and their writes must not interleave with each other's transactions.
+        `durable=False`: see Ledger.transaction; only the outermost use decides.
         """
         with self._lock:
             if self._depth:
@@ -178,8 +181,8 @@ class SqlLedger(ABC):
                 finally:
                     self._depth -= 1
                 return
-            self._begin()
-            self._depth, self._doomed = 1, False
+            self._begin(durable)
+            self._depth, self._doomed, self._durable = 1, False, durable
             try:
                 yield
             except BaseException:
@@ -191,7 +194,7 @@ class SqlLedger(ABC):
             self._finish(commit=True)
 
     def _finish(self, commit: bool) -> None:
-        self._depth, self._doomed = 0, False
+        self._depth, self._doomed, self._durable = 0, False, True
         if commit:
             try:
                 self._commit()
@@ -238,6 +241,10 @@ class SqlLedger(ABC):
         )  # fmt: skip
 
     def insert_orders(self, orders: Sequence[Order], ts: float) -> None:
+        if self._depth and not self._durable:
+            # An order must be on disk before its venue call, or a power cut could leave an
+            # order at the venue that the ledger never heard of.
+            raise LedgerError("orders are written in a durable transaction, not a durable=False one")
         m = self._money
         with self.transaction():
             for o in orders:

@@ -64,6 +64,8 @@ class SqliteLedger(SqlLedger):
         except (OSError, sqlite3.Error) as exc:
             raise LedgerUnavailable(f"SQLite ledger {path}: {exc}") from None
         self._conn = conn
+        self._full = synchronous == "FULL"
+        self._relaxed = False  # synchronous lowered to NORMAL for the open non-durable transaction
         # One cursor reused for every statement; sqlite3 keeps each statement prepared in its cache.
         self._cur = conn.cursor()
         try:
@@ -91,16 +93,29 @@ class SqliteLedger(SqlLedger):
         except sqlite3.Error as exc:
             raise self._failed(str(exc), unique=_is_unique(exc)) from exc
 
-    def _begin(self) -> None:
+    def _begin(self, durable: bool) -> None:
+        if not durable and self._full:
+            # SQLite takes the safety level only outside a transaction. In WAL mode NORMAL
+            # appends the commit without an fsync; the next FULL commit's fsync (or a
+            # checkpoint) carries it to disk, and a process crash never loses it.
+            self._run("PRAGMA synchronous=NORMAL")
+            self._relaxed = True
         self._run("BEGIN IMMEDIATE")
 
     def _commit(self) -> None:
         self._run("COMMIT")
+        self._restore_safety()
 
     def _rollback(self) -> None:
         # Some errors (disk full, I/O) make SQLite roll back on its own.
         if self._conn.in_transaction:
             self._run("ROLLBACK")
+        self._restore_safety()
+
+    def _restore_safety(self) -> None:
+        if self._relaxed:
+            self._relaxed = False
+            self._run("PRAGMA synchronous=FULL")
 
     _money = staticmethod(money_text)
 

@@ -263,3 +263,40 @@ def test_orders_carry_position_and_fee_currency(ledger: Ledger) -> None:
     row = ledger.dump_rows("orders")[0]
     assert row[10] == "KRW"  # fee_currency: the quote of BTC/KRW
     assert (row[12], row[13], row[-2], row[-1]) == ("exit", "E0000002", TS, TS + 1)
+
+
+def _commit_waits_for_disk(ledger: Ledger) -> bool:
+    """The backend's own durability setting in force now (SQLite FULL = 2; PostgreSQL on)."""
+    query = "PRAGMA synchronous" if ledger.dialect.name == "sqlite" else "SHOW synchronous_commit"  # type: ignore[attr-defined]
+    setting = ledger._rows(query)  # type: ignore[attr-defined]
+    return str(setting[0][0]) in ("2", "on")
+
+
+def test_a_non_durable_transaction_commits_without_waiting_for_the_disk(ledger_url: str) -> None:
+    ledger = open_ledger(ledger_url)  # storage.synchronous FULL, the default
+    try:
+        assert _commit_waits_for_disk(ledger)
+        with ledger.transaction(durable=False):
+            assert not _commit_waits_for_disk(ledger)
+            ledger.save_position(make_position(), TS)
+            with ledger.transaction():  # an inner use joins: the outermost decides
+                assert not _commit_waits_for_disk(ledger)
+                ledger.add_daily_pnl("2025-01-01", D(10), D(1), D(0), 1, TS)
+        assert _commit_waits_for_disk(ledger)
+        with ledger.transaction(), ledger.transaction(durable=False):
+            assert _commit_waits_for_disk(ledger)
+        with pytest.raises(RuntimeError), ledger.transaction(durable=False):
+            raise RuntimeError("rolled back")
+        assert _commit_waits_for_disk(ledger)
+        # Orders must be on disk before they are sent: never inside a non-durable transaction.
+        with pytest.raises(LedgerError, match="durable"), ledger.transaction(durable=False):
+            ledger.insert_orders([make_order()], TS)
+        assert ledger.orders() == []
+    finally:
+        ledger.close()
+    reopened = open_ledger(ledger_url)
+    try:
+        assert reopened.position("E0000001") == make_position()
+        assert reopened.daily_rows()[0]["realized_pnl"] == D(10)
+    finally:
+        reopened.close()
