@@ -48,11 +48,11 @@ def sweep(levels: Sequence[Level], qty: float) -> Sweep | None:
     A book shallower than `qty` is not a reason to stop marking a position: the missing part is
     valued at the deepest price shown, which understates the real cost of a deeper sweep.
     """
-    if not levels or qty <= 0:
+    if qty <= 0:
         return None
     left = qty
     notional = 0.0
-    worst = levels[0][0]
+    worst = None
     for price, size in levels:
         take = size if size < left else left
         notional += take * price
@@ -60,6 +60,8 @@ def sweep(levels: Sequence[Level], qty: float) -> Sweep | None:
         worst = price
         if left <= 0:
             break
+    if worst is None:  # an empty side
+        return None
     complete = left <= 1e-12 * qty
     if not complete:
         notional += left * worst

@@ -54,6 +54,8 @@ class BotState:
     redis_heartbeat_age_ms: float | None = None
     unhedged: dict[tuple[str, str], Decimal] = field(default_factory=dict)  # (venue, asset) -> signed qty
     counters: RunCounters = field(default_factory=RunCounters)
+    # [start, end) of `day` in epoch seconds: most ticks fall inside and skip the date arithmetic.
+    _day_span: tuple[float, float] = field(default=(0.0, 0.0), repr=False)
 
     def view(self) -> StateView:
         # Shallow copies: engines get a stable picture for the tick even if the executor
@@ -76,7 +78,13 @@ class BotState:
 
     def roll_day(self, ts: float, realized_for_day: Decimal | None = None) -> bool:
         """Move to the trading day of `ts`; True when the day changed (the kill switch re-arms)."""
+        start, end = self._day_span
+        if start <= ts < end:
+            return False
         day = trading_day(ts, self.utc_offset_h)
+        offset_s = self.utc_offset_h * 3600.0
+        start = (ts + offset_s) // 86400.0 * 86400.0 - offset_s
+        self._day_span = (start, start + 86400.0)
         if day == self.day:
             return False
         self.day = day

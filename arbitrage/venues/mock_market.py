@@ -84,7 +84,11 @@ class ScaledSide(Sequence[Level]):
         return len(self._layout)
 
     def __iter__(self) -> Iterator[Level]:
-        return iter(self.levels())
+        if self._levels is not None:
+            return iter(self._levels)
+        # A walk usually stops within the first levels: make only those it reaches.
+        p, q = self._price_k, self._qty_k
+        return ((p * k, v * q) for k, v in self._layout)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, ScaledSide):

@@ -62,7 +62,7 @@ def test_order_book_is_sorted_best_first_and_within_depth(rig: Rig) -> None:
     bids, asks = [p for p, _ in book.bids], [p for p, _ in book.asks]
     assert bids == sorted(bids, reverse=True) and asks == sorted(asks)
     assert book.best_bid is not None and book.best_ask is not None and book.best_bid < book.best_ask
-    assert all(isinstance(p, float) and isinstance(q, float) and q > 0 for p, q in book.bids + book.asks)
+    assert all(isinstance(p, float) and isinstance(q, float) and q > 0 for p, q in [*book.bids, *book.asks])
     assert book.exchange_ts > 0 and book.received_ts > 0
 
 
