@@ -289,34 +289,63 @@ class LiveLoop:
                     rejections[d.reason or ""] = rejections.get(d.reason or "", 0) + 1
 
     def _carry_out(self, intents: list[EntryIntent | ExitIntent], tick: int, snapshot: MarketSnapshot) -> int:
-        """Execute intents; exits first (never blocked), entries only while entries are allowed."""
+        """Execute intents; exits first (never blocked), entries only while entries are allowed.
+
+        Each kind is written in one commit before its first order goes out (one fsync for the
+        tick's pairs, not one each), then sent pair by pair; an entry that may no longer go
+        out when its turn comes is withdrawn unsent.
+        """
         errors = 0
-        exits = [i for i in intents if isinstance(i, ExitIntent)]
-        entries = [i for i in intents if isinstance(i, EntryIntent)]
-        exiting: set[str] = set()
-        for intent in exits:
-            if intent.position_id in exiting:
-                continue
-            exiting.add(intent.position_id)
+        exits: dict[str, ExitIntent] = {}
+        for intent in intents:
+            if isinstance(intent, ExitIntent):
+                exits.setdefault(intent.position_id, intent)
+        if exits:
             try:
-                self._trader.exit(intent)
+                pending_exits = self._trader.write_exits(list(exits.values()))
+            except Exception:
+                exec_log.exception("exits of %s not written", ", ".join(exits))
+                pending_exits = []
+                errors += 1
+            for pending_exit in pending_exits:
+                try:
+                    self._trader.send_exit(pending_exit)
+                except Exception:
+                    errors += 1
+                    exec_log.exception("exit of %s failed", pending_exit.intent.position_id)
+        entries = []
+        for entry in intents:
+            if isinstance(entry, EntryIntent):
+                why = self._held_back(entry, snapshot)
+                if why is None:
+                    entries.append(entry)
+                else:
+                    exec_log.info("entry %s skipped: %s", entry.opportunity.key, why)
+        if not entries:
+            return errors
+        try:
+            pending_entries = self._trader.write_entries(entries, tick)
+        except Exception:
+            exec_log.exception("entries %s not written", ", ".join(e.opportunity.key for e in entries))
+            return errors + 1
+        for pending in pending_entries:
+            # Asked again for each: the pairs before it may have taken seconds.
+            why = self._held_back(pending.intent, snapshot)
+            try:
+                if why is None:
+                    self._trader.send_entry(pending)
+                else:
+                    self._trader.withdraw(pending, why)
             except Exception:
                 errors += 1
-                exec_log.exception("exit of %s failed", intent.position_id)
-        for entry in entries:
-            if self.state.entries_blocked or self._stop.is_set():
-                exec_log.info("entry skipped: %s", self.state.entries_blocked or "stopping")
-                continue
-            overtaken = self._overtaken(entry, snapshot)
-            if overtaken is not None:
-                exec_log.info("entry %s skipped: %s", entry.opportunity.key, overtaken)
-                continue
-            try:
-                self._trader.enter(entry, tick)
-            except Exception:
-                errors += 1
-                exec_log.exception("entry %s failed", entry.opportunity.key)
+                exec_log.exception("entry %s failed", pending.intent.opportunity.key)
         return errors
+
+    def _held_back(self, entry: EntryIntent, snapshot: MarketSnapshot) -> str | None:
+        """Why an entry must not go out now (entries blocked, stopping, overtaken), or None."""
+        if self.state.entries_blocked or self._stop.is_set():
+            return self.state.entries_blocked or "stopping"
+        return self._overtaken(entry, snapshot)
 
     def _overtaken(self, entry: EntryIntent, snapshot: MarketSnapshot) -> str | None:
         """Why an entry approved at the start of the tick must not go out now, or None.

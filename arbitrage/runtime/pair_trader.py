@@ -15,9 +15,10 @@ in between leaves orders that recovery looks up by client order id.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 from arbitrage.clock import Clock
 from arbitrage.config import AppConfig
@@ -25,7 +26,7 @@ from arbitrage.domain import ids
 from arbitrage.domain.book import MarketSnapshot, OrderBook
 from arbitrage.domain.decisions import EntryIntent, ExitIntent, LegPlan
 from arbitrage.domain.money import ZERO, booked, dec
-from arbitrage.domain.orders import Order, OrderRequest
+from arbitrage.domain.orders import Order, OrderCancelled, OrderRequest, apply
 from arbitrage.domain.positions import PairPosition
 from arbitrage.engines.hedging import LegState, plan_repair
 from arbitrage.errors import VenueError
@@ -42,6 +43,38 @@ AlertFn = Callable[[str, str], None]
 BookFn = Callable[[str, str], OrderBook | None]  # (venue, asset) -> a fresh book
 PublishFn = Callable[[str, dict[str, Any]], object]  # the event stream for dashboards (Redis)
 LegRunner = Callable[[list[Order]], list[Placement]]  # the venue calls of both legs, in turn or at once
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEntry:
+    """An entry whose PENDING legs are on disk: next sent, or withdrawn unsent."""
+
+    group: str
+    intent: EntryIntent
+    buy: Order
+    sell: Order
+    at: float  # when it was written
+    kind: ClassVar[str] = "entry"
+
+    @property
+    def legs(self) -> tuple[Order, Order]:
+        return self.buy, self.sell
+
+
+@dataclass(frozen=True, slots=True)
+class PendingExit:
+    """An exit whose PENDING legs are on disk: next sent, or withdrawn unsent."""
+
+    group: str
+    intent: ExitIntent
+    sell: Order
+    buy: Order
+    at: float
+    kind: ClassVar[str] = "exit"
+
+    @property
+    def legs(self) -> tuple[Order, Order]:
+        return self.sell, self.buy
 
 
 class PairTrader:
@@ -76,16 +109,33 @@ class PairTrader:
     # Entries -------------------------------------------------------------------------------
 
     def enter(self, intent: EntryIntent, tick: int) -> PairPosition | None:
-        opp = intent.opportunity
+        """Write one entry's PENDING legs, then send them and book what filled."""
+        (pending,) = self.write_entries([intent], tick)
+        return self.send_entry(pending)
+
+    def write_entries(self, intents: Sequence[EntryIntent], tick: int) -> list[PendingEntry]:
+        """Write the entries of one tick, all in one commit on disk before any venue is called.
+
+        Each entry's sequence number, opportunity and PENDING legs go in together, so a crash
+        never leaves a used sequence number without its orders; one fsync serves them all.
+        """
         now = self._clock.time()
-        # The sequence, the opportunity and both PENDING legs commit together: one fsync, and a
-        # crash can never leave a used sequence number without its orders.
+        pending: list[PendingEntry] = []
         with self._ledger.transaction():
-            group = ids.entry_group(self._prefix, self._ledger.next_sequence("entry"))
-            buy = self._order(group, "B", intent.buy, "entry", group)
-            sell = self._order(group, "S", intent.sell, "entry", group)
-            self._ledger.record_opportunity(group, tick, opp, None)
-            self._ledger.insert_orders([buy, sell], now)
+            for intent in intents:
+                group = ids.entry_group(self._prefix, self._ledger.next_sequence("entry"))
+                buy = self._order(group, "B", intent.buy, "entry", group)
+                sell = self._order(group, "S", intent.sell, "entry", group)
+                self._ledger.record_opportunity(group, tick, intent.opportunity, None)
+                self._ledger.insert_orders([buy, sell], now)
+                pending.append(PendingEntry(group, intent, buy, sell, now))
+        failpoints.hit("entry.orders_written")
+        return pending
+
+    def send_entry(self, pending: PendingEntry) -> PairPosition | None:
+        """Send an entry written by write_entries, hedge what its legs left uneven, book it."""
+        intent, group, buy, sell, now = pending.intent, pending.group, pending.buy, pending.sell, pending.at
+        opp = intent.opportunity
         log.info(
             "entry %s %s buy %s@%s on %s, sell @%s on %s, net %.3f%% gross %.3f%% fx %s/%s",
             group,
@@ -100,7 +150,6 @@ class PairTrader:
             opp.buy_fx,
             opp.sell_fx,
         )
-        failpoints.hit("entry.orders_written")
         placed = self._run_legs([buy, sell])
         self._state.counters.entries += 1
         buy_tally = LegTally(buy.venue, buy.symbol, "buy", dec(intent.buy.fx), buy.price)
@@ -113,6 +162,15 @@ class PairTrader:
             return self.conclude_entry(group, opp.asset, buy_tally, sell_tally, opp.net_spread_pct, now)
         self._entry_booked(group, opp.asset, buy_tally, sell_tally, position)
         return position
+
+    def withdraw(self, pending: PendingEntry | PendingExit, why: str) -> None:
+        """Close the PENDING legs of a written pair that will not be sent, and its group."""
+        now = self._clock.time()
+        with self._ledger.transaction(durable=False):  # lost, recovery finds them unknown at the venues
+            for order in pending.legs:
+                self._ledger.update_order(apply(order, OrderCancelled(f"not sent: {why}")), now)
+            self._ledger.conclude_group(pending.group, pending.kind, now)
+        log.info("%s %s withdrawn before sending: %s", pending.kind, pending.group, why)
 
     def conclude_entry(
         self,
@@ -191,16 +249,38 @@ class PairTrader:
     # Exits ---------------------------------------------------------------------------------
 
     def exit(self, intent: ExitIntent) -> PairPosition | None:
+        """Write one exit's PENDING legs, then send them and book what closed."""
+        pending = self.write_exits([intent])
+        return self.send_exit(pending[0]) if pending else None
+
+    def write_exits(self, intents: Sequence[ExitIntent]) -> list[PendingExit]:
+        """Write the exits of one tick in one commit on disk, as write_entries does; intents
+        for a position no longer open, or without both legs planned, are left out."""
+        now = self._clock.time()
+        pending: list[PendingExit] = []
+        with self._ledger.transaction():
+            for intent in intents:
+                position = self._state.positions.get(intent.position_id)
+                if position is None or intent.sell is None or intent.buy is None:
+                    continue
+                pid = position.position_id
+                group = ids.exit_group(pid, self._ledger.next_sequence(f"exit:{pid}"))
+                sell = self._order(group, "S", intent.sell, "exit", pid)
+                buy = self._order(group, "B", intent.buy, "exit", pid)
+                self._ledger.insert_orders([sell, buy], now)
+                pending.append(PendingExit(group, intent, sell, buy, now))
+        if pending:
+            failpoints.hit("exit.orders_written")
+        return pending
+
+    def send_exit(self, pending: PendingExit) -> PairPosition | None:
+        """Send an exit written by write_exits, hedge what its legs left uneven, book it."""
+        intent, group, sell, buy = pending.intent, pending.group, pending.sell, pending.buy
         position = self._state.positions.get(intent.position_id)
         if position is None or intent.sell is None or intent.buy is None:
+            # Closed since it was written (by an earlier exit of this tick).
+            self.withdraw(pending, f"position {intent.position_id} no longer open")
             return None
-        with self._ledger.transaction():
-            group = ids.exit_group(
-                position.position_id, self._ledger.next_sequence(f"exit:{position.position_id}")
-            )
-            sell = self._order(group, "S", intent.sell, "exit", position.position_id)
-            buy = self._order(group, "B", intent.buy, "exit", position.position_id)
-            self._ledger.insert_orders([sell, buy], self._clock.time())
         log.info(
             "exit %s %s %s qty %s: sell @%s on %s, buy @%s on %s, reverse spread %.3f%%",
             group,
@@ -213,7 +293,6 @@ class PairTrader:
             buy.venue,
             intent.spread_pct,
         )
-        failpoints.hit("exit.orders_written")
         placed = self._run_legs([sell, buy])
         self._state.counters.exits += 1
         if intent.reason == "STOP_LOSS":

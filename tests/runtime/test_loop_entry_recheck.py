@@ -51,8 +51,20 @@ class TroubledVenue:
 
 
 def entries_per_tick(data_dir: Path) -> Counter[int]:
+    """Entries that went out, per tick; a tick's entries are written together, and one that may
+    no longer go out when its turn comes is withdrawn: its orders CANCELLED, never sent."""
     with sqlite3.connect(data_dir / "ledger.sqlite3") as db:
-        return Counter(tick for (tick,) in db.execute("select tick from opportunities"))
+        sent = db.execute(
+            "select tick from opportunities o where exists (select 1 from orders r where "
+            "r.opportunity_id = o.opportunity_id and coalesce(r.reason, '') not like 'not sent:%')"
+        )
+        return Counter(tick for (tick,) in sent)
+
+
+def withdrawn(data_dir: Path) -> list[tuple[str, str, str]]:
+    with sqlite3.connect(data_dir / "ledger.sqlite3") as db:
+        rows = db.execute("select client_order_id, state, reason from orders where reason like 'not sent:%'")
+        return list(rows)
 
 
 def troubled_bot(tmp_path: Path, **trouble: Any) -> Bot:
@@ -76,6 +88,9 @@ def test_an_entry_waits_when_its_venue_degrades_during_the_tick(
     # ticks' by safety (VENUE_DEGRADED).
     assert sum(entries_per_tick(tmp_path).values()) == 1
     assert bot.state.counters.rejections["VENUE_DEGRADED"] > 0
+    stopped = withdrawn(tmp_path)
+    assert stopped
+    assert all(state == "CANCELLED" and "binance became degraded" in why for _, state, why in stopped)
 
 
 def test_an_entry_waits_when_its_books_aged_past_the_safety_limit_during_the_tick(
