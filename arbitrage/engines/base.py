@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from arbitrage.domain.book import MarketSnapshot
 from arbitrage.domain.money import MarketRules
-from arbitrage.domain.pnl import ReverseTrade, reverse_trade
+from arbitrage.domain.pnl import ReverseTrade, entry_pnl, reverse_trade
 from arbitrage.domain.positions import PairPosition
 
 
@@ -65,6 +65,7 @@ class TickContext:
     state: StateView
     decisions: dict[str, list[Any]] = field(default_factory=dict)  # engine name -> its decisions
     _reverse_trades: dict[tuple[str, Decimal], ReverseTrade | None] = field(default_factory=dict)
+    _unrealized: dict[tuple[str, Decimal], float | None] = field(default_factory=dict)
 
     def decided(self, engine: str) -> list[Any]:
         return self.decisions.get(engine, [])
@@ -80,6 +81,14 @@ class TickContext:
             fees = {venue: status.taker_fee_pct for venue, status in self.state.venues.items()}
             self._reverse_trades[key] = reverse_trade(position, self.snapshot, fees)
         return self._reverse_trades[key]
+
+    def unrealized_pnl(self, position: PairPosition) -> float | None:
+        """What closing the open qty now would realize (domain.pnl.unrealized_pnl), once per tick."""
+        key = (position.position_id, position.qty)
+        if key not in self._unrealized:
+            trade = self.reverse_trade(position)
+            self._unrealized[key] = None if trade is None else entry_pnl(position) + trade.pnl
+        return self._unrealized[key]
 
 
 @dataclass(slots=True)

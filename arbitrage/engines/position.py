@@ -11,7 +11,7 @@ from decimal import Decimal
 from arbitrage.config import AppConfig
 from arbitrage.domain.decisions import ExitIntent, InventoryWarning
 from arbitrage.domain.money import ZERO
-from arbitrage.domain.pnl import entry_pnl, exposure
+from arbitrage.domain.pnl import exposure
 from arbitrage.domain.positions import PairPosition, PositionState
 from arbitrage.engines.base import EngineOutput, Note, TickContext
 from arbitrage.engines.execution import plan_exit
@@ -43,8 +43,8 @@ class PositionEngine:
         total = sum(marks.values())
         unrealized = 0.0
         for p in positions:
-            trade = ctx.reverse_trade(p)
-            unrealized += entry_pnl(p) + trade.pnl if trade is not None else 0.0
+            pnl = ctx.unrealized_pnl(p)
+            unrealized += pnl if pnl is not None else 0.0
         self._reduce(ctx, positions, marks, total, out)
         self._watch_inventory(ctx, out)
         out.metrics.update(

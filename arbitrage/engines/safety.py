@@ -245,6 +245,9 @@ class SafetyEngine:
         out = EngineOutput()
         self._announce_kill_switch(ctx, out)
         opportunities = [o for o in ctx.decided("signal") if isinstance(o, Opportunity)]
+        if not opportunities:  # most ticks: nothing to judge, and no exposure to mark
+            out.metrics.update(approvals=0.0, rejections=0.0)
+            return out
         # Best first, so that shared limits (one per asset, exposure, balances) favour the best.
         opportunities.sort(key=lambda o: o.net_spread_pct, reverse=True)
         open_positions = [p for p in ctx.state.positions.values() if p.state is PositionState.OPEN]

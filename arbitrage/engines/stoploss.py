@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 from arbitrage.config import AppConfig
 from arbitrage.domain.book import MarketSnapshot
-from arbitrage.domain.pnl import ReverseTrade, entry_pnl, fx_spread_pct
+from arbitrage.domain.pnl import ReverseTrade, fx_spread_pct
 from arbitrage.domain.positions import PairPosition, PositionState
 from arbitrage.engines.base import EngineOutput, Note, TickContext, VenueStatus
 from arbitrage.engines.execution import plan_exit
@@ -94,13 +94,12 @@ class ExitEngine:
             for position in sorted(ctx.state.positions.values(), key=lambda p: p.opened_at):
                 if position.state is not PositionState.OPEN or position.qty <= 0:
                     continue
-                trade = ctx.reverse_trade(position)
-                if trade is None:
+                trade, pnl = ctx.reverse_trade(position), ctx.unrealized_pnl(position)
+                if trade is None or pnl is None:
                     out.notes.append(
                         Note("DEBUG", f"{position.position_id}: no books to value the reverse trade")
                     )
                     continue
-                pnl = entry_pnl(position) + trade.pnl
                 unrealized += pnl
                 reason, why = self._trigger(position, trade, pnl, ctx.snapshot.ts)
                 if reason is None:
