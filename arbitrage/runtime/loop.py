@@ -293,8 +293,15 @@ class LiveLoop:
 
         Each kind is written in one commit before its first order goes out (one fsync for the
         tick's pairs, not one each), then sent pair by pair; an entry that may no longer go
-        out when its turn comes is withdrawn unsent.
+        out when its turn comes is withdrawn unsent. What the venues answer is booked pair by
+        pair in one ledger batch: one commit, made before the entries are written and at the end.
         """
+        with self._ledger.batch():
+            return self._carry_out_batch(intents, tick, snapshot)
+
+    def _carry_out_batch(
+        self, intents: list[EntryIntent | ExitIntent], tick: int, snapshot: MarketSnapshot
+    ) -> int:
         errors = 0
         exits: dict[str, ExitIntent] = {}
         for intent in intents:

@@ -34,6 +34,10 @@ class Ledger(Protocol):
         a power cut lose it (an order's outcome, its booking), never for orders before they
         are sent, which insert_orders refuses to write in such a transaction."""
 
+    def batch(self) -> AbstractContextManager[None]:
+        """Let the durable=False transactions inside share one commit (made when the batch ends,
+        or before a durable transaction starts); each still rolls back alone if it fails."""
+
     def schema_version(self) -> int:
         """The schema version this ledger is at (always the bot's after opening)."""
 

@@ -114,6 +114,8 @@ class SqlLedger(ABC):
         self._depth = 0  # nesting of transaction(); only the outermost commits
         self._doomed = False  # a write inside the open transaction failed: it must roll back
         self._durable = True  # the open transaction's commit waits for the disk
+        self._batching = False  # inside batch(): durable=False transactions share one commit
+        self._batch_open = False  # the batch's transaction is begun and not yet committed
 
     # The backend seam --------------------------------------------------------------------
 
@@ -169,8 +171,19 @@ class SqlLedger(ABC):
         The lock is held for the whole transaction: the two legs of a pair are sent from two
         threads, and their writes must not interleave with each other's transactions.
         `durable=False`: see Ledger.transaction; only the outermost use decides.
+        Inside batch(), a durable=False transaction is a savepoint of the batch's transaction,
+        and a durable one first commits what the batch holds.
         """
         with self._lock:
+            if not self._depth and self._batching:
+                if not durable:
+                    if not self._batch_open:
+                        self._begin(False)
+                        self._batch_open = True
+                    with self._savepoint():
+                        yield
+                    return
+                self._end_batch()
             if self._depth:
                 self._depth += 1
                 try:
@@ -192,6 +205,55 @@ class SqlLedger(ABC):
                 self._finish(commit=False)
                 raise LedgerError("transaction rolled back: a write inside it failed")
             self._finish(commit=True)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Let the durable=False transactions inside share one commit, made when the batch ends
+        or just before a durable transaction starts. Each keeps its all-or-nothing: one that
+        fails rolls back to where it began (a savepoint), never the ones before it.
+
+        The lock is not held in between: the venue calls made inside must not wait for it.
+        """
+        with self._lock:
+            nested = self._batching or self._depth > 0
+            if not nested:
+                self._batching = True
+        if nested:
+            yield
+            return
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._batching = False
+                self._end_batch()
+
+    def _end_batch(self) -> None:
+        if self._batch_open:
+            self._batch_open = False
+            self._finish(commit=True)
+
+    @contextmanager
+    def _savepoint(self) -> Iterator[None]:
+        self._run("SAVEPOINT batch_item")
+        self._depth, self._doomed, self._durable = 1, False, False
+        try:
+            yield
+        except BaseException:
+            self._undo_savepoint()
+            raise
+        finally:
+            self._depth = 0
+        if self._doomed:
+            self._undo_savepoint()
+            raise LedgerError("transaction rolled back: a write inside it failed")
+        self._run("RELEASE SAVEPOINT batch_item")
+        self._durable = True
+
+    def _undo_savepoint(self) -> None:
+        self._depth, self._doomed, self._durable = 0, False, True
+        self._run("ROLLBACK TO SAVEPOINT batch_item")
+        self._run("RELEASE SAVEPOINT batch_item")
 
     def _finish(self, commit: bool) -> None:
         self._depth, self._doomed, self._durable = 0, False, True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import replace
 from decimal import Decimal
 
@@ -300,3 +301,53 @@ def test_a_non_durable_transaction_commits_without_waiting_for_the_disk(ledger_u
         assert reopened.daily_rows()[0]["realized_pnl"] == D(10)
     finally:
         reopened.close()
+
+
+def _commits(ledger_url: str) -> list[str]:
+    """The positions another connection sees: committed rows only (a plain reader, which neither
+    migrates nor waits for the write lock the open batch holds)."""
+    query = "SELECT position_id FROM positions ORDER BY position_id"
+    if ledger_url.startswith("sqlite:///"):
+        with sqlite3.connect(ledger_url.removeprefix("sqlite:///")) as db:
+            return [r[0] for r in db.execute(query)]
+    import psycopg
+
+    from arbitrage.store.postgres_ledger import split_schema
+
+    conninfo, schema = split_schema(ledger_url)
+    with psycopg.connect(conninfo) as db:
+        return [r[0] for r in db.execute(query.replace("positions", f'"{schema}".positions'))]
+
+
+def test_a_batch_commits_its_transactions_together_and_each_fails_alone(ledger_url: str) -> None:
+    ledger = open_ledger(ledger_url)
+    try:
+        with ledger.batch():
+            with ledger.transaction(durable=False):
+                ledger.save_position(make_position(position_id="E0000001"), TS)
+                assert not _commit_waits_for_disk(ledger)
+            assert _commits(ledger_url) == []  # held for the batch's one commit
+            with pytest.raises(RuntimeError), ledger.transaction(durable=False):
+                ledger.save_position(make_position(position_id="E0000002"), TS)
+                raise RuntimeError("this pair's booking failed")
+            with pytest.raises(LedgerError, match="rolled back"), ledger.transaction(durable=False):
+                ledger.save_position(make_position(position_id="E0000003"), TS)
+                with pytest.raises(LedgerError):
+                    ledger.update_order(make_order("never-inserted"), TS)  # dooms this one only
+            with ledger.transaction(durable=False):
+                ledger.save_position(make_position(position_id="E0000004"), TS)
+            assert [p.position_id for p in ledger.positions()] == ["E0000001", "E0000004"]
+            # A durable transaction (orders before they are sent) first commits what is held.
+            ledger.insert_orders([make_order("E0000005-B")], TS)
+            assert _commits(ledger_url) == ["E0000001", "E0000004"]
+            with ledger.transaction(durable=False):
+                ledger.save_position(make_position(position_id="E0000006"), TS)
+            assert _commits(ledger_url) == ["E0000001", "E0000004"]
+        assert _commits(ledger_url) == ["E0000001", "E0000004", "E0000006"]
+        assert _commit_waits_for_disk(ledger)
+        assert [o.client_order_id for o in ledger.orders()] == ["E0000005-B"]
+        # Orders are never written inside the batch's non-durable part.
+        with ledger.batch(), pytest.raises(LedgerError, match="durable"), ledger.transaction(durable=False):
+            ledger.insert_orders([make_order("E0000007-B")], TS)
+    finally:
+        ledger.close()
