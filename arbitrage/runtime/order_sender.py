@@ -5,7 +5,7 @@ leaves a record that recovery looks up by client order id. Sending is two steps:
 venue I/O alone (no ledger writes, so both legs of a pair can go out at once from two threads),
 and `settle` writes what came back: the SUBMITTED transition, the fills, the final state. The
 pair trader settles both legs in one transaction, with the pair's booking when nothing is left
-to repair, so a pair costs two commits: one before the venues are called, one after.
+to repair.
 A create call with an unknown outcome is never resent: the order is looked up, and stays
 SUBMITTED (unresolved) until the venue answers.
 """

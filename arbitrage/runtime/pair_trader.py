@@ -4,12 +4,13 @@ The decisions (what to retry, what to unwind) come from the pure planner in engi
 this class does the I/O around them: ledger rows before each venue call, the calls, the
 accounting of what filled, and an alert for every single-leg event with its cost.
 
-A pair whose legs come back even costs two commits: the PENDING legs (with the sequence number
-and the opportunity), on disk before the venues are called, then both legs' outcomes with the
-booking, which does not wait for the disk (durable=False): should a power cut lose it, the
-PENDING orders are there and recovery asks the venues again. Uneven legs commit their outcomes
-first, then each repair order (on disk) before it is sent, then the booking. A crash anywhere
-in between leaves orders that recovery looks up by client order id.
+The PENDING legs of a tick's entries (or exits), with their sequence numbers and opportunities,
+go on disk in one commit before any venue is called. Each pair whose legs come back even then
+writes its legs' outcomes and its booking in one transaction that does not wait for the disk
+(durable=False; the loop's ledger batch makes the tick's bookings one commit): should a power
+cut lose it, the PENDING orders are there and recovery asks the venues again. Uneven legs write
+their outcomes first, then each repair order (on disk) before it is sent, then the booking. A
+crash anywhere in between leaves orders that recovery looks up by client order id.
 """
 
 from __future__ import annotations

@@ -110,7 +110,7 @@ class SqlLedger(ABC):
     dialect: ClassVar[Dialect]
 
     def __init__(self) -> None:
-        self._lock = threading.RLock()  # writes come from the loop and from the leg threads
+        self._lock = threading.RLock()  # one transaction at a time, whichever thread asks
         self._depth = 0  # nesting of transaction(); only the outermost commits
         self._doomed = False  # a write inside the open transaction failed: it must roll back
         self._durable = True  # the open transaction's commit waits for the disk
@@ -168,8 +168,8 @@ class SqlLedger(ABC):
     def transaction(self, durable: bool = True) -> Iterator[None]:
         """Group writes into one commit; an inner use joins the outer one.
 
-        The lock is held for the whole transaction: the two legs of a pair are sent from two
-        threads, and their writes must not interleave with each other's transactions.
+        The lock is held for the whole transaction, so that no other thread's write (shutdown
+        may run off the loop's thread) lands inside it.
         `durable=False`: see Ledger.transaction; only the outermost use decides.
         Inside batch(), a durable=False transaction is a savepoint of the batch's transaction,
         and a durable one first commits what the batch holds.
