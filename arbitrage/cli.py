@@ -17,7 +17,7 @@ import click
 import yaml
 
 from arbitrage.config import AppConfig, load_config
-from arbitrage.errors import ArbitrageError, ConfigError, LiveRefused
+from arbitrage.errors import AlreadyRunning, ArbitrageError, ConfigError, LiveRefused
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_CRITICAL, EXIT_LIVE_REFUSED = 0, 1, 2, 3, 4
 
@@ -40,6 +40,8 @@ def guarded(debug: bool, body: Callable[[], int]) -> int:
     except LiveRefused as err:
         lines = "\n".join(f"  - {f}" for f in err.failed)
         _fail(f"live trading refused; failed guards:\n{lines}", EXIT_LIVE_REFUSED)
+    except AlreadyRunning as err:  # a second bot on one ledger: a usage mistake, not a failure
+        _fail(f"refused to start: {err}", EXIT_USAGE)
     except ArbitrageError as err:
         if debug:
             traceback.print_exc()

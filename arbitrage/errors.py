@@ -3,6 +3,7 @@
     ArbitrageError
     ├── ConfigError            invalid or missing configuration (exit 2)
     ├── LiveRefused            a live guard failed (exit 4)
+    ├── AlreadyRunning         another bot holds this ledger or data dir (exit 2)
     ├── InvalidTransition      an order event that the state machine does not allow
     ├── HaltRequested          the operator or the watchdog asked the loop to stop
     ├── LedgerError            the ledger failed or refused a read or write
@@ -37,6 +38,10 @@ class LiveRefused(ArbitrageError):
     def __init__(self, failed: list[str]) -> None:
         self.failed = list(failed)
         super().__init__("live trading refused: " + "; ".join(self.failed))
+
+
+class AlreadyRunning(ArbitrageError):
+    """Another bot runs on this ledger or data dir; the message names its pid and host."""
 
 
 class InvalidTransition(ArbitrageError):

@@ -125,6 +125,20 @@ def check_ledger(url: str, synchronous: str) -> CheckResult:
     )
 
 
+def check_instance_lock(url: str, data_dir: Path, instance: str, clock: Clock) -> CheckResult:
+    """Who runs on this ledger now, read without taking anything: a running bot is not a failure."""
+    from arbitrage.store.instance_lock import describe_holders
+
+    try:
+        holders = describe_holders(url, data_dir, instance, clock.time())
+    except Exception as err:  # an unreachable ledger already fails the ledger row
+        return skip("instance lock", f"not read: {_describe_error(err)}")
+    if holders:
+        running = "; ".join(holders)
+        return ok("instance lock", f"a bot is running here, a second one would be refused: {running}")
+    return ok("instance lock", "free: no bot is running on this ledger and data dir")
+
+
 def _redis_target(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme == "unix":
@@ -226,6 +240,7 @@ def run_health_checks(
         lambda: [check_config(config, source)],
         lambda: [check_log_dir(log_dir)],
         lambda: [check_ledger(ledger_url(config, data_dir), config.storage.synchronous)],
+        lambda: [check_instance_lock(ledger_url(config, data_dir), data_dir, config.instance, clock)],
         lambda: [check_redis(config, clock)],
         lambda: check_venues(config, clock, env),
     ]

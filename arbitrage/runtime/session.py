@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -15,6 +15,7 @@ from typing import Any
 
 from arbitrage.clock import SystemClock
 from arbitrage.config import AppConfig, load_config
+from arbitrage.engines.base import Engine
 from arbitrage.engines.registry import build_engines
 from arbitrage.errors import ConfigError, LiveRefused
 from arbitrage.ops.alerts import build_alerter
@@ -27,7 +28,8 @@ from arbitrage.ops.watchdog import Level, Watchdog
 from arbitrage.runtime.loop import TickHook
 from arbitrage.runtime.shutdown import Shutdown, state_document
 from arbitrage.runtime.supervisor import DryRunHook, Supervisor
-from arbitrage.runtime.wiring import Bot, build_bot
+from arbitrage.runtime.wiring import Bot, build_bot, lock_instance
+from arbitrage.store.instance_lock import InstanceLock
 
 log = logging.getLogger("arbitrage.live_loop")
 
@@ -86,6 +88,24 @@ def _run(opts: RunOptions, config: AppConfig, env: Mapping[str, str]) -> int:
         failed = check_live_guards(config, env, Path.cwd())
         if failed:
             raise LiveRefused(failed)
+    clock = SystemClock()
+    # One bot per ledger: a second one is refused here, before it logs, touches the ledger or trades.
+    lock = lock_instance(config, opts.data_dir, clock)
+    try:
+        return _run_locked(opts, config, env, engines, clock, lock)
+    finally:
+        lock.release()  # after the ledger is closed; the kernel or the server frees it should we die
+
+
+def _run_locked(
+    opts: RunOptions,
+    config: AppConfig,
+    env: Mapping[str, str],
+    engines: Sequence[Engine],
+    clock: SystemClock,
+    lock: InstanceLock,
+) -> int:
+    mode = config.mode.current
     setup_logging(
         opts.log_dir,
         opts.log_level or config.logging.level,
@@ -93,7 +113,6 @@ def _run(opts: RunOptions, config: AppConfig, env: Mapping[str, str]) -> int:
         backup_count=config.logging.backup_count,
         secrets=secrets_from_env(config, env),
     )
-    clock = SystemClock()
     alerter = build_alerter(config.alerts, env, clock)
     redis = None
     if config.redis.enabled:
@@ -109,6 +128,7 @@ def _run(opts: RunOptions, config: AppConfig, env: Mapping[str, str]) -> int:
         if redis is not None:
             redis.publish("alert", {"key": key, "text": text, "level": level})
 
+    lock.watch(lambda text: alert("instance_lease", text, "CRITICAL"))
     interval = opts.interval_s if opts.interval_s is not None else config.loop.interval_s
     bot = build_bot(
         config,
@@ -172,6 +192,7 @@ def _run(opts: RunOptions, config: AppConfig, env: Mapping[str, str]) -> int:
         opts.max_ticks or "unlimited",
         config.storage.url or opts.data_dir / "ledger.sqlite3",
     )
+    log.info("holding %s: a second bot here is refused", "; ".join(lock.where))
     alert("start", f"{config.instance} started in {mode} mode", "INFO")
     code = 1
     reason = "unexpected failure"

@@ -21,6 +21,7 @@ from arbitrage.runtime.order_sender import OrderSender, Placement
 from arbitrage.runtime.pair_trader import LegRunner, PairTrader
 from arbitrage.runtime.recovery import Recovery
 from arbitrage.runtime.state import BotState
+from arbitrage.store.instance_lock import InstanceLock, acquire_instance_lock
 from arbitrage.store.ledger import Ledger, open_ledger
 from arbitrage.venues.base import Venue
 
@@ -31,6 +32,11 @@ AlertFn = Callable[[str, str], None]
 
 def ledger_url(config: AppConfig, data_dir: Path) -> str:
     return config.storage.url or f"sqlite:///{data_dir / 'ledger.sqlite3'}"
+
+
+def lock_instance(config: AppConfig, data_dir: Path, clock: Clock) -> InstanceLock:
+    """The run's hold on its ledger and data dir; AlreadyRunning names the bot that has them."""
+    return acquire_instance_lock(ledger_url(config, data_dir), data_dir, config.instance, clock.time)
 
 
 @dataclass
