@@ -86,6 +86,9 @@ def refusal(where: str, owner: LockOwner | None, advice: str, now: float | None 
 class HeldLock(Protocol):
     where: str
 
+    def watch(self, on_lost: LostFn) -> None:
+        """Call `on_lost(text)` should the lock be lost while the bot runs."""
+
     def release(self) -> None: ...
 
 
@@ -127,6 +130,9 @@ class FileLock:
             return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:
             raise LedgerUnavailable(f"cannot lock {self.path}: {exc.strerror or exc}") from None
+
+    def watch(self, on_lost: LostFn) -> None:
+        return None  # only the process's death drops a flock, and then nobody is left to tell
 
     def release(self) -> None:
         if self._fd is None:
@@ -198,11 +204,9 @@ class InstanceLock:
         return [h.where for h in self._held]
 
     def watch(self, on_lost: LostFn) -> None:
-        """Call `on_lost(text)` should a lease be lost while the bot runs (file locks cannot be)."""
+        """Call `on_lost(text)` should a lease be lost while the bot runs (a file lock cannot be)."""
         for held in self._held:
-            set_on_lost = getattr(held, "watch", None)
-            if set_on_lost is not None:
-                set_on_lost(on_lost)
+            held.watch(on_lost)
 
     def release(self) -> None:
         while self._held:
