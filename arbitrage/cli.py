@@ -19,13 +19,19 @@ import yaml
 
 from arbitrage.config import MAX_INTERVAL_S, SEED_MAX, AppConfig, load_config
 from arbitrage.errors import ArbitrageError, ConfigError, LiveRefused
+from arbitrage.url_credentials import mask_url_credentials
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_CRITICAL, EXIT_LIVE_REFUSED = 0, 1, 2, 3, 4
 
 
 def _fail(message: str, code: int) -> None:
-    click.echo(message, err=True)
+    # A message may quote a URL from the config or a driver's error: never with its password.
+    click.echo(mask_url_credentials(message), err=True)
     sys.exit(code)
+
+
+def _print_traceback() -> None:
+    click.echo(mask_url_credentials(traceback.format_exc()).rstrip(), err=True)
 
 
 def guarded(debug: bool, body: Callable[[], int]) -> int:
@@ -43,11 +49,11 @@ def guarded(debug: bool, body: Callable[[], int]) -> int:
         _fail(f"live trading refused; failed guards:\n{lines}", EXIT_LIVE_REFUSED)
     except ArbitrageError as err:
         if debug:
-            traceback.print_exc()
+            _print_traceback()
         _fail(f"error: {err}", EXIT_FAILURE)
     except Exception as err:  # the last line of defence: one sentence, traceback only with --debug
         if debug:
-            traceback.print_exc()
+            _print_traceback()
         _fail(
             f"unexpected failure: {type(err).__name__}: {err} (run with --debug for the traceback)",
             EXIT_FAILURE,

@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from arbitrage.errors import ConfigError
+from arbitrage.url_credentials import mask_url_credentials
 
 SEED_MAX = 2**63 - 1  # the mock market's seed: any non-negative 64-bit integer
 MAX_INTERVAL_S = 86_400.0  # a tick a day at the slowest; longer sleeps overflow the platform's timers
@@ -470,8 +471,11 @@ class AppConfig(Section):
         return f"{asset}/{self.venues[venue].quote}"
 
     def redacted(self) -> dict[str, Any]:
-        """The effective config for display: secrets are never in it, only the names of their variables."""
-        data = self.model_dump(mode="json")
+        """The effective config for display: secrets are never in it, only the names of their variables.
+
+        URL passwords (storage.url, redis.url, any URL a venue or plugin names) are masked.
+        """
+        data = _mask_strings(self.model_dump(mode="json"))
         secrets: dict[str, str] = {}
         for venue in self.venues.values():
             for env in (venue.api_key_env, venue.api_secret_env):
@@ -481,6 +485,27 @@ class AppConfig(Section):
             secrets[env] = "***set***" if os.environ.get(env) else "(not set)"
         data["secrets_from_environment"] = secrets
         return data
+
+
+def config_strings(data: Any) -> list[str]:
+    """Every string value in a dumped config, however deep: where URLs with credentials may hide."""
+    if isinstance(data, str):
+        return [data]
+    if isinstance(data, dict):
+        return [s for value in data.values() for s in config_strings(value)]
+    if isinstance(data, list | tuple):
+        return [s for value in data for s in config_strings(value)]
+    return []
+
+
+def _mask_strings(data: Any) -> Any:
+    if isinstance(data, str):
+        return mask_url_credentials(data)
+    if isinstance(data, dict):
+        return {key: _mask_strings(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [_mask_strings(value) for value in data]
+    return data
 
 
 @cache

@@ -28,6 +28,7 @@ from arbitrage.runtime.loop import TickHook
 from arbitrage.runtime.shutdown import Shutdown, state_document
 from arbitrage.runtime.supervisor import DryRunHook, Supervisor
 from arbitrage.runtime.wiring import Bot, build_bot
+from arbitrage.url_credentials import mask_url_credentials
 
 log = logging.getLogger("arbitrage.live_loop")
 
@@ -105,6 +106,7 @@ def _run(opts: RunOptions, config: AppConfig, env: Mapping[str, str]) -> int:
     started = time.monotonic()
 
     def alert(key: str, text: str, level: str = "ERROR") -> None:
+        text = mask_url_credentials(text)  # Redis and Telegram are outside the log's redaction
         alerter.send(key, text, level)
         if redis is not None:
             redis.publish("alert", {"key": key, "text": text, "level": level})
@@ -170,7 +172,7 @@ def _run(opts: RunOptions, config: AppConfig, env: Mapping[str, str]) -> int:
         len(config.symbols),
         interval,
         opts.max_ticks or "unlimited",
-        config.storage.url or opts.data_dir / "ledger.sqlite3",
+        mask_url_credentials(str(config.storage.url or opts.data_dir / "ledger.sqlite3")),
     )
     alert("start", f"{config.instance} started in {mode} mode", "INFO")
     code = 1
