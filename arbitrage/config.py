@@ -12,10 +12,11 @@ import importlib.util
 import os
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
+    AfterValidator,
     AllowInfNan,
     BaseModel,
     ConfigDict,
@@ -83,6 +84,26 @@ def _value(model: BaseModel, key: str) -> Any:
     return functools.reduce(getattr, key.split("."), model)
 
 
+V = TypeVar("V")
+
+
+def asset_codes(mapping: dict[str, V]) -> dict[str, V]:
+    """Keys that are asset or currency codes, as the venues spell them: upper case, each once.
+
+    A `btc:` balance next to `BTC:` would silently replace it; a lone `btc:` would never be found.
+    """
+    codes: dict[str, V] = {}
+    written: dict[str, str] = {}
+    for key, value in mapping.items():
+        if not key or not key.isalnum():
+            raise KeyProblem(key, "an asset or currency code such as BTC or KRW", key)
+        code = key.upper()
+        if code in codes:
+            raise KeyProblem(key, f"each asset once ({written[code]!r} is already listed)", key)
+        codes[code], written[code] = value, key
+    return codes
+
+
 class ModeConfig(Section):
     current: Literal["mock", "paper", "live"] = "mock"
 
@@ -111,7 +132,8 @@ class VenueConfig(Section):
     sandbox: Flag = False
     urls: dict[str, Any] = Field(default_factory=dict)
     options: dict[str, Any] = Field(default_factory=dict)
-    balances: dict[str, NonNeg] = Field(default_factory=dict)  # simulated balances (mock, paper)
+    # simulated balances (mock, paper)
+    balances: Annotated[dict[str, NonNeg], AfterValidator(asset_codes)] = Field(default_factory=dict)
     max_orders_per_s: Pos = 8.0
     timeout_ms: Annotated[Int, Field(ge=100, le=120_000)] = 10_000
     # The venue's circuit breaker: open after this many consecutive temporary failures, probe
@@ -139,7 +161,9 @@ class FxConfig(Section):
     source: Literal["venue", "fixed"] = "venue"
     venue: str = "upbit"  # the venue whose market gives the rate
     symbol: str = "USDT/KRW"
-    fixed: dict[str, Pos] = Field(default_factory=lambda: {"USDT": 1380.0})
+    fixed: Annotated[dict[str, Pos], AfterValidator(asset_codes)] = Field(
+        default_factory=lambda: {"USDT": 1380.0}
+    )
     max_age_ms: Pos = 5000.0
 
 
@@ -176,7 +200,9 @@ class SafetyConfig(Section):
 class ExecutionConfig(Section):
     max_slippage_pct: Pct = 0.2
     max_unhedged_qty: NonNeg = 0.0001
-    max_unhedged_qty_by_asset: dict[str, NonNeg] = Field(default_factory=dict)
+    max_unhedged_qty_by_asset: Annotated[dict[str, NonNeg], AfterValidator(asset_codes)] = Field(
+        default_factory=dict
+    )
     hedge_retries: Annotated[Int, Field(ge=0, le=10)] = 2
     unwind_slippage_pct: Pct = 1.0
     unwind_attempts: Annotated[Int, Field(ge=1, le=20)] = 5
@@ -231,7 +257,7 @@ class MockAssetConfig(Section):
 
 class MockConfig(Section):
     seed: Seed = 42
-    assets: dict[str, MockAssetConfig] = Field(
+    assets: Annotated[dict[str, MockAssetConfig], AfterValidator(asset_codes)] = Field(
         default_factory=lambda: {
             "BTC": MockAssetConfig(price=140_000_000.0),
             "ETH": MockAssetConfig(price=5_000_000.0),

@@ -243,6 +243,16 @@ CASES = [
         ("symbols[1]: expected each asset once ('btc' is already listed), found 'BTC'",),
         real=True,
     ),
+    BadConfig(
+        "balances-differing-in-case",
+        edited("venues.upbit.balances", {"krw": 1_000_000, "KRW": 100_000_000}),
+        ("venues.upbit.balances.KRW: expected each asset once ('krw' is already listed), found 'KRW'",),
+    ),
+    BadConfig(
+        "unhedged-bound-for-a-pair",
+        edited("execution.max_unhedged_qty_by_asset", {"ETH/KRW": 0.002}),
+        ("execution.max_unhedged_qty_by_asset.ETH/KRW", "asset or currency code"),
+    ),
     # A min above its max, a warn above its max.
     BadConfig(
         "min-notional-above-max",

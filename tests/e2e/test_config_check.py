@@ -149,6 +149,12 @@ def test_missing_file_exits_2(tmp_path: Path) -> None:
             30_000_000.0,
         ),
         ({"symbols": ["btc", "eth"]}, ("symbols",), ["BTC", "ETH"]),
+        # Asset codes as keys are spelled as the venues spell them.
+        (
+            {"execution": {"max_unhedged_qty_by_asset": {"btc": 0.001}}},
+            ("execution", "max_unhedged_qty_by_asset"),
+            {"ETH": 0.002, "BTC": 0.001},
+        ),
     ],
 )
 def test_limits_at_their_edges_stay_valid(
