@@ -31,7 +31,9 @@ from arbitrage.errors import ConfigError
 from arbitrage.url_credentials import mask_url_credentials
 
 SEED_MAX = 2**63 - 1  # the mock market's seed: any non-negative 64-bit integer
-MAX_INTERVAL_S = 86_400.0  # a tick a day at the slowest; longer sleeps overflow the platform's timers
+# A tick a day at the slowest: slower is a stopped bot that still holds positions (and 1e10 s
+# overflows the platform's timers).
+MAX_INTERVAL_S = 86_400.0
 # Every number in the config is one of these. A config that parses is one the bot can trade on:
 # YAML's .inf and .nan are not numbers here (an infinite loss limit turns the kill switch off, a NaN
 # threshold compares false to everything), nor is `true` (a bool is an int to Python). Strict
