@@ -6,6 +6,7 @@ invalid config; 3 watchdog CRITICAL; 4 live trading refused by a guard.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import traceback
@@ -16,15 +17,21 @@ from typing import Any
 import click
 import yaml
 
-from arbitrage.config import AppConfig, load_config
+from arbitrage.config import MAX_INTERVAL_S, SEED_MAX, AppConfig, load_config
 from arbitrage.errors import AlreadyRunning, ArbitrageError, ConfigError, LiveRefused
+from arbitrage.url_credentials import mask_url_credentials
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_CRITICAL, EXIT_LIVE_REFUSED = 0, 1, 2, 3, 4
 
 
 def _fail(message: str, code: int) -> None:
-    click.echo(message, err=True)
+    # A message may quote a URL from the config or a driver's error: never with its password.
+    click.echo(mask_url_credentials(message), err=True)
     sys.exit(code)
+
+
+def _print_traceback() -> None:
+    click.echo(mask_url_credentials(traceback.format_exc()).rstrip(), err=True)
 
 
 def guarded(debug: bool, body: Callable[[], int]) -> int:
@@ -44,11 +51,11 @@ def guarded(debug: bool, body: Callable[[], int]) -> int:
         _fail(f"refused to start: {err}", EXIT_USAGE)
     except ArbitrageError as err:
         if debug:
-            traceback.print_exc()
+            _print_traceback()
         _fail(f"error: {err}", EXIT_FAILURE)
     except Exception as err:  # the last line of defence: one sentence, traceback only with --debug
         if debug:
-            traceback.print_exc()
+            _print_traceback()
         _fail(
             f"unexpected failure: {type(err).__name__}: {err} (run with --debug for the traceback)",
             EXIT_FAILURE,
@@ -61,6 +68,24 @@ def effective_config(config_path: str, mode: str | None, seed: int | None) -> Ap
     if seed is not None:
         config = config.model_copy(update={"mock": config.mock.model_copy(update={"seed": seed})})
     return config
+
+
+class FiniteFloatRange(click.FloatRange):
+    """A FloatRange that refuses nan and inf: `nan < 0` is false, so the range alone lets them in.
+
+    An infinite interval never ticks again; a NaN one breaks the tick schedule's arithmetic.
+    """
+
+    name = "float"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a valid number.", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return super().convert(number, param, ctx)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -87,9 +112,15 @@ def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--once", is_flag=True, help="Run one tick and exit."),
         click.option("--loops", type=click.IntRange(min=1), help="Run N ticks and exit."),
         click.option(
-            "--interval", type=click.FloatRange(min=0), help="Seconds between tick starts (0 allowed)."
+            "--interval",
+            type=FiniteFloatRange(min=0, max=MAX_INTERVAL_S),
+            help="Seconds between tick starts (0 allowed).",
         ),
-        click.option("--seed", type=int, help="Seed of the mock market (overrides mock.seed)."),
+        click.option(
+            "--seed",
+            type=click.IntRange(min=0, max=SEED_MAX),
+            help="Seed of the mock market (overrides mock.seed).",
+        ),
         click.option("--log-dir", default="logs", show_default=True, type=click.Path(file_okay=False)),
         click.option("--data-dir", default="data", show_default=True, type=click.Path(file_okay=False)),
         click.option(
@@ -124,6 +155,9 @@ def run_cmd(
 
     if mock and mode not in (None, "mock"):
         _fail(f"--mock conflicts with --mode {mode}", EXIT_USAGE)
+    if once and loops is not None:
+        # Which one was meant is a guess either way: one tick, or N of them.
+        _fail(f"--once conflicts with --loops {loops} (--once is --loops 1)", EXIT_USAGE)
     opts = RunOptions(
         config_path=config_path,
         mode="mock" if mock else mode,
@@ -164,7 +198,7 @@ def config_check(config_path: str, mode: str | None) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Loopback only, unless you mean it.")
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="0 = any free.")
 @click.option("--seed", default=1, show_default=True, type=int)
-@click.option("--tick-ms", default=200.0, show_default=True, type=click.FloatRange(min=1), help="Book step.")
+@click.option("--tick-ms", default=200.0, show_default=True, type=FiniteFloatRange(min=1), help="Book step.")
 def sim_cmd(host: str, port: int, seed: int, tick_ms: float) -> None:
     """Run the loopback exchange simulator (Binance- and Upbit-like REST and WebSocket) until stopped."""
     from arbitrage.sim.server import serve

@@ -7,21 +7,47 @@ and alerts name the environment variables that hold them.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    AllowInfNan,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from arbitrage.errors import ConfigError
+from arbitrage.url_credentials import mask_url_credentials
 
-NonNeg = Annotated[float, Field(ge=0)]
-Pos = Annotated[float, Field(gt=0)]
-Pct = Annotated[float, Field(ge=0, le=100)]
-PosInt = Annotated[int, Field(gt=0)]
+SEED_MAX = 2**63 - 1  # the mock market's seed: any non-negative 64-bit integer
+# A tick a day at the slowest: slower is a stopped bot that still holds positions (and 1e10 s
+# overflows the platform's timers).
+MAX_INTERVAL_S = 86_400.0
+# Every number in the config is one of these. A config that parses is one the bot can trade on:
+# YAML's .inf and .nan are not numbers here (an infinite loss limit turns the kill switch off, a NaN
+# threshold compares false to everything), nor is `true` (a bool is an int to Python). Strict
+# floats still take a YAML int (`max_notional: 5000000`); strict ints refuse 2.5 and "3".
+Num = Annotated[float, Strict(), AllowInfNan(False)]
+Int = Annotated[int, Strict()]
+Flag = Annotated[bool, Strict()]
+NonNeg = Annotated[Num, Field(ge=0)]
+Pos = Annotated[Num, Field(gt=0)]
+Pct = Annotated[Num, Field(ge=0, le=100)]
+Rate = Annotated[Num, Field(ge=0, le=1)]  # a probability per order or per book
+PosInt = Annotated[Int, Field(gt=0)]
+Seed = Annotated[Int, Field(ge=0, le=SEED_MAX)]
+IntervalS = Annotated[Num, Field(ge=0, le=MAX_INTERVAL_S)]
 
 BUILTIN_ENGINES = ("signal", "safety", "execution", "stoploss", "position")
 
@@ -44,37 +70,74 @@ class KeyProblem(ValueError):
         self.found = found
 
 
+def in_order(model: BaseModel, *pairs: tuple[str, str]) -> None:
+    """The lower key of each pair (min/max, warn/max) must not exceed the upper one.
+
+    A pair the wrong way round does not fail loudly at run time: the engine quietly never trades,
+    or never warns before it stops. Keys are dotted paths relative to `model`.
+    """
+    for low_key, high_key in pairs:
+        low, high = _value(model, low_key), _value(model, high_key)
+        if low > high:
+            raise KeyProblem(low_key, f"at most {high_key} ({_describe(high)})", low)
+
+
+def _value(model: BaseModel, key: str) -> Any:
+    return functools.reduce(getattr, key.split("."), model)
+
+
+V = TypeVar("V")
+
+
+def asset_codes(mapping: dict[str, V]) -> dict[str, V]:
+    """Keys that are asset or currency codes, as the venues spell them: upper case, each once.
+
+    A `btc:` balance next to `BTC:` would silently replace it; a lone `btc:` would never be found.
+    """
+    codes: dict[str, V] = {}
+    written: dict[str, str] = {}
+    for key, value in mapping.items():
+        if not key or not key.isalnum():
+            raise KeyProblem(key, "an asset or currency code such as BTC or KRW", key)
+        code = key.upper()
+        if code in codes:
+            raise KeyProblem(key, f"each asset once ({written[code]!r} is already listed)", key)
+        codes[code], written[code] = value, key
+    return codes
+
+
 class ModeConfig(Section):
     current: Literal["mock", "paper", "live"] = "mock"
 
 
 class LoopConfig(Section):
-    interval_s: NonNeg = 1.0
-    book_depth: Annotated[int, Field(ge=1, le=200)] = 10
+    interval_s: IntervalS = 1.0
+    book_depth: Annotated[Int, Field(ge=1, le=200)] = 10
 
 
 class MockVenueConfig(Section):
     """How the simulated market quotes this venue."""
 
     half_spread_bps: NonNeg = 2.0
-    depth_levels: Annotated[int, Field(ge=1, le=200)] = 10
+    depth_levels: Annotated[Int, Field(ge=1, le=200)] = 10
     level_notional: Pos = 20_000_000.0  # accounting currency per level
     level_step_bps: Pos = 1.5
-    premium_pct: float = 0.0  # this venue's long-run premium over the reference price
+    premium_pct: Num = 0.0  # this venue's long-run premium over the reference price
 
 
 class VenueConfig(Section):
     exchange: str  # a ccxt exchange id, or "mock"
     quote: str
-    taker_fee_pct: Annotated[float, Field(ge=0, le=5)] = 0.1
+    taker_fee_pct: Annotated[Num, Field(ge=0, le=5)] = 0.1
     api_key_env: str | None = None
     api_secret_env: str | None = None
-    sandbox: bool = False
+    sandbox: Flag = False
     urls: dict[str, Any] = Field(default_factory=dict)
     options: dict[str, Any] = Field(default_factory=dict)
-    balances: dict[str, NonNeg] = Field(default_factory=dict)  # simulated balances (mock, paper)
+    # simulated balances (mock, paper)
+    balances: Annotated[dict[str, NonNeg], AfterValidator(asset_codes)] = Field(default_factory=dict)
     max_orders_per_s: Pos = 8.0
-    timeout_ms: Annotated[int, Field(ge=100, le=120_000)] = 10_000
+    timeout_ms: Annotated[Int, Field(ge=100, le=120_000)] = 10_000
     # The venue's circuit breaker: open after this many consecutive temporary failures, probe
     # again after the cooldown (real venues only).
     circuit_failures: PosInt = 5
@@ -100,15 +163,23 @@ class FxConfig(Section):
     source: Literal["venue", "fixed"] = "venue"
     venue: str = "upbit"  # the venue whose market gives the rate
     symbol: str = "USDT/KRW"
-    fixed: dict[str, Pos] = Field(default_factory=lambda: {"USDT": 1380.0})
+    fixed: Annotated[dict[str, Pos], AfterValidator(asset_codes)] = Field(
+        default_factory=lambda: {"USDT": 1380.0}
+    )
     max_age_ms: Pos = 5000.0
 
 
 class SignalConfig(Section):
-    min_spread_pct: float = 0.3
+    # Net of fees and slippage: at or below zero every entry pays to trade.
+    min_spread_pct: Pos = 0.3
     max_notional: Pos = 5_000_000.0  # accounting currency per opportunity
     min_notional: NonNeg = 50_000.0
     slippage_buffer_pct: NonNeg = 0.0  # extra slippage assumed on top of the book walk
+
+    @model_validator(mode="after")
+    def _min_below_max(self) -> SignalConfig:
+        in_order(self, ("min_notional", "max_notional"))
+        return self
 
 
 class SafetyConfig(Section):
@@ -121,20 +192,22 @@ class SafetyConfig(Section):
     daily_loss_limit: Pos = 1_000_000.0
     min_liquidity_notional: NonNeg = 100_000.0
     max_slippage_pct: Pct = 0.3
-    require_redis_heartbeat: bool = False
+    require_redis_heartbeat: Flag = False
     max_heartbeat_age_ms: Pos = 5000.0
     max_orders_per_minute: PosInt = 120
     halt_file: str = ".halt"
-    trading_day_utc_offset_h: Annotated[float, Field(ge=-12, le=14)] = 9.0  # KST
+    trading_day_utc_offset_h: Annotated[Num, Field(ge=-12, le=14)] = 9.0  # KST
 
 
 class ExecutionConfig(Section):
     max_slippage_pct: Pct = 0.2
     max_unhedged_qty: NonNeg = 0.0001
-    max_unhedged_qty_by_asset: dict[str, NonNeg] = Field(default_factory=dict)
-    hedge_retries: Annotated[int, Field(ge=0, le=10)] = 2
+    max_unhedged_qty_by_asset: Annotated[dict[str, NonNeg], AfterValidator(asset_codes)] = Field(
+        default_factory=dict
+    )
+    hedge_retries: Annotated[Int, Field(ge=0, le=10)] = 2
     unwind_slippage_pct: Pct = 1.0
-    unwind_attempts: Annotated[int, Field(ge=1, le=20)] = 5
+    unwind_attempts: Annotated[Int, Field(ge=1, le=20)] = 5
     client_id_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,8}$")] = "arb"
     leg_timeout_s: Pos = 10.0
 
@@ -144,7 +217,8 @@ class ExecutionConfig(Section):
 
 class ExitConfig(Section):
     mode: Literal["reverse", "none"] = "reverse"
-    min_spread_pct: float = -0.1
+    # The reverse trade's net spread that takes profit; negative is a loss budget on the way out.
+    min_spread_pct: Num = -0.1
     max_hold_s: Pos = 3600.0
 
 
@@ -152,24 +226,29 @@ class StoplossConfig(Section):
     mode: Literal["static", "dynamic"] = "static"
     static_pct: Pos = 1.0
     dynamic_k: Pos = 4.0
-    dynamic_window: Annotated[int, Field(ge=5, le=100_000)] = 120
+    dynamic_window: Annotated[Int, Field(ge=5, le=100_000)] = 120
     dynamic_min_pct: Pos = 0.3
     dynamic_max_pct: Pos = 3.0
+
+    @model_validator(mode="after")
+    def _min_below_max(self) -> StoplossConfig:
+        in_order(self, ("dynamic_min_pct", "dynamic_max_pct"))
+        return self
 
 
 class RebalancerConfig(Section):
     max_exposure: Pos = 25_000_000.0
-    inventory_drift_ratio: Annotated[float, Field(gt=0, le=1)] = 0.5
-    auto_reduce: bool = True
+    inventory_drift_ratio: Annotated[Num, Field(gt=0, le=1)] = 0.5
+    auto_reduce: Flag = True
 
 
 class MockFaultsConfig(Section):
-    reject_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
-    partial_fill_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
-    one_leg_failure_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
-    stale_book_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
+    reject_rate: Rate = 0.0
+    partial_fill_rate: Rate = 0.0
+    one_leg_failure_rate: Rate = 0.0
+    stale_book_rate: Rate = 0.0
     stale_book_age_ms: Pos = 10_000.0
-    latency_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
+    latency_rate: Rate = 0.0
     latency_ms: NonNeg = 50.0
 
 
@@ -179,16 +258,16 @@ class MockAssetConfig(Section):
 
 
 class MockConfig(Section):
-    seed: int = 42
-    assets: dict[str, MockAssetConfig] = Field(
+    seed: Seed = 42
+    assets: Annotated[dict[str, MockAssetConfig], AfterValidator(asset_codes)] = Field(
         default_factory=lambda: {
             "BTC": MockAssetConfig(price=140_000_000.0),
             "ETH": MockAssetConfig(price=5_000_000.0),
         }
     )
-    premium_mean_pct: float = 0.2
+    premium_mean_pct: Num = 0.2
     premium_vol_pct: NonNeg = 0.25
-    premium_reversion: Annotated[float, Field(gt=0, le=1)] = 0.15
+    premium_reversion: Annotated[Num, Field(gt=0, le=1)] = 0.15
     fx_rate: Pos = 1380.0
     fx_noise_pct: NonNeg = 0.01
     faults: MockFaultsConfig = MockFaultsConfig()
@@ -207,7 +286,7 @@ class StorageConfig(Section):
 
 
 class RedisConfig(Section):
-    enabled: bool = False
+    enabled: Flag = False
     url: str = "redis://127.0.0.1:6379/0"
     key_prefix: str = "arb"
     heartbeat_interval_s: Pos = 1.0
@@ -215,11 +294,22 @@ class RedisConfig(Section):
     stream_maxlen: PosInt = 10_000
     socket_timeout_s: Pos = 0.2
 
+    @model_validator(mode="after")
+    def _beat_before_expiry(self) -> RedisConfig:
+        # A heartbeat that expires before the next one is written reads as a dead bot in between.
+        if self.heartbeat_interval_s >= self.heartbeat_ttl_s:
+            raise KeyProblem(
+                "heartbeat_interval_s",
+                f"below heartbeat_ttl_s ({_describe(self.heartbeat_ttl_s)})",
+                self.heartbeat_interval_s,
+            )
+        return self
+
 
 class LoggingConfig(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    console: bool = True
-    backup_count: Annotated[int, Field(ge=1, le=365)] = 7
+    console: Flag = True
+    backup_count: Annotated[Int, Field(ge=1, le=365)] = 7
 
 
 class WatchdogConfig(Section):
@@ -241,21 +331,19 @@ class WatchdogConfig(Section):
 
     @model_validator(mode="after")
     def _warn_below_max(self) -> WatchdogConfig:
-        for metric in (
+        metrics = (
             "ws_lag_ms",
             "redis_heartbeat_age_ms",
             "loop_latency_ms",
             "safety_rejections_per_minute",
             "live_errors_per_minute",
-        ):
-            warn, hi = getattr(self, f"warn_{metric}"), getattr(self, f"max_{metric}")
-            if warn > hi:
-                raise KeyProblem(f"warn_{metric}", f"at most max_{metric} ({hi})", warn)
+        )
+        in_order(self, *((f"warn_{m}", f"max_{m}") for m in metrics))
         return self
 
 
 class SysMonitorConfig(Section):
-    enabled: bool = True
+    enabled: Flag = True
     sample_interval_sec: Pos = 5.0
     warn_cpu_pct: Pos = 80.0
     max_cpu_pct: Pos = 98.0
@@ -266,11 +354,16 @@ class SysMonitorConfig(Section):
     warn_threads: PosInt = 64
     max_threads: PosInt = 200
 
+    @model_validator(mode="after")
+    def _warn_below_max(self) -> SysMonitorConfig:
+        in_order(self, *((f"warn_{m}", f"max_{m}") for m in ("cpu_pct", "rss_mb", "open_fds", "threads")))
+        return self
+
 
 class HealthServerConfig(Section):
-    enabled: bool = False
+    enabled: Flag = False
     host: str = "127.0.0.1"
-    port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    port: Annotated[Int, Field(ge=0, le=65535)] = 8080
 
 
 class AlertsConfig(Section):
@@ -284,16 +377,16 @@ class AlertsConfig(Section):
 
 class LiveGuardsConfig(Section):
     confirm_file: str = ".live_trading_ok"
-    dry_run_cycles: Annotated[int, Field(ge=0, le=1000)] = 3
+    dry_run_cycles: Annotated[Int, Field(ge=0, le=1000)] = 3
 
 
 class ShutdownConfig(Section):
-    flatten: bool = False
+    flatten: Flag = False
     timeout_s: Pos = 20.0
 
 
 class MarketDataConfig(Section):
-    use_websocket: bool = True
+    use_websocket: Flag = True
     stale_after_s: Pos = 5.0
     recover_every_s: Pos = 30.0
     ws_error_threshold: PosInt = 3
@@ -334,9 +427,13 @@ class AppConfig(Section):
         for s in v:
             if not s or not s.isalnum():
                 raise ValueError(f"base asset codes such as BTC, not {s!r}")
-        if len(set(v)) != len(v):
-            raise ValueError("each asset once")
-        return [s.upper() for s in v]
+        codes = [s.upper() for s in v]
+        # Compared as traded: [btc, BTC] would run the same asset twice, with twice the limits.
+        for i, code in enumerate(codes):
+            if code in codes[:i]:
+                first = v[codes.index(code)]
+                raise KeyProblem(f"[{i}]", f"each asset once ({first!r} is already listed)", v[i])
+        return codes
 
     @field_validator("engines")
     @classmethod
@@ -359,6 +456,21 @@ class AppConfig(Section):
             if not name.isidentifier():
                 raise KeyProblem(name, "a venue name that is an identifier", name)
         return v
+
+    @model_validator(mode="after")
+    def _limits_in_order(self) -> AppConfig:
+        """Pairs across sections; within a section each section checks its own."""
+        if self.signal.min_spread_pct >= self.safety.max_spread_pct:
+            # Safety rejects a net spread above its maximum as bad data: nothing would ever enter.
+            raise KeyProblem(
+                "signal.min_spread_pct",
+                f"below safety.max_spread_pct ({_describe(self.safety.max_spread_pct)})",
+                self.signal.min_spread_pct,
+            )
+        if self.rebalancer.auto_reduce:
+            # Entries up to safety's limit that the rebalancer reduces at once pay two round trips.
+            in_order(self, ("safety.max_exposure", "rebalancer.max_exposure"))
+        return self
 
     @model_validator(mode="after")
     def _cross_refs(self) -> AppConfig:
@@ -387,8 +499,11 @@ class AppConfig(Section):
         return f"{asset}/{self.venues[venue].quote}"
 
     def redacted(self) -> dict[str, Any]:
-        """The effective config for display: secrets are never in it, only the names of their variables."""
-        data = self.model_dump(mode="json")
+        """The effective config for display: secrets are never in it, only the names of their variables.
+
+        URL passwords (storage.url, redis.url, any URL a venue or plugin names) are masked.
+        """
+        data = _mask_strings(self.model_dump(mode="json"))
         secrets: dict[str, str] = {}
         for venue in self.venues.values():
             for env in (venue.api_key_env, venue.api_secret_env):
@@ -398,6 +513,27 @@ class AppConfig(Section):
             secrets[env] = "***set***" if os.environ.get(env) else "(not set)"
         data["secrets_from_environment"] = secrets
         return data
+
+
+def config_strings(data: Any) -> list[str]:
+    """Every string value in a dumped config, however deep: where URLs with credentials may hide."""
+    if isinstance(data, str):
+        return [data]
+    if isinstance(data, dict):
+        return [s for value in data.values() for s in config_strings(value)]
+    if isinstance(data, list | tuple):
+        return [s for value in data for s in config_strings(value)]
+    return []
+
+
+def _mask_strings(data: Any) -> Any:
+    if isinstance(data, str):
+        return mask_url_credentials(data)
+    if isinstance(data, dict):
+        return {key: _mask_strings(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [_mask_strings(value) for value in data]
+    return data
 
 
 @cache
@@ -451,7 +587,8 @@ def readable_errors(err: ValidationError, prefix: tuple[int | str, ...] = ()) ->
             lines.append(f"{where}: required key is missing")
         else:
             msg = e["msg"]
-            msg = msg.removeprefix("Value error, ")
+            # pydantic's "Input should be a finite number" reads as "expected a finite number".
+            msg = msg.removeprefix("Value error, ").removeprefix("Input should be ")
             lines.append(
                 f"{where}: expected {msg[0].lower() + msg[1:] if msg else 'a valid value'}, found {found}"
             )
@@ -488,7 +625,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     drop every limit of the first.
     """
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    def construct_mapping(self, node: yaml.MappingNode, deep: Flag = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` may be overridden key by key

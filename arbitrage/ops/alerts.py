@@ -18,6 +18,7 @@ from typing import Protocol
 
 from arbitrage.clock import Clock
 from arbitrage.config import AlertsConfig
+from arbitrage.url_credentials import mask_url_credentials
 
 log = logging.getLogger("arbitrage.alerts")
 
@@ -124,7 +125,9 @@ class TelegramAlerter:
                 return
             if not self._closed:
                 try:
-                    self._queue.put_nowait(f"[{level.upper()}] {key}: {text}"[:TELEGRAM_MAX_TEXT])
+                    # Telegram is outside the log's redaction: an error text may quote a URL.
+                    message = mask_url_credentials(f"[{level.upper()}] {key}: {text}")
+                    self._queue.put_nowait(message[:TELEGRAM_MAX_TEXT])
                     self._last_by_key[key] = now
                 except queue.Full:
                     self._dropped_full += 1

@@ -5,7 +5,6 @@ Each failed guard is one line that starts with the guard's name, so a refusal na
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -64,34 +63,13 @@ def _api_keys(config: AppConfig, env: Mapping[str, str]) -> list[str]:
 
 
 def safety_problems(config: AppConfig) -> list[str]:
-    """What makes the safety limits unfit to trade real money with; empty when coherent."""
+    """What makes the safety limits unfit to trade real money with; empty when coherent.
+
+    The config itself refuses limits that lose money in any mode (non-finite numbers, a
+    non-positive entry spread, min above max); these are the sizes only real money makes wrong.
+    """
     safety, signal = config.safety, config.signal
     problems = []
-    finite = {
-        "safety.max_book_age_ms": safety.max_book_age_ms,
-        "safety.max_ws_lag_ms": safety.max_ws_lag_ms,
-        "safety.max_spread_pct": safety.max_spread_pct,
-        "safety.max_position_notional": safety.max_position_notional,
-        "safety.max_exposure": safety.max_exposure,
-        "safety.daily_loss_limit": safety.daily_loss_limit,
-        "safety.max_heartbeat_age_ms": safety.max_heartbeat_age_ms,
-        "signal.max_notional": signal.max_notional,
-        "signal.min_notional": signal.min_notional,
-        "signal.min_spread_pct": signal.min_spread_pct,
-    }
-    not_finite = [f"{key} must be a finite limit (found {value})" for key, value in finite.items()
-                  if not math.isfinite(value)]
-    if not_finite:
-        return not_finite  # comparisons between infinite limits would only add noise
-    if signal.min_spread_pct <= 0:
-        problems.append(
-            f"signal.min_spread_pct ({signal.min_spread_pct:g}) must be above 0: "
-            "at or below zero net spread every trade loses money"
-        )
-    if signal.min_notional > signal.max_notional:
-        problems.append(
-            f"signal.min_notional ({signal.min_notional:g}) > signal.max_notional ({signal.max_notional:g})"
-        )
     if signal.max_notional > safety.max_position_notional:
         problems.append(
             f"signal.max_notional ({signal.max_notional:g}) > "
@@ -106,16 +84,6 @@ def safety_problems(config: AppConfig) -> list[str]:
         problems.append(
             f"safety.daily_loss_limit ({safety.daily_loss_limit:g}) >= "
             f"safety.max_exposure ({safety.max_exposure:g})"
-        )
-    if config.rebalancer.auto_reduce and safety.max_exposure > config.rebalancer.max_exposure:
-        problems.append(
-            f"safety.max_exposure ({safety.max_exposure:g}) > rebalancer.max_exposure "
-            f"({config.rebalancer.max_exposure:g}): entries would be reduced again at once"
-        )
-    if safety.max_spread_pct <= signal.min_spread_pct:
-        problems.append(
-            f"safety.max_spread_pct ({safety.max_spread_pct:g}) <= signal.min_spread_pct "
-            f"({signal.min_spread_pct:g}): every opportunity would be rejected as SPREAD_OUTLIER"
         )
     return problems
 

@@ -14,7 +14,8 @@ from collections.abc import Iterable, Mapping
 from logging.handlers import TimedRotatingFileHandler
 from pathlib import Path
 
-from arbitrage.config import AppConfig
+from arbitrage.config import AppConfig, config_strings
+from arbitrage.url_credentials import mask_url_credentials, url_passwords
 
 LOG_FORMAT = "%(asctime)s [%(levelname)-8s] [%(name)s] %(message)s"
 ROOT_LOGGER = "arbitrage"
@@ -42,7 +43,11 @@ _SRCFILE = logging._srcfile
 
 
 class RedactingFilter(logging.Filter):
-    """Rewrites a record so that no secret survives formatting: message, args, traceback, stack."""
+    """Rewrites a record so that no secret survives formatting: message, args, traceback, stack.
+
+    Besides the given secret values it masks the password of any URL, whoever wrote the line:
+    the last line of defence for a URL that reaches a message unmasked.
+    """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
@@ -53,6 +58,7 @@ class RedactingFilter(logging.Filter):
     def redact(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, "***")
+        text = mask_url_credentials(text)
         # Every line passes here: the substring test spares the regex scan of lines without a token.
         return _TELEGRAM_TOKEN.sub("bot***", text) if "bot" in text else text
 
@@ -172,10 +178,15 @@ def component_logger(name: str) -> logging.Logger:
 
 
 def secrets_from_env(config: AppConfig, env: Mapping[str, str]) -> list[str]:
-    """The values of every secret-bearing variable the config names: venue keys and alert credentials."""
+    """Every secret value the run knows: the variables the config names (venue keys, alert
+    credentials) and the passwords in the config's URLs (storage.url, redis.url, ...).
+
+    A URL password is also masked wherever it appears on its own, e.g. decoded in a driver's error.
+    """
     names: list[str] = []
     for venue in config.venues.values():
         names += [n for n in (venue.api_key_env, venue.api_secret_env) if n]
     names += [config.alerts.telegram_token_env, config.alerts.telegram_chat_id_env]
     values = [env.get(name, "").strip() for name in names]
+    values += [p for text in config_strings(config.model_dump(mode="json")) for p in url_passwords(text)]
     return [v for v in dict.fromkeys(values) if v]

@@ -30,6 +30,7 @@ from arbitrage.runtime.shutdown import Shutdown, state_document
 from arbitrage.runtime.supervisor import DryRunHook, Supervisor
 from arbitrage.runtime.wiring import Bot, build_bot, lock_instance
 from arbitrage.store.instance_lock import InstanceLock
+from arbitrage.url_credentials import mask_url_credentials
 
 log = logging.getLogger("arbitrage.live_loop")
 
@@ -124,6 +125,7 @@ def _run_locked(
     started = time.monotonic()
 
     def alert(key: str, text: str, level: str = "ERROR") -> None:
+        text = mask_url_credentials(text)  # Redis and Telegram are outside the log's redaction
         alerter.send(key, text, level)
         if redis is not None:
             redis.publish("alert", {"key": key, "text": text, "level": level})
@@ -190,7 +192,7 @@ def _run_locked(
         len(config.symbols),
         interval,
         opts.max_ticks or "unlimited",
-        config.storage.url or opts.data_dir / "ledger.sqlite3",
+        mask_url_credentials(str(config.storage.url or opts.data_dir / "ledger.sqlite3")),
     )
     log.info("holding %s: a second bot here is refused", "; ".join(lock.where))
     alert("start", f"{config.instance} started in {mode} mode", "INFO")

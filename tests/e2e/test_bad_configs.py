@@ -20,6 +20,7 @@ from arbitrage.cli import main
 from tests.e2e.runner import base_config, run_bot
 
 Doc = dict[str, Any]
+NAN, INF = float("nan"), float("inf")  # yaml.safe_dump writes them as .nan and .inf
 
 
 def edited(key: str, value: Any) -> Callable[[], str]:
@@ -169,8 +170,165 @@ CASES = [
         "client-id-prefix", edited("execution.client_id_prefix", "arb-1!"), ("execution.client_id_prefix",)
     ),
     BadConfig("instance-name", edited("instance", "my bot"), ("instance",)),
+    # Limits that lose money: an entry that does not pay, a threshold that never compares true,
+    # a kill switch that never trips (issue 10).
+    BadConfig(
+        "negative-entry-spread",
+        edited("signal.min_spread_pct", -2),
+        ("signal.min_spread_pct: expected greater than 0, found -2",),
+        real=True,
+    ),
+    BadConfig("zero-entry-spread", edited("signal.min_spread_pct", 0), ("signal.min_spread_pct", "found 0")),
+    BadConfig(
+        "nan-exit-spread",
+        edited("exit.min_spread_pct", NAN),
+        ("exit.min_spread_pct: expected a finite number, found nan",),
+        real=True,
+    ),
+    BadConfig(
+        "infinite-daily-loss-limit",
+        edited("safety.daily_loss_limit", INF),
+        ("safety.daily_loss_limit: expected a finite number, found inf",),
+        real=True,
+    ),
+    BadConfig("infinite-exposure", edited("safety.max_exposure", INF), ("safety.max_exposure", "finite")),
+    BadConfig("nan-max-notional", edited("signal.max_notional", NAN), ("signal.max_notional", "finite")),
+    BadConfig("minus-inf-exit-spread", edited("exit.min_spread_pct", -INF), ("exit.min_spread_pct", "-inf")),
+    BadConfig("infinite-interval-in-file", edited("loop.interval_s", INF), ("loop.interval_s", "finite")),
+    BadConfig("interval-over-a-day", edited("loop.interval_s", 1e9), ("loop.interval_s", "86400")),
+    BadConfig(
+        "nan-watchdog-limit", edited("watchdog.max_loop_latency_ms", NAN), ("watchdog.max_loop_latency_ms",)
+    ),
+    BadConfig("nan-fault-rate", edited("mock.faults.reject_rate", NAN), ("mock.faults.reject_rate", "nan")),
+    BadConfig("nan-mock-premium", edited("mock.premium_mean_pct", NAN), ("mock.premium_mean_pct", "nan")),
+    BadConfig("infinite-mock-price", edited("mock.assets.BTC.price", INF), ("mock.assets.BTC.price", "inf")),
+    BadConfig(
+        "nan-venue-premium", edited("venues.upbit.mock.premium_pct", NAN), ("venues.upbit.mock.premium_pct",)
+    ),
+    # ... in the values of mappings too.
+    BadConfig(
+        "infinite-balance", edited("venues.upbit.balances.KRW", INF), ("venues.upbit.balances.KRW", "finite")
+    ),
+    BadConfig(
+        "nan-fixed-fx",
+        edited("fx", {"source": "fixed", "fixed": {"USDT": NAN}}),
+        ("fx.fixed.USDT", "finite", "found nan"),
+    ),
+    BadConfig(
+        "nan-unhedged-bound-by-asset",
+        edited("execution.max_unhedged_qty_by_asset.ETH", NAN),
+        ("execution.max_unhedged_qty_by_asset.ETH", "finite"),
+    ),
+    # YAML `true` is an int to Python: never a number here.
+    BadConfig(
+        "bool-for-float",
+        edited("signal.max_notional", True),
+        ("signal.max_notional: expected a valid number, found True",),
+        real=True,
+    ),
+    BadConfig(
+        "bool-for-int", edited("safety.max_open_positions", True), ("safety.max_open_positions", "True")
+    ),
+    BadConfig(
+        "bool-for-balance", edited("venues.binance.balances.USDT", True), ("venues.binance.balances.USDT",)
+    ),
+    BadConfig("bool-for-seed", edited("mock.seed", True), ("mock.seed", "found True")),
+    BadConfig("int-for-bool", edited("rebalancer.auto_reduce", 1), ("rebalancer.auto_reduce", "boolean")),
+    BadConfig("string-for-int", edited("loop.book_depth", "10"), ("loop.book_depth", "found '10'")),
+    BadConfig("negative-seed", edited("mock.seed", -1), ("mock.seed", "found -1")),
+    # One asset written twice in two cases.
+    BadConfig(
+        "symbols-differing-in-case",
+        edited("symbols", ["btc", "BTC"]),
+        ("symbols[1]: expected each asset once ('btc' is already listed), found 'BTC'",),
+        real=True,
+    ),
+    BadConfig(
+        "balances-differing-in-case",
+        edited("venues.upbit.balances", {"krw": 1_000_000, "KRW": 100_000_000}),
+        ("venues.upbit.balances.KRW: expected each asset once ('krw' is already listed), found 'KRW'",),
+    ),
+    BadConfig(
+        "unhedged-bound-for-a-pair",
+        edited("execution.max_unhedged_qty_by_asset", {"ETH/KRW": 0.002}),
+        ("execution.max_unhedged_qty_by_asset.ETH/KRW", "asset or currency code"),
+    ),
+    # A min above its max, a warn above its max.
+    BadConfig(
+        "min-notional-above-max",
+        edited("signal.min_notional", 6_000_000),
+        ("signal.min_notional: expected at most max_notional (5000000.0), found 6000000",),
+        real=True,
+    ),
+    BadConfig(
+        "dynamic-stop-min-above-max",
+        edited("stoploss.dynamic_min_pct", 5),
+        ("stoploss.dynamic_min_pct", "dynamic_max_pct"),
+    ),
+    BadConfig(
+        "entry-exposure-above-rebalancer",
+        edited("safety.max_exposure", 30_000_000),
+        ("safety.max_exposure: expected at most rebalancer.max_exposure", "found 30000000"),
+    ),
+    BadConfig(
+        "entry-spread-at-outlier-limit",
+        edited("signal.min_spread_pct", 5),
+        ("signal.min_spread_pct", "below safety.max_spread_pct"),
+    ),
+    BadConfig(
+        "cpu-warn-above-max",
+        edited("sys_monitor.warn_cpu_pct", 99),
+        ("sys_monitor.warn_cpu_pct", "max_cpu_pct"),
+    ),
+    BadConfig(
+        "rss-warn-above-max",
+        edited("sys_monitor.warn_rss_mb", 2048),
+        ("sys_monitor.warn_rss_mb", "max_rss_mb"),
+    ),
+    BadConfig(
+        "fds-warn-above-max", edited("sys_monitor.warn_open_fds", 1000), ("sys_monitor.warn_open_fds",)
+    ),
+    BadConfig(
+        "threads-warn-above-max",
+        edited("sys_monitor.warn_threads", 500),
+        ("sys_monitor.warn_threads: expected at most max_threads (200), found 500",),
+        real=True,
+    ),
+    BadConfig(
+        "ws-lag-warn-above-max",
+        edited("watchdog.warn_ws_lag_ms", 3000),
+        ("watchdog.warn_ws_lag_ms", "max_ws_lag_ms"),
+    ),
+    BadConfig(
+        "heartbeat-outlives-nothing",
+        edited("redis.heartbeat_interval_s", 20),
+        ("redis.heartbeat_interval_s", "below heartbeat_ttl_s"),
+    ),
     # The command line.
     BadConfig("negative-loops", shipped, ("--loops",), args=("--mock", "--loops", "-1"), real=True),
+    BadConfig(
+        "nan-interval",
+        shipped,
+        ("'--interval': 'nan' is not a finite number",),
+        args=("--mock", "--once", "--interval", "nan"),
+        real=True,
+    ),
+    BadConfig(
+        "infinite-interval",
+        shipped,
+        ("'--interval': 'inf' is not a finite number",),
+        args=("--mock", "--once", "--interval", "inf"),
+    ),
+    BadConfig("interval-not-a-number", shipped, ("--interval",), args=("--mock", "--interval", "soon")),
+    BadConfig(
+        "once-and-loops",
+        shipped,
+        ("--once conflicts with --loops 5",),
+        args=("--mock", "--once", "--loops", "5"),
+        real=True,
+    ),
+    BadConfig("negative-seed-option", shipped, ("'--seed'", "-1"), args=("--mock", "--once", "--seed", "-1")),
+    BadConfig("nan-seed-option", shipped, ("'--seed'", "nan"), args=("--mock", "--once", "--seed", "nan")),
     BadConfig("invalid-mode-option", shipped, ("--mode", "turbo"), args=("--mode", "turbo", "--once")),
     BadConfig(
         "mock-and-paper", shipped, ("--mock conflicts with --mode paper",), args=("--mock", "--mode", "paper")

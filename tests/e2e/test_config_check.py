@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from arbitrage.config import parse_config
@@ -130,3 +131,38 @@ def test_missing_file_exits_2(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "nowhere.yml does not exist" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key", "value"),
+    [
+        # A negative exit spread is a loss budget on the reverse trade, not a mistake.
+        ({"exit": {"min_spread_pct": -2}}, ("exit", "min_spread_pct"), -2.0),
+        # YAML ints where floats are expected stay accepted (and are shown as floats).
+        ({"signal": {"max_notional": 4000000}}, ("signal", "max_notional"), 4_000_000.0),
+        # Pairs may be equal; safety may exceed the rebalancer when the rebalancer does not reduce.
+        ({"signal": {"min_notional": 5_000_000}}, ("signal", "min_notional"), 5_000_000.0),
+        ({"sys_monitor": {"warn_threads": 200}}, ("sys_monitor", "warn_threads"), 200),
+        (
+            {"safety": {"max_exposure": 30_000_000}, "rebalancer": {"auto_reduce": False}},
+            ("safety", "max_exposure"),
+            30_000_000.0,
+        ),
+        ({"symbols": ["btc", "eth"]}, ("symbols",), ["BTC", "ETH"]),
+        # Asset codes as keys are spelled as the venues spell them.
+        (
+            {"execution": {"max_unhedged_qty_by_asset": {"btc": 0.001}}},
+            ("execution", "max_unhedged_qty_by_asset"),
+            {"ETH": 0.002, "BTC": 0.001},
+        ),
+    ],
+)
+def test_limits_at_their_edges_stay_valid(
+    tmp_path: Path, overrides: dict[str, Any], key: tuple[str, ...], value: Any
+) -> None:
+    proc = config_check(tmp_path, "--config", str(write_config(tmp_path, overrides)))
+    assert proc.returncode == 0, proc.stderr
+    node: Any = effective(proc.stdout)
+    for part in key:
+        node = node[part]
+    assert node == value

@@ -38,8 +38,12 @@ REDIS_URL = "redis://127.0.0.1:6379/11"  # db 11 belongs to this file
 REDIS_HINT = 'start it: redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no'
 # Keys of config/docker.yml allowed to differ from config/live.yml; anything else is drift.
 DOCKER_OVERRIDES = {
-    "redis.enabled", "redis.url", "health_server.enabled", "health_server.host",
-    "safety.halt_file", "live_guards.confirm_file",
+    "redis.enabled",
+    "redis.url",
+    "health_server.enabled",
+    "health_server.host",
+    "safety.halt_file",
+    "live_guards.confirm_file",
 }
 DEFAULT_RE = re.compile(r"^\$\{(\w+):?-([^}]*)\}$")  # compose's ${VAR:-default}
 T = TypeVar("T")
@@ -91,8 +95,13 @@ def image_env() -> dict[str, str]:
 
 def image_uid() -> int:
     """The uid given to useradd for the image's USER."""
-    useradds = [shlex.split(cmd) for kw, a in instructions() if kw == "RUN" for cmd in a.split("&&")
-                if "useradd" in cmd]
+    useradds = [
+        shlex.split(cmd)
+        for kw, a in instructions()
+        if kw == "RUN"
+        for cmd in a.split("&&")
+        if "useradd" in cmd
+    ]
     assert len(useradds) == 1, "the USER must be created with one useradd"
     words = useradds[0]
     assert words[-1] == only("USER") and "--uid" in words, f"useradd --uid N {only('USER')}: {words}"
@@ -208,8 +217,11 @@ def test_healthcheck_gets_the_health_endpoint_with_python() -> None:
 
 
 def test_the_build_context_holds_only_what_the_dockerfile_copies() -> None:
-    patterns = [p.strip() for p in DOCKERIGNORE.read_text(encoding="utf-8").splitlines()
-                if p.strip() and not p.startswith("#")]
+    patterns = [
+        p.strip()
+        for p in DOCKERIGNORE.read_text(encoding="utf-8").splitlines()
+        if p.strip() and not p.startswith("#")
+    ]
     assert patterns[0] == "*", "an allowlist: exclude everything, then re-include"
     included = {p[1:].rstrip("/") for p in patterns if p.startswith("!")}
     assert included == {"pyproject.toml", "README.md", "arbitrage", "config"}, included
@@ -369,8 +381,10 @@ def test_the_image_command_runs_healthy_and_stops_on_sigterm(tmp_path: Path, rea
     (tmp_path / "config" / "docker.yml").write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
 
     workdir = only("WORKDIR")
-    args = [str(tmp_path / a.removeprefix(workdir + "/")) if a.startswith(workdir + "/") else a
-            for a in exec_form(only("CMD"))]
+    args = [
+        str(tmp_path / a.removeprefix(workdir + "/")) if a.startswith(workdir + "/") else a
+        for a in exec_form(only("CMD"))
+    ]
     arb = Path(sys.executable).with_name("arb")
     entry = [str(arb)] if arb.exists() else [sys.executable, "-m", "arbitrage"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ARB_", "LIVE_TRADING"))}
@@ -378,9 +392,11 @@ def test_the_image_command_runs_healthy_and_stops_on_sigterm(tmp_path: Path, rea
     out = tmp_path / "console.txt"
     health_log = tmp_path / "logs" / "health.log"
     with out.open("w", encoding="utf-8") as console:
-        proc = subprocess.Popen([*entry, *args], cwd=tmp_path, env=env, stdout=console,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [*entry, *args], cwd=tmp_path, env=env, stdout=console, stderr=subprocess.STDOUT
+        )
     try:
+
         def bound_port() -> int | None:
             found = re.search(r"listening on http://127\.0\.0\.1:(\d+)", tail(health_log))
             return int(found.group(1)) if found else None

@@ -80,7 +80,8 @@ def test_exposure_falls_back_to_cost_without_a_book():
     ],
 )
 def test_reduce_exposure(limit, stoploss, reduced):
-    cfg = make_config(rebalancer={"max_exposure": limit})
+    # safety's entry limit stays at or below the rebalancer's, as the config requires
+    cfg = make_config(rebalancer={"max_exposure": limit}, safety={"max_exposure": limit})
     exits = [ExitIntent(pid, "STOP_LOSS", D("0.01"), None, None, -1.0) for pid in stoploss]
     out = tick(PositionEngine("position", cfg), cfg, stoploss=exits)
     intents = [d for d in out.decisions if isinstance(d, ExitIntent)]
@@ -89,7 +90,7 @@ def test_reduce_exposure(limit, stoploss, reduced):
 
 
 def test_reduce_exposure_legs():
-    cfg = make_config(rebalancer={"max_exposure": 3_000_000.0})
+    cfg = make_config(rebalancer={"max_exposure": 3_000_000.0}, safety={"max_exposure": 3_000_000.0})
     (intent,) = tick(PositionEngine("position", cfg), cfg).decisions
     # within execution.max_slippage_pct: 100,000 * 0.998 and 141.2M * 1.002 on the 1000 tick
     assert intent.sell == LegPlan("binance", "BTC/USDT", "sell", D("0.01"), D("99800.00"), USDT_KRW)
@@ -99,7 +100,11 @@ def test_reduce_exposure_legs():
 @pytest.mark.parametrize("config", [{"rebalancer": {"auto_reduce": False}}, {"exit": {"mode": "none"}}])
 def test_no_reduction_only_a_warning_when_it_starts(config):
     cfg = make_config(
-        **{**config, "rebalancer": {"max_exposure": 1_000_000.0, **config.get("rebalancer", {})}}
+        **{
+            **config,
+            "rebalancer": {"max_exposure": 1_000_000.0, **config.get("rebalancer", {})},
+            "safety": {"max_exposure": 1_000_000.0},
+        }
     )
     engine = PositionEngine("position", cfg)
     first, second = tick(engine, cfg), tick(engine, cfg)

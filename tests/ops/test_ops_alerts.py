@@ -259,3 +259,14 @@ def test_build_alerter_uses_the_config_values(telegram: FakeTelegram) -> None:
     a.close()
     assert path == f"/bot{TOKEN}/sendMessage"
     assert body["chat_id"] == "77"
+
+
+def test_url_passwords_never_reach_telegram(telegram: FakeTelegram) -> None:
+    # Telegram is outside the log's redaction: an error text quoting a URL is masked before it goes.
+    a = alerter(telegram.base_url)
+    a.send("ledger", "ledger postgresql://arb:pw-Secret-9@db:5432/arb failed; redis://:rd-Secret-8@cache/0")
+    ((_, body),) = telegram.wait_for(1)
+    a.close()
+    assert (
+        body["text"] == "[ERROR] ledger: ledger postgresql://arb:***@db:5432/arb failed; redis://:***@cache/0"
+    )

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from arbitrage.config import AppConfig, parse_config
+from arbitrage.errors import ConfigError
 from arbitrage.ops.live_guards import DryRunGate, check_live_guards, safety_problems
 
 GUARDS = ("LIVE_TRADING", "CONFIRM_FILE", "API_KEYS", "SAFETY_CONFIG")
@@ -166,24 +167,28 @@ def test_mock_venues_need_no_keys(tmp_path: Path) -> None:
             {"safety": {"daily_loss_limit": 30_000_000.0}},
             "safety.daily_loss_limit (3e+07) >= safety.max_exposure",
         ),
-        ({"signal": {"min_notional": 6_000_000.0}}, "signal.min_notional (6e+06) > signal.max_notional"),
-        (
-            {"safety": {"max_exposure": 28_000_000.0}},
-            "safety.max_exposure (2.8e+07) > rebalancer.max_exposure (2.5e+07)",
-        ),
-        ({"signal": {"min_spread_pct": 0.0}}, "signal.min_spread_pct (0) must be above 0"),
-        ({"signal": {"min_spread_pct": 6.0}}, "would be rejected as SPREAD_OUTLIER"),
-        (
-            {"safety": {"max_exposure": float("inf")}},
-            "safety.max_exposure must be a finite limit (found inf)",
-        ),
-        ({"safety": {"daily_loss_limit": float("inf")}}, "safety.daily_loss_limit must be a finite limit"),
-        ({"signal": {"max_notional": float("inf")}}, "signal.max_notional must be a finite limit"),
     ],
 )
 def test_safety_config_incoherences_are_named(sections: dict[str, Any], fragment: str) -> None:
     problems = safety_problems(make_config(**sections))
     assert any(fragment in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("sections", "key"),
+    [
+        ({"signal": {"min_notional": 6_000_000.0}}, "signal.min_notional"),
+        ({"safety": {"max_exposure": 28_000_000.0}}, "safety.max_exposure"),
+        ({"signal": {"min_spread_pct": 0.0}}, "signal.min_spread_pct"),
+        ({"signal": {"min_spread_pct": 6.0}}, "signal.min_spread_pct"),
+        ({"safety": {"max_exposure": float("inf")}}, "safety.max_exposure"),
+        ({"safety": {"daily_loss_limit": float("inf")}}, "safety.daily_loss_limit"),
+    ],
+)
+def test_limits_that_lose_money_in_any_mode_are_config_errors(sections: dict[str, Any], key: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        make_config(**sections)
+    assert [p.split(":")[0] for p in err.value.problems] == [key]
 
 
 def test_default_safety_config_is_coherent() -> None:
@@ -192,7 +197,7 @@ def test_default_safety_config_is_coherent() -> None:
 
 def test_safety_lines_are_prefixed_one_per_problem(tmp_path: Path) -> None:
     (tmp_path / ".live_trading_ok").touch()
-    config = make_config(signal={"max_notional": 20_000_000.0, "min_spread_pct": -1.0})
+    config = make_config(signal={"max_notional": 20_000_000.0}, safety={"daily_loss_limit": 30_000_000.0})
     lines = check_live_guards(config, {**KEYS, "LIVE_TRADING": "1"}, tmp_path)
     assert len(lines) == 2
     assert all(line.startswith("SAFETY_CONFIG: ") for line in lines)

@@ -28,20 +28,23 @@ class PrivateRedisServer:
     """One throwaway redis-server (no persistence) bound to 127.0.0.1 on a fixed free port.
 
     `kill()` SIGKILLs it, as a crash would; `start()` again brings it back on the same port, empty.
+    With `password`, clients must AUTH (the URL carries it: redis://:password@...).
     """
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, password: str | None = None) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             pytest.fail(INSTALL_HINT)
         self._binary = binary
         self._workdir = workdir
         self.port = free_port()
+        self.password = password
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     @property
     def running(self) -> bool:
@@ -66,6 +69,7 @@ class PrivateRedisServer:
                 str(self._workdir),
                 "--daemonize",
                 "no",
+                *(["--requirepass", self.password] if self.password else []),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -85,6 +89,7 @@ class PrivateRedisServer:
         probe = redis.Redis(
             host="127.0.0.1",
             port=self.port,
+            password=self.password,
             socket_timeout=0.5,
             socket_connect_timeout=0.5,
             retry=Retry(NoBackoff(), 0),
