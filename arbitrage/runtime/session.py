@@ -154,6 +154,8 @@ def _run(opts: RunOptions, config: AppConfig, env: Mapping[str, str]) -> int:
             config.health_server.port,
             lambda: _health(bot, supervisor, started),
             metrics,
+            max_connections=config.health_server.max_connections,
+            request_timeout_s=config.health_server.request_timeout_s,
         )
         health.start()
         bot.extras["health_url"] = health.url
