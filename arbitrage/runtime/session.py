@@ -5,12 +5,10 @@ the loop and the graceful shutdown. Returns the process exit code of SPEC §3.
 from __future__ import annotations
 
 import logging
-import signal
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from arbitrage.clock import SystemClock
@@ -24,8 +22,10 @@ from arbitrage.ops.logs import RedactingFilter, secrets_from_env, setup_logging
 from arbitrage.ops.metrics import BotMetrics
 from arbitrage.ops.sysmonitor import SysMonitor
 from arbitrage.ops.watchdog import Level, Watchdog
+from arbitrage.runtime import failpoints
 from arbitrage.runtime.loop import TickHook
 from arbitrage.runtime.shutdown import Shutdown, state_document
+from arbitrage.runtime.stop_signals import StopSignals
 from arbitrage.runtime.supervisor import DryRunHook, Supervisor
 from arbitrage.runtime.wiring import Bot, build_bot
 
@@ -163,7 +163,11 @@ def _run(opts: RunOptions, config: AppConfig, env: Mapping[str, str]) -> int:
     shutdown = Shutdown(
         bot, alert, opts.data_dir / "state.json", save_remote=redis.save_state if redis is not None else None
     )
-    previous = _install_signals(bot, shutdown)
+    signals = StopSignals(
+        request_stop=lambda reason: bot.loop.request_stop(reason, 0),
+        stopping=lambda: shutdown.in_progress or bot.loop.stopping,
+    )
+    signals.install()
     log.info(
         "starting %s in %s mode: %d venues, %d assets, interval %.3fs, ticks %s, ledger %s",
         config.instance,
@@ -187,16 +191,16 @@ def _run(opts: RunOptions, config: AppConfig, env: Mapping[str, str]) -> int:
         try:
             shutdown.run(reason, code)
         finally:
-            try:
-                if health is not None:
-                    health.stop()
-                bot.close()
-                alerter.close(2.0)
-                if redis is not None:
-                    redis.close()
-            finally:
-                # Only now: a signal during the closes above must be ignored, not interrupt them.
-                _restore_signals(previous)
+            # The handlers stay installed until the process exits: a stop signal from here on is
+            # logged and ignored, and the exit code stays that of the first stop.
+            signals.shutdown_finished(code)
+            if health is not None:
+                health.stop()
+            bot.close()
+            alerter.close(2.0)
+            if redis is not None:
+                redis.close()
+            failpoints.pause("session.closed")
     if dry_run is not None and dry_run.refused:
         raise LiveRefused(dry_run.refused)
     return code
@@ -248,24 +252,3 @@ def _health(bot: Bot, supervisor: Supervisor, started: float) -> HealthStatus:
         "unhedged": {f"{v}:{a}": str(q) for (v, a), q in unhedged.items()},
     }
     return HealthStatus(level, detail)
-
-
-def _install_signals(bot: Bot, shutdown: Shutdown) -> dict[int, Any]:
-    def handler(signum: int, frame: FrameType | None) -> None:
-        name = signal.Signals(signum).name
-        if shutdown.in_progress or bot.loop.stopping:
-            # Interrupting the shutdown could leave an order half recorded; it finishes on its own.
-            log.warning("%s received during shutdown: ignored, the shutdown is finishing cleanly", name)
-            return
-        log.warning("%s received: stopping after this tick", name)
-        bot.loop.request_stop(f"signal {name}", 0)
-
-    previous: dict[int, Any] = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        previous[sig] = signal.signal(sig, handler)
-    return previous
-
-
-def _restore_signals(previous: dict[int, Any]) -> None:
-    for sig, handler in previous.items():
-        signal.signal(sig, handler)
