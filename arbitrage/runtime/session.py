@@ -86,7 +86,7 @@ def _run(opts: RunOptions, config: AppConfig, env: Mapping[str, str]) -> int:
         failed = check_live_guards(config, env, Path.cwd())
         if failed:
             raise LiveRefused(failed)
-    setup_logging(
+    log_health = setup_logging(
         opts.log_dir,
         opts.log_level or config.logging.level,
         console=config.logging.console,
@@ -94,7 +94,7 @@ def _run(opts: RunOptions, config: AppConfig, env: Mapping[str, str]) -> int:
         secrets=secrets_from_env(config, env),
     )
     clock = SystemClock()
-    alerter = build_alerter(config.alerts, env, clock)
+    alerter = build_alerter(config.alerts, env, clock, log_health)
     redis = None
     if config.redis.enabled:
         from arbitrage.store.redis_state import RedisState
@@ -132,6 +132,7 @@ def _run(opts: RunOptions, config: AppConfig, env: Mapping[str, str]) -> int:
         redis,
         ws_lag=bot.feed.ws_lag,
         snapshot=lambda: state_document(bot, "running", 0),
+        log_health=log_health,
     )
     bot.loop.sys_sample = supervisor.sys_sample
     hooks: list[TickHook] = [supervisor]
