@@ -5,9 +5,15 @@ watchdog CRITICAL (exit 3), with an alert, and stderr says it once instead of on
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
-from tests.e2e.ops_harness import fake_telegram, run_clean
+import pytest
+
+from tests.e2e.ops_harness import bot_env, fake_telegram, run_clean
+from tests.e2e.runner import SCRIPT, write_config
 from tests.e2e.test_ops_alerts_telegram import TELEGRAM_ENV
 
 TRADES = re.compile(r"trades=(\d+)")
@@ -45,3 +51,53 @@ def test_an_unwritable_audit_log_stops_entries_then_the_bot_with_exit_3(tmp_path
     assert set(after) == {before[-1]}, "an entry was made after the audit log failed"
     # Well before the 2,000 ticks: a few evaluations of one second each.
     assert len(run.metrics_lines()) < 200
+
+
+def _can_mount_a_private_tmpfs() -> bool:
+    if shutil.which("unshare") is None:
+        return False
+    probe = "d=$(mktemp -d) && mount -t tmpfs -o size=16k tmpfs $d && umount $d; rmdir $d"
+    return (
+        subprocess.run(["unshare", "-Urm", "sh", "-c", probe], capture_output=True, check=False).returncode
+        == 0
+    )
+
+
+@pytest.mark.skipif(not _can_mount_a_private_tmpfs(), reason="needs unshare -Urm to mount a private tmpfs")
+def test_a_log_disk_that_fills_mid_run_ends_the_run_with_exit_3(tmp_path: Path) -> None:
+    # The real thing: logs/ is a 32 KiB tmpfs, mounted in a mount namespace of the bot's own, that
+    # the bot's log lines fill after some ticks; from then on every log file write fails (ENOSPC).
+    config = write_config(tmp_path)
+    (tmp_path / "logs").mkdir()
+    mount_then_run = 'mount -t tmpfs -o size=32k tmpfs logs && exec "$@"'
+    bot = [sys.executable, str(SCRIPT), "--config", str(config), "--log-dir", "logs", "--data-dir", "data"]
+    done = subprocess.run(
+        [
+            "unshare",
+            "-Urm",
+            "sh",
+            "-c",
+            mount_then_run,
+            "sh",
+            *bot,
+            "--mock",
+            "--loops",
+            "2000",
+            "--interval",
+            "0.02",
+        ],
+        cwd=tmp_path,
+        env=bot_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 3, done.stderr[-2000:]
+    assert "cannot write the audit log (logs/" in done.stdout and "No space left on device" in done.stdout
+    lines = done.stderr.splitlines()
+    assert "Logging error" not in done.stderr and "Traceback" not in done.stderr
+    # At most one line per log file, and the alerts (the log cannot carry them).
+    assert len(lines) <= 12, lines
+    assert any(line.startswith("ALERT [ERROR] shutdown:") and "(exit 3)" in line for line in lines), lines
+    assert done.stdout.count("[METRICS]") < 2000
