@@ -364,6 +364,9 @@ class HealthServerConfig(Section):
     enabled: Flag = False
     host: str = "127.0.0.1"
     port: Annotated[Int, Field(ge=0, le=65535)] = 8080
+    # One thread serves every connection; these bound what clients can hold open (file descriptors).
+    max_connections: Annotated[Int, Field(ge=1, le=512)] = 32
+    request_timeout_s: Pos = 5.0  # to send the request and read the answer, slow senders included
 
 
 class AlertsConfig(Section):

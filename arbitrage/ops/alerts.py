@@ -18,6 +18,7 @@ from typing import Protocol
 
 from arbitrage.clock import Clock
 from arbitrage.config import AlertsConfig
+from arbitrage.ops.log_health import LogWriteHealth
 from arbitrage.url_credentials import mask_url_credentials
 
 log = logging.getLogger("arbitrage.alerts")
@@ -48,11 +49,16 @@ def _level_no(level: str) -> int:
 
 
 class LogAlerter:
-    """Alerts into the arbitrage.alerts logger (and so into the log files)."""
+    """Alerts into the arbitrage.alerts logger (and so into the log files).
 
-    def __init__(self) -> None:
+    While the log files cannot be written, an alert also goes to stderr: alerts are few, and
+    without Telegram the log is their only channel.
+    """
+
+    def __init__(self, log_health: LogWriteHealth | None = None) -> None:
         self._sent = 0
         self._lock = threading.Lock()
+        self._log_health = log_health
 
     @property
     def stats(self) -> AlertStats:
@@ -61,6 +67,8 @@ class LogAlerter:
     def send(self, key: str, text: str, level: str = "ERROR") -> None:
         try:
             log.log(_level_no(level), "ALERT [%s] %s", key, text)
+            if self._log_health is not None and not self._log_health.status().ok:
+                self._log_health.tell(f"ALERT [{level.upper()}] {key}: {text}")
             with self._lock:
                 self._sent += 1
         except Exception:  # a broken handler must not reach the caller
@@ -87,6 +95,7 @@ class TelegramAlerter:
         queue_size: int,
         timeout_s: float,
         clock: Clock,
+        log_health: LogWriteHealth | None = None,
     ) -> None:
         self._token = token
         self._chat_id = chat_id
@@ -94,7 +103,7 @@ class TelegramAlerter:
         self._cooldown_s = cooldown_s
         self._timeout_s = timeout_s
         self._clock = clock
-        self._log = LogAlerter()
+        self._log = LogAlerter(log_health)
         self._queue: queue.Queue[str | None] = queue.Queue(maxsize=queue_size)
         self._lock = threading.Lock()
         self._last_by_key: dict[str, float] = {}
@@ -190,7 +199,9 @@ class TelegramAlerter:
         return text.replace(self._url, "<telegram>").replace(self._token, "***")
 
 
-def build_alerter(config: AlertsConfig, env: Mapping[str, str], clock: Clock) -> Alerter:
+def build_alerter(
+    config: AlertsConfig, env: Mapping[str, str], clock: Clock, log_health: LogWriteHealth | None = None
+) -> Alerter:
     """Telegram when both its token and chat id are in the environment, else the log only."""
     token = env.get(config.telegram_token_env, "").strip()
     chat_id = env.get(config.telegram_chat_id_env, "").strip()
@@ -204,10 +215,11 @@ def build_alerter(config: AlertsConfig, env: Mapping[str, str], clock: Clock) ->
             queue_size=config.queue_size,
             timeout_s=config.timeout_s,
             clock=clock,
+            log_health=log_health,
         )
     log.info(
         "alerts go to the log only (set %s and %s for telegram)",
         config.telegram_token_env,
         config.telegram_chat_id_env,
     )
-    return LogAlerter()
+    return LogAlerter(log_health)

@@ -1,13 +1,25 @@
-"""The health endpoint: GET /health, /health/detailed and /metrics from a daemon HTTP thread."""
+"""The health endpoint: GET /health, /health/detailed and /metrics, served by one thread.
+
+One thread and a selector serve every connection, so clients cannot raise the process's thread
+count (which the SysMonitor grades) whatever they do. Each connection has a deadline to send its
+request and read the answer (`request_timeout_s`, slowloris included), and at most
+`max_connections` are open at once: a new one over the cap closes the oldest still sending its
+request, so idle sockets cannot starve a real probe.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import selectors
+import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from email.utils import formatdate
+from http import HTTPStatus
 from typing import Any
 
 from arbitrage.ops.metrics import METRICS_CONTENT_TYPE, BotMetrics
@@ -17,6 +29,8 @@ log = logging.getLogger("arbitrage.health")
 
 JSON_CONTENT_TYPE = "application/json"
 PATHS = ("/health", "/health/detailed", "/metrics")
+MAX_REQUEST_HEAD = 8192  # a probe's request line and headers; more is not a health probe
+CAP_WARNING_EVERY_S = 60.0  # the cap warning is repeated at most this often, with a count
 
 
 @dataclass(frozen=True)
@@ -27,53 +41,31 @@ class HealthStatus:
     detailed: dict[str, Any] = field(default_factory=dict)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False  # stop() must not wait on a slow client
+@dataclass(eq=False)
+class _Connection:
+    sock: socket.socket
+    peer: str
+    deadline: float  # monotonic: past it, the connection is closed whatever its state
+    received: bytearray = field(default_factory=bytearray)
+    reply: memoryview | None = None  # set once the request is answered; written out as it drains
 
-    def __init__(self, address: tuple[str, int], status: Callable[[], HealthStatus], metrics: BotMetrics):
-        self.status = status
-        self.metrics = metrics
-        super().__init__(address, _Handler)
+
+def _response(code: int, content_type: str, body: bytes, head_only: bool = False) -> bytes:
+    phrase = HTTPStatus(code).phrase
+    head = (
+        f"HTTP/1.1 {code} {phrase}\r\n"
+        "Server: arbitrage-health\r\n"
+        f"Date: {formatdate(usegmt=True)}\r\n"
+        f"Content-Type: {content_type}\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        "Cache-Control: no-store\r\n"
+        "Connection: close\r\n\r\n"
+    )
+    return head.encode("latin-1") + (b"" if head_only else body)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    server_version = "arbitrage-health"
-
-    def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
-        try:
-            if path == "/health":
-                status = self.server.status()
-                code = 200 if status.level <= Level.WARN else 503
-                self._json(code, {"status": status.level.name})
-            elif path == "/health/detailed":
-                status = self.server.status()
-                self._json(200, {"status": status.level.name, **status.detailed})
-            elif path == "/metrics":
-                self._reply(200, METRICS_CONTENT_TYPE, self.server.metrics.render())
-            else:
-                self._json(404, {"error": f"not found: {path}", "paths": list(PATHS)})
-        except Exception:
-            # The loop's status callback failed: say so to the prober rather than hang or drop the line.
-            log.exception("health request %s failed", path)
-            self._json(500, {"status": "UNKNOWN", "error": "status unavailable"})
-
-    def _json(self, code: int, body: dict[str, Any]) -> None:
-        self._reply(code, JSON_CONTENT_TYPE, json.dumps(body, default=str).encode("utf-8"))
-
-    def _reply(self, code: int, content_type: str, body: bytes) -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        # BaseHTTPRequestHandler writes to stderr; access lines belong in health.log.
-        log.debug("%s %s", self.address_string(), format % args)
+def _json(code: int, body: dict[str, Any], head_only: bool = False) -> bytes:
+    return _response(code, JSON_CONTENT_TYPE, json.dumps(body, default=str).encode("utf-8"), head_only)
 
 
 class HealthServer:
@@ -83,41 +75,213 @@ class HealthServer:
         port: int,
         status: Callable[[], HealthStatus],
         metrics: BotMetrics,
+        max_connections: int = 32,
+        request_timeout_s: float = 5.0,
     ) -> None:
         self._host = host
         self._requested_port = port
         self._status = status
         self._metrics = metrics
-        self._server: _Server | None = None
+        self._max_connections = max_connections
+        self._timeout_s = request_timeout_s
+        self._listener: socket.socket | None = None
         self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._wake_r: socket.socket | None = None
+        self._wake_w: socket.socket | None = None
+        self._connections: dict[socket.socket, _Connection] = {}
+        self._evicted = 0
+        self._last_cap_warning = float("-inf")
 
     @property
     def port(self) -> int:
         """The bound port (the real one when 0 was asked for); the requested one before start()."""
-        return self._server.server_address[1] if self._server else self._requested_port
+        return int(self._listener.getsockname()[1]) if self._listener else self._requested_port
 
     @property
     def url(self) -> str:
         return f"http://{self._host}:{self.port}"
 
+    @property
+    def open_connections(self) -> int:
+        return len(self._connections)
+
     def start(self) -> None:
-        if self._server is not None:
+        if self._listener is not None:
             raise RuntimeError("health server already started")
-        self._server = _Server((self._host, self._requested_port), self._status, self._metrics)
-        # A short poll interval so that stop() (which waits for the serve loop to notice) is prompt.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.1,), name="health-server", daemon=True
-        )
+        listener = socket.create_server((self._host, self._requested_port), reuse_port=False, backlog=128)
+        listener.setblocking(False)
+        self._listener = listener
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._serve, name="health-server", daemon=True)
         self._thread.start()
         log.info("health endpoint listening on %s (/health, /health/detailed, /metrics)", self.url)
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        if self._server is None:
+        if self._listener is None:
             return
-        self._server.shutdown()
-        self._server.server_close()
+        url = self.url
+        self._stopping.set()
+        if self._wake_w is not None:
+            with contextlib.suppress(OSError):
+                self._wake_w.send(b"x")
         if self._thread is not None:
             self._thread.join(timeout_s)
-        log.info("health endpoint on %s stopped", self.url)
-        self._server = None
+        for sock in (self._listener, self._wake_r, self._wake_w):
+            if sock is not None:
+                sock.close()
+        log.info("health endpoint on %s stopped", url)
+        self._listener = self._wake_r = self._wake_w = None
         self._thread = None
+
+    # The serving thread --------------------------------------------------------------------
+
+    def _serve(self) -> None:
+        assert self._listener is not None and self._wake_r is not None
+        selector = selectors.DefaultSelector()
+        selector.register(self._listener, selectors.EVENT_READ, "accept")
+        selector.register(self._wake_r, selectors.EVENT_READ, "wake")
+        try:
+            while not self._stopping.is_set():
+                now = time.monotonic()
+                soonest = min((c.deadline for c in self._connections.values()), default=now + 1.0)
+                for key, _ in selector.select(max(0.0, soonest - now)):
+                    if key.data == "accept":
+                        self._accept(selector)
+                    elif key.data == "wake":
+                        return
+                    elif key.fileobj in self._connections:
+                        self._service(selector, key.data)
+                self._expire(selector, time.monotonic())
+        except Exception:
+            log.exception("health endpoint failed; it no longer answers")
+        finally:
+            for conn in list(self._connections.values()):
+                self._close(selector, conn)
+            selector.close()
+
+    def _accept(self, selector: selectors.BaseSelector) -> None:
+        assert self._listener is not None
+        while True:
+            try:
+                sock, address = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as err:  # out of file descriptors, say: the next round may do better
+                log.warning("health endpoint could not accept a connection: %s", err)
+                return
+            sock.setblocking(False)
+            if len(self._connections) >= self._max_connections and not self._evict_oldest_reader(selector):
+                # Every slot is busy writing an answer: refuse at once rather than queue.
+                with contextlib.suppress(OSError):
+                    sock.send(_json(503, {"status": "UNKNOWN", "error": "too many connections"}))
+                sock.close()
+                continue
+            conn = _Connection(sock, f"{address[0]}:{address[1]}", time.monotonic() + self._timeout_s)
+            self._connections[sock] = conn
+            selector.register(sock, selectors.EVENT_READ, conn)
+
+    def _evict_oldest_reader(self, selector: selectors.BaseSelector) -> bool:
+        readers = [c for c in self._connections.values() if c.reply is None]
+        if not readers:
+            return False
+        self._close(selector, min(readers, key=lambda c: c.deadline))
+        self._evicted += 1
+        now = time.monotonic()
+        if now - self._last_cap_warning >= CAP_WARNING_EVERY_S:
+            log.warning(
+                "health endpoint at its cap of %d connections (health_server.max_connections): "
+                "%d idle connection(s) closed to admit new ones",
+                self._max_connections,
+                self._evicted,
+            )
+            self._last_cap_warning = now
+            self._evicted = 0
+        return True
+
+    def _service(self, selector: selectors.BaseSelector, conn: _Connection) -> None:
+        try:
+            if conn.reply is None:
+                self._read(selector, conn)
+            else:
+                self._write(selector, conn)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as err:  # reset by the peer, say
+            log.debug("%s connection dropped: %s", conn.peer, err)
+            self._close(selector, conn)
+
+    def _read(self, selector: selectors.BaseSelector, conn: _Connection) -> None:
+        chunk = conn.sock.recv(4096)
+        if not chunk:
+            self._close(selector, conn)
+            return
+        conn.received += chunk
+        end = conn.received.find(b"\r\n\r\n")
+        if end < 0:
+            end = conn.received.find(b"\n\n")
+        if end < 0:
+            if len(conn.received) > MAX_REQUEST_HEAD:
+                self._answer(
+                    selector, conn, "(request head too large)", _json(431, {"error": "request too large"})
+                )
+            return
+        request_line = bytes(conn.received[: conn.received.find(b"\n")]).decode("latin-1").strip()
+        self._answer(selector, conn, request_line, self._respond(request_line))
+
+    def _respond(self, request_line: str) -> bytes:
+        parts = request_line.split()
+        if len(parts) != 3 or not parts[2].startswith("HTTP/"):
+            return _json(400, {"error": "bad request line"})
+        method, target, _ = parts
+        if method not in ("GET", "HEAD"):
+            return _json(405, {"error": f"method {method} not allowed", "allowed": ["GET", "HEAD"]})
+        head_only = method == "HEAD"
+        path = target.split("?", 1)[0]
+        try:
+            if path == "/health":
+                status = self._status()
+                code = 200 if status.level <= Level.WARN else 503
+                return _json(code, {"status": status.level.name}, head_only)
+            if path == "/health/detailed":
+                status = self._status()
+                return _json(200, {"status": status.level.name, **status.detailed}, head_only)
+            if path == "/metrics":
+                return _response(200, METRICS_CONTENT_TYPE, self._metrics.render(), head_only)
+            return _json(404, {"error": f"not found: {path}", "paths": list(PATHS)}, head_only)
+        except Exception:
+            # The loop's status callback failed: say so to the prober rather than hang or drop the line.
+            log.exception("health request %s failed", path)
+            return _json(500, {"status": "UNKNOWN", "error": "status unavailable"}, head_only)
+
+    def _answer(
+        self, selector: selectors.BaseSelector, conn: _Connection, request_line: str, reply: bytes
+    ) -> None:
+        # The access line belongs in health.log (at DEBUG), never on stderr.
+        log.debug('%s "%s" %s %d', conn.peer, request_line, reply[9:12].decode("latin-1"), len(reply))
+        conn.reply = memoryview(reply)
+        conn.deadline = time.monotonic() + self._timeout_s  # as long again to read the answer
+        selector.modify(conn.sock, selectors.EVENT_WRITE, conn)
+        self._write(selector, conn)
+
+    def _write(self, selector: selectors.BaseSelector, conn: _Connection) -> None:
+        assert conn.reply is not None
+        sent = conn.sock.send(conn.reply)
+        conn.reply = conn.reply[sent:]
+        if not conn.reply:
+            self._close(selector, conn)
+
+    def _expire(self, selector: selectors.BaseSelector, now: float) -> None:
+        for conn in [c for c in self._connections.values() if c.deadline <= now]:
+            log.debug(
+                "%s timed out after %.1fs (health_server.request_timeout_s)", conn.peer, self._timeout_s
+            )
+            self._close(selector, conn)
+
+    def _close(self, selector: selectors.BaseSelector, conn: _Connection) -> None:
+        self._connections.pop(conn.sock, None)
+        with contextlib.suppress(KeyError, ValueError):
+            selector.unregister(conn.sock)
+        conn.sock.close()

@@ -15,6 +15,7 @@ from logging.handlers import TimedRotatingFileHandler
 from pathlib import Path
 
 from arbitrage.config import AppConfig, config_strings
+from arbitrage.ops.log_health import LogWriteHealth
 from arbitrage.url_credentials import mask_url_credentials, url_passwords
 
 LOG_FORMAT = "%(asctime)s [%(levelname)-8s] [%(name)s] %(message)s"
@@ -102,6 +103,52 @@ class LineFormatter(logging.Formatter):
         return self._stamp
 
 
+class AuditFileHandler(TimedRotatingFileHandler):
+    """A component's log file; a record it cannot write is reported to LogWriteHealth, not printed."""
+
+    def __init__(self, path: Path, health: LogWriteHealth, backup_count: int) -> None:
+        super().__init__(path, when="midnight", backupCount=backup_count, encoding="utf-8")
+        self._health = health
+        self._label = str(path)
+        self._failed = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._failed = False
+        super().emit(record)
+        if not self._failed and self._health.is_failing(self._label):
+            self._health.succeeded(self._label)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        self._failed = True
+        self._health.failed(self._label, sys.exc_info()[1], audit=True)
+
+    def close(self) -> None:
+        # What a full disk left in the buffer fails again here: that must not break the exit.
+        try:
+            super().close()
+        except OSError as err:
+            self._health.failed(self._label, err, audit=True)
+
+
+class ConsoleHandler(logging.StreamHandler):
+    """The console (stdout): its failures are told once on stderr too, but it is not the audit log."""
+
+    def __init__(self, health: LogWriteHealth) -> None:
+        super().__init__(sys.stdout)
+        self._health = health
+        self._failed = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._failed = False
+        super().emit(record)
+        if not self._failed and self._health.is_failing("the console"):
+            self._health.succeeded("the console")
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        self._failed = True
+        self._health.failed("the console", sys.exc_info()[1], audit=False)
+
+
 def _managed_loggers() -> list[logging.Logger]:
     return [logging.getLogger(ROOT_LOGGER), *(logging.getLogger(n) for n in COMPONENTS.values())]
 
@@ -134,8 +181,11 @@ def setup_logging(
     console: bool = True,
     backup_count: int = 7,
     secrets: Iterable[str] = (),
-) -> None:
-    """Install the file and console handlers; calling it again replaces them (no duplicates)."""
+) -> LogWriteHealth:
+    """Install the file and console handlers; calling it again replaces them (no duplicates).
+
+    Returns what the handlers report when they cannot write (a full disk, say).
+    """
     levels = logging.getLevelNamesMapping()
     if level.upper() not in levels:
         raise ValueError(f"unknown log level {level!r} (one of DEBUG, INFO, WARNING, ERROR)")
@@ -144,15 +194,11 @@ def setup_logging(
     log_dir = Path(log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
     redactor = RedactingFilter(secrets)
+    health = LogWriteHealth()
 
-    console_handler = _own(logging.StreamHandler(sys.stdout), redactor) if console else None
+    console_handler = _own(ConsoleHandler(health), redactor) if console else None
     for component, logger_name in COMPONENTS.items():
-        file_handler = _own(
-            TimedRotatingFileHandler(
-                log_dir / f"{component}.log", when="midnight", backupCount=backup_count, encoding="utf-8"
-            ),
-            redactor,
-        )
+        file_handler = _own(AuditFileHandler(log_dir / f"{component}.log", health, backup_count), redactor)
         names = [logger_name]
         if component == "live_loop":
             # The catch-all shares live_loop's handler: two handlers rotating one file would clash.
@@ -167,6 +213,7 @@ def setup_logging(
     for flag in _RECORD_EXTRAS:
         setattr(logging, flag, False)
     logging._srcfile = None
+    return health
 
 
 def component_logger(name: str) -> logging.Logger:

@@ -5,12 +5,10 @@ the loop and the graceful shutdown. Returns the process exit code of SPEC §3.
 from __future__ import annotations
 
 import logging
-import signal
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from arbitrage.clock import SystemClock
@@ -25,8 +23,10 @@ from arbitrage.ops.logs import RedactingFilter, secrets_from_env, setup_logging
 from arbitrage.ops.metrics import BotMetrics
 from arbitrage.ops.sysmonitor import SysMonitor
 from arbitrage.ops.watchdog import Level, Watchdog
+from arbitrage.runtime import failpoints
 from arbitrage.runtime.loop import TickHook
 from arbitrage.runtime.shutdown import Shutdown, state_document
+from arbitrage.runtime.stop_signals import StopSignals
 from arbitrage.runtime.supervisor import DryRunHook, Supervisor
 from arbitrage.runtime.wiring import Bot, build_bot, lock_instance
 from arbitrage.store.instance_lock import InstanceLock
@@ -107,14 +107,14 @@ def _run_locked(
     lock: InstanceLock,
 ) -> int:
     mode = config.mode.current
-    setup_logging(
+    log_health = setup_logging(
         opts.log_dir,
         opts.log_level or config.logging.level,
         console=config.logging.console,
         backup_count=config.logging.backup_count,
         secrets=secrets_from_env(config, env),
     )
-    alerter = build_alerter(config.alerts, env, clock)
+    alerter = build_alerter(config.alerts, env, clock, log_health)
     redis = None
     if config.redis.enabled:
         from arbitrage.store.redis_state import RedisState
@@ -154,6 +154,7 @@ def _run_locked(
         redis,
         ws_lag=bot.feed.ws_lag,
         snapshot=lambda: state_document(bot, "running", 0),
+        log_health=log_health,
     )
     bot.loop.sys_sample = supervisor.sys_sample
     hooks: list[TickHook] = [supervisor]
@@ -176,6 +177,8 @@ def _run_locked(
             config.health_server.port,
             lambda: _health(bot, supervisor, started),
             metrics,
+            max_connections=config.health_server.max_connections,
+            request_timeout_s=config.health_server.request_timeout_s,
         )
         health.start()
         bot.extras["health_url"] = health.url
@@ -183,7 +186,11 @@ def _run_locked(
     shutdown = Shutdown(
         bot, alert, opts.data_dir / "state.json", save_remote=redis.save_state if redis is not None else None
     )
-    previous = _install_signals(bot, shutdown)
+    signals = StopSignals(
+        request_stop=lambda reason: bot.loop.request_stop(reason, 0),
+        stopping=lambda: shutdown.in_progress or bot.loop.stopping,
+    )
+    signals.install()
     log.info(
         "starting %s in %s mode: %d venues, %d assets, interval %.3fs, ticks %s, ledger %s",
         config.instance,
@@ -208,16 +215,16 @@ def _run_locked(
         try:
             shutdown.run(reason, code)
         finally:
-            try:
-                if health is not None:
-                    health.stop()
-                bot.close()
-                alerter.close(2.0)
-                if redis is not None:
-                    redis.close()
-            finally:
-                # Only now: a signal during the closes above must be ignored, not interrupt them.
-                _restore_signals(previous)
+            # The handlers stay installed until the process exits: a stop signal from here on is
+            # logged and ignored, and the exit code stays that of the first stop.
+            signals.shutdown_finished(code)
+            if health is not None:
+                health.stop()
+            bot.close()
+            alerter.close(2.0)
+            if redis is not None:
+                redis.close()
+            failpoints.pause("session.closed")
     if dry_run is not None and dry_run.refused:
         raise LiveRefused(dry_run.refused)
     return code
@@ -269,24 +276,3 @@ def _health(bot: Bot, supervisor: Supervisor, started: float) -> HealthStatus:
         "unhedged": {f"{v}:{a}": str(q) for (v, a), q in unhedged.items()},
     }
     return HealthStatus(level, detail)
-
-
-def _install_signals(bot: Bot, shutdown: Shutdown) -> dict[int, Any]:
-    def handler(signum: int, frame: FrameType | None) -> None:
-        name = signal.Signals(signum).name
-        if shutdown.in_progress or bot.loop.stopping:
-            # Interrupting the shutdown could leave an order half recorded; it finishes on its own.
-            log.warning("%s received during shutdown: ignored, the shutdown is finishing cleanly", name)
-            return
-        log.warning("%s received: stopping after this tick", name)
-        bot.loop.request_stop(f"signal {name}", 0)
-
-    previous: dict[int, Any] = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        previous[sig] = signal.signal(sig, handler)
-    return previous
-
-
-def _restore_signals(previous: dict[int, Any]) -> None:
-    for sig, handler in previous.items():
-        signal.signal(sig, handler)

@@ -21,6 +21,7 @@ from arbitrage.domain.orders import OrderCancelled, OrderState, apply
 from arbitrage.domain.pnl import reverse_trade
 from arbitrage.engines.execution import plan_exit
 from arbitrage.errors import VenueError
+from arbitrage.runtime import failpoints
 from arbitrage.runtime.wiring import Bot
 
 log = logging.getLogger("arbitrage.live_loop")
@@ -143,6 +144,7 @@ class Shutdown:
         # Real time: the deadline bounds real venue calls even when the bot runs on a fake clock.
         self._deadline = time.monotonic() + bot.config.shutdown.timeout_s
         log.info("shutdown: begin (%s, exit code %d)", reason, exit_code)
+        failpoints.pause("shutdown.begun")
         bot.state.entries_blocked = f"shutting down: {reason}"
         log.info("shutdown: 1/6 new entries stopped")
         self._step("2/6 cancel open orders", self._cancel_open_orders)

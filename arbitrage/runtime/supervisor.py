@@ -13,6 +13,7 @@ from arbitrage.clock import Clock
 from arbitrage.config import AppConfig
 from arbitrage.ops.alerts import Alerter
 from arbitrage.ops.live_guards import DryRunGate
+from arbitrage.ops.log_health import LogWriteHealth, LogWriteStatus
 from arbitrage.ops.metrics import BotMetrics
 from arbitrage.ops.rates import RateWindow
 from arbitrage.ops.sysmonitor import SysMonitor, SysSample
@@ -27,6 +28,8 @@ log = logging.getLogger("arbitrage.watchdog")
 
 EXIT_CRITICAL = 3  # SPEC §3
 EXIT_LIVE_REFUSED = 4
+# Set in state.entries_blocked while the audit log cannot be written; cleared only if still ours.
+AUDIT_LOG_BLOCK = "audit log cannot be written: "
 
 
 class Supervisor:
@@ -44,6 +47,7 @@ class Supervisor:
         redis: RedisState | None,
         ws_lag: Callable[[], dict[str, float]] | None = None,
         snapshot: Callable[[], Mapping[str, Any]] | None = None,
+        log_health: LogWriteHealth | None = None,
     ) -> None:
         self._cfg = config
         self._clock = clock
@@ -55,6 +59,10 @@ class Supervisor:
         self._redis = redis
         self._ws_lag = ws_lag
         self._snapshot = snapshot
+        self._log_health = log_health
+        self._log_status = LogWriteStatus()
+        self._audit_log_failing = False
+        self._log_failures_graded = 0  # audit log failures already counted in an evaluation
         self._rejections = RateWindow(60.0)
         self._errors = RateWindow(60.0)
         self._last_beat = float("-inf")
@@ -79,6 +87,8 @@ class Supervisor:
         self._rejections.add(mono, sum(report.rejections.values()))
         self._errors.add(mono, report.live_errors)
         heartbeat_age = self._heartbeat(mono)
+        if self._log_health is not None:
+            self._guard_audit_log(self._log_health.status())
         self._worst_latency_ms = max(self._worst_latency_ms, report.loop_ms)
         if mono - self._last_eval < self._cfg.watchdog.evaluate_every_s:
             report.stage_ms["watchdog"] = (time.perf_counter() - t0) * 1000.0
@@ -95,6 +105,11 @@ class Supervisor:
         }
         self.last_values = values
         external = {f"sys.{k}": v for k, v in self.last_sample.levels.items()}
+        if self._log_health is not None:
+            # A record lost since the last evaluation counts even if the file took the next one.
+            lost = self._log_status.failures > self._log_failures_graded
+            external["audit_log"] = Level.ERROR if self._audit_log_failing or lost else Level.OK
+            self._log_failures_graded = self._log_status.failures
         wd = self.watchdog.evaluate(values, external)
         self.last_report = wd
         self._report(wd, report)
@@ -104,6 +119,32 @@ class Supervisor:
         if wd.level is Level.CRITICAL:
             return EXIT_CRITICAL
         return None
+
+    def _guard_audit_log(self, status: LogWriteStatus) -> None:
+        """No audit log, no trading: entries stop at once (exits go on), and the watchdog grades
+        every evaluation ERROR until the files take records again, so a log that stays
+        unwritable ends the run with CRITICAL (exit 3) after critical_after_errors evaluations.
+        """
+        self._log_status = status
+        state = self._state
+        if not status.ok:
+            if not self._audit_log_failing:
+                self._audit_log_failing = True
+                text = (
+                    f"{self._cfg.instance}: cannot write the audit log ({status.describe()}); "
+                    "new entries stopped, shutting down unless it recovers"
+                )
+                log.error(text)
+                self._alerter.send("audit_log", text, "ERROR")
+            if state.entries_blocked is None:  # another stop (shutdown, dry run) may hold it
+                state.entries_blocked = AUDIT_LOG_BLOCK + status.describe()
+        elif self._audit_log_failing:
+            self._audit_log_failing = False
+            if (state.entries_blocked or "").startswith(AUDIT_LOG_BLOCK):
+                state.entries_blocked = None
+            text = f"{self._cfg.instance}: the audit log can be written again; entries allowed"
+            log.warning(text)
+            self._alerter.send("audit_log_ok", text, "INFO")
 
     def _heartbeat(self, mono: float) -> float | None:
         if self._redis is None:
@@ -196,6 +237,11 @@ class Supervisor:
                 "per_metric": {k: v.name for k, v in (wd.per_metric if wd else {}).items()},
                 "breaches": wd.breaches if wd else [],
                 "values": self.last_values,
+            },
+            "audit_log": {
+                "writable": self._log_status.ok,
+                "failing": self._log_status.failing,
+                "records_lost": self._log_status.failures,
             },
             "sys": {
                 "available": self.last_sample.available,

@@ -6,12 +6,13 @@ import json
 import signal
 import sqlite3
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.ops_harness import bot_process
+from tests.e2e.ops_harness import BotProcess, bot_process
 from tests.e2e.runner import LOG_LINE_RE, Run
 
 STEPS = [
@@ -48,7 +49,18 @@ def _ledger(run: Run) -> tuple[dict[str, int], dict[str, int]]:
     return orders, positions
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def _wait_until(condition: Callable[[], bool], what: str, bot: BotProcess, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert bot.proc.poll() is None, f"the bot exited ({bot.proc.returncode}) waiting for {what}"
+        assert time.monotonic() < deadline, f"no {what} within {timeout}s"
+        time.sleep(0.01)
+
+
+# SIGHUP is what a closed SSH session sends: it used to kill the bot with no cancel, state or alert.
+@pytest.mark.parametrize(
+    "sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=["SIGTERM", "SIGINT", "SIGHUP"]
+)
 def test_a_signal_mid_run_shuts_down_cleanly_with_exit_0(tmp_path: Path, sig: signal.Signals) -> None:
     with bot_process(
         tmp_path, "--mock", "--loops", "100000", "--interval", "0.05", overrides=SLOW_ORDERS
@@ -63,6 +75,7 @@ def test_a_signal_mid_run_shuts_down_cleanly_with_exit_0(tmp_path: Path, sig: si
     live = _assert_six_steps_in_order(run)
     assert f"{sig.name} received: stopping after this tick" in live
     assert f"shutdown: begin (signal {sig.name}, exit code 0)" in live
+    assert f"ALERT [shutdown] arb-1 stopped: signal {sig.name} (exit 0)" in live
     orders, _ = _ledger(run)
     assert sum(orders.values()) >= 2
     assert not {"PENDING", "SUBMITTED"} & set(orders), orders
@@ -117,13 +130,23 @@ def test_a_second_sigint_during_shutdown_is_ignored(tmp_path: Path) -> None:
         "shutdown": {"flatten": True},
         "mock": {"faults": {"latency_rate": 1.0, "latency_ms": 30}},
     }
+    # Held just after the shutdown began until the second SIGINT was seen: two signals sent
+    # back to back can reach the process as one.
+    pauses = tmp_path / "pauses"
+    pauses.mkdir()
+    env = {"ARB_PAUSE_AT": "shutdown.begun", "ARB_PAUSE_DIR": str(pauses)}
+    live_log = tmp_path / "logs" / "live_loop.log"
     with bot_process(
-        tmp_path, "--mock", "--loops", "100000", "--interval", "0.05", overrides=overrides
+        tmp_path, "--mock", "--loops", "100000", "--interval", "0.05", overrides=overrides, env=env
     ) as bot:
         bot.wait_for(r"open_pos=[1-9]", timeout=60)
         bot.send(signal.SIGINT)
-        time.sleep(0.001)
+        _wait_until((pauses / "shutdown.begun.reached").exists, "shutdown begun", bot)
         bot.send(signal.SIGINT)
+        _wait_until(
+            lambda: "during shutdown: ignored" in live_log.read_text(encoding="utf-8"), "ignored", bot
+        )
+        (pauses / "shutdown.begun.go").touch()
         run = bot.finish(timeout=60)
     assert run.code == 0, run.stderr
     live = _assert_six_steps_in_order(run)
@@ -147,3 +170,50 @@ def test_a_second_sigint_during_shutdown_is_ignored(tmp_path: Path) -> None:
         json.loads((tmp_path / "data" / "state.json").read_text(encoding="utf-8"))["reason"]
         == "signal SIGINT"
     )
+
+
+def test_stop_signals_after_the_first_are_ignored_up_to_the_exit(tmp_path: Path) -> None:
+    # The bot is held at two points: just after the shutdown began, and after everything was
+    # closed (where the handlers used to be restored to the defaults: SIGTERM then meant exit 143,
+    # SIGINT a KeyboardInterrupt). Each signal is sent once the previous one was seen, since the
+    # kernel merges a signal sent while the same one is still pending.
+    pauses = tmp_path / "pauses"
+    pauses.mkdir()
+    env = {"ARB_PAUSE_AT": "shutdown.begun,session.closed", "ARB_PAUSE_DIR": str(pauses)}
+    live_log = tmp_path / "logs" / "live_loop.log"
+
+    def seen(text: str) -> int:
+        return live_log.read_text(encoding="utf-8").count(text)
+
+    with bot_process(tmp_path, "--mock", "--loops", "100000", "--interval", "0.05", env=env) as bot:
+        bot.wait_for(r"trades=[1-9]")
+        bot.send(signal.SIGTERM)
+        _wait_until((pauses / "shutdown.begun.reached").exists, "shutdown begun", bot)
+        during = "received during shutdown: ignored, the shutdown is finishing cleanly"
+        for n, sig in enumerate((signal.SIGTERM, signal.SIGTERM, signal.SIGINT, signal.SIGHUP), 1):
+            bot.send(sig)
+            _wait_until(lambda n=n: seen(during) >= n, f"{n} signal(s) ignored during the shutdown", bot)
+        (pauses / "shutdown.begun.go").touch()
+
+        _wait_until((pauses / "session.closed.reached").exists, "the session closed", bot)
+        after = "received after the shutdown: ignored, exiting with code 0"
+        for n, sig in enumerate((signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGTERM), 1):
+            bot.send(sig)
+            _wait_until(lambda n=n: seen(after) >= n, f"{n} signal(s) ignored after the shutdown", bot)
+        (pauses / "session.closed.go").touch()
+        # And SIGTERM after SIGTERM while the interpreter exits, until the process is gone.
+        sent = 0
+        while bot.proc.poll() is None:
+            bot.send(signal.SIGTERM)
+            sent += 1
+            time.sleep(0.001)
+        run = bot.finish(timeout=30)
+    assert run.code == 0, (run.code, run.stderr)
+    live = _assert_six_steps_in_order(run)
+    assert live.count("shutdown: begin") == 1
+    assert "shutdown: begin (signal SIGTERM, exit code 0)" in live
+    for name in ("SIGTERM", "SIGINT", "SIGHUP"):
+        assert f"{name} {during}" in live and f"{name} {after}" in live
+    assert "Traceback" not in live + run.stderr and "KeyboardInterrupt" not in run.stderr
+    state = json.loads((tmp_path / "data" / "state.json").read_text(encoding="utf-8"))
+    assert (state["reason"], state["exit_code"]) == ("signal SIGTERM", 0)

@@ -2,6 +2,9 @@ from __future__ import annotations
 
 import json
 import logging
+import select
+import socket
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -148,3 +151,74 @@ def test_stop_releases_the_port_and_start_twice_is_refused(loop_status: LoopStat
         assert get(f"{again.url}/health")[0] == 200
     finally:
         again.stop()
+
+
+def _threads() -> int:
+    import psutil
+
+    return int(psutil.Process().num_threads())
+
+
+def test_300_idle_connections_cost_no_thread_and_health_still_answers(loop_status: LoopStatus) -> None:
+    # Before: one thread per connection, blocked reading a request that never comes; ~200 of
+    # them took the process past sys_monitor.max_threads and the watchdog shut the bot down.
+    srv = HealthServer("127.0.0.1", 0, loop_status, BotMetrics(), max_connections=16, request_timeout_s=30)
+    srv.start()
+    before = _threads()
+    idle: list[socket.socket] = []
+    try:
+        for _ in range(300):
+            idle.append(socket.create_connection(("127.0.0.1", srv.port), timeout=5))
+        # Accepted in order: once this answers, the server has taken in every idle socket before it.
+        status, _, body = get(f"{srv.url}/health")
+        assert (status, json.loads(body)) == (200, {"status": "OK"})
+        assert _threads() <= before + 1, f"{_threads()} threads with 300 idle connections (was {before})"
+        assert srv.open_connections <= 16
+        assert get(f"{srv.url}/metrics")[0] == 200
+    finally:
+        for sock in idle:
+            sock.close()
+        srv.stop()
+
+
+def test_a_slowloris_client_is_cut_off_at_the_request_timeout(loop_status: LoopStatus) -> None:
+    srv = HealthServer("127.0.0.1", 0, loop_status, BotMetrics(), request_timeout_s=0.5)
+    srv.start()
+    try:
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as slow:
+            started = time.monotonic()
+            closed = False
+            # One byte every 50 ms of a request that would take 2 s to send: never finished in time.
+            for byte in b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 40:
+                try:
+                    slow.send(bytes([byte]))
+                except OSError:
+                    closed = True
+                    break
+                readable, _, _ = select.select([slow], [], [], 0.05)
+                if readable:
+                    closed = slow.recv(100) == b""
+                    break
+            assert closed, "the server kept a trickling client"
+            assert time.monotonic() - started < 2.0
+        assert srv.open_connections == 0
+        assert get(f"{srv.url}/health")[0] == 200
+    finally:
+        srv.stop()
+
+
+def test_head_and_other_methods(server: HealthServer) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(b"POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        assert _read_all(sock).startswith(b"HTTP/1.1 405 ")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(b"HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        reply = _read_all(sock)
+        assert reply.startswith(b"HTTP/1.1 200 ") and reply.endswith(b"\r\n\r\n")
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    out = b""
+    while chunk := sock.recv(4096):
+        out += chunk
+    return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 
 from arbitrage.clock import FakeClock
 from arbitrage.config import AppConfig, parse_config
+from arbitrage.ops.log_health import LogWriteHealth
 from arbitrage.ops.metrics import BotMetrics
 from arbitrage.ops.watchdog import Level, Watchdog
 from arbitrage.runtime.loop import TickReport
@@ -134,3 +136,50 @@ def test_live_errors_per_minute_count_towards_the_watchdog() -> None:
     sup.after_tick(tick(3, 1.0))
     assert sup.last_report.per_metric["live_errors_per_minute"] is Level.OK  # the window moved on
     assert b"arb_watchdog_level" in metrics.render()
+
+
+def test_an_unwritable_audit_log_blocks_entries_at_once_and_ends_critical() -> None:
+    venues = {"upbit": {"exchange": "mock", "quote": "KRW"}, "binance": {"exchange": "mock", "quote": "USDT"}}
+    config: AppConfig = parse_config({"venues": venues, "watchdog": {"critical_after_errors": 3}})
+    clock = FakeClock()
+    alerter = RecordingAlerter()
+    state = BotState(mode="mock", accounting_currency="KRW", utc_offset_h=9)
+    health = LogWriteHealth(stderr=io.StringIO())
+    sup = Supervisor(
+        config, clock, state, Watchdog(config.watchdog), None, BotMetrics(), alerter, None, log_health=health
+    )
+    assert sup.after_tick(tick(1, 1.0)) is None and state.entries_blocked is None
+    health.failed("logs/execution.log", OSError(28, "No space left on device"))
+    clock.advance(0.1)  # within the evaluation interval: entries stop anyway
+    assert sup.after_tick(tick(2, 1.0)) is None
+    assert state.entries_blocked == (
+        "audit log cannot be written: logs/execution.log: [Errno 28] No space left on device"
+    )
+    assert alerter.sent[0][0] == "audit_log" and "new entries stopped" in alerter.sent[0][1]
+    codes = []
+    for n in range(3, 6):
+        clock.advance(1.0)
+        codes.append(sup.after_tick(tick(n, 1.0)))
+    assert codes == [None, None, EXIT_CRITICAL]
+    assert "audit_log=ERROR" in sup.stop_reason
+
+
+def test_a_recovered_audit_log_lets_entries_go_on() -> None:
+    venues = {"upbit": {"exchange": "mock", "quote": "KRW"}, "binance": {"exchange": "mock", "quote": "USDT"}}
+    config: AppConfig = parse_config({"venues": venues})
+    clock = FakeClock()
+    alerter = RecordingAlerter()
+    state = BotState(mode="mock", accounting_currency="KRW", utc_offset_h=9)
+    health = LogWriteHealth(stderr=io.StringIO())
+    sup = Supervisor(
+        config, clock, state, Watchdog(config.watchdog), None, BotMetrics(), alerter, None, log_health=health
+    )
+    health.failed("logs/live_loop.log", OSError(28, "No space left on device"))
+    sup.after_tick(tick(1, 1.0))
+    assert state.entries_blocked is not None
+    health.succeeded("logs/live_loop.log")
+    clock.advance(1.0)
+    sup.after_tick(tick(2, 1.0))
+    assert state.entries_blocked is None
+    assert sup.last_report is not None and sup.last_report.per_metric["audit_log"] is Level.OK
+    assert [key for key, _, _ in alerter.sent if key.startswith("audit")] == ["audit_log", "audit_log_ok"]
