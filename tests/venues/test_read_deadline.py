@@ -18,6 +18,7 @@ import pytest
 
 from arbitrage.clock import FakeClock
 from arbitrage.config import VenueConfig
+from arbitrage.domain.book import OrderBook
 from arbitrage.errors import ReadTooLate, TemporaryVenueError, VenueUnavailable
 from arbitrage.venues.ccxt_venue import CcxtVenue
 from arbitrage.venues.circuit import CLOSED, OPEN
@@ -211,3 +212,52 @@ def test_a_probe_cut_short_by_the_deadline_leaves_the_next_probe_free() -> None:
     assert venue.order_book("BTC/USDT", 5).bids
     assert venue.breaker.state == CLOSED
     assert [key for key, _, _ in alerts.sent] == ["circuit-open:binance", "circuit-closed:binance"]
+
+
+@dataclass
+class StreamedBooks:
+    """A book stream that is healthy (or not) on command, as BookStream answers the venue."""
+
+    clock: FakeClock
+    live: bool = True
+    state: str = "stream"
+
+    def latest(self, symbol: str) -> OrderBook | None:
+        if not self.live:
+            return None
+        now = self.clock.time()
+        return OrderBook("binance", symbol, ((99.0, 1.0),), ((100.0, 1.0),), now, now)
+
+    def note_rest_fallback(self, symbol: str) -> None:
+        return None
+
+    def ws_lag_ms(self) -> float | None:
+        return None
+
+    def describe(self) -> dict[str, object]:
+        return {}
+
+    def start(self) -> None:
+        return None
+
+    def stop(self) -> None:
+        return None
+
+
+def test_a_streaming_venue_still_gets_its_probe_when_the_cooldown_is_over() -> None:
+    clock = FakeClock()
+    exchange = ScriptedExchange(clock, deque([unavailable(0.1), Reply(0.05)]))
+    config = VenueConfig(exchange="binance", quote="USDT", circuit_failures=1, circuit_cooldown_s=5.0)
+    stream = StreamedBooks(clock, live=False)
+    venue = CcxtVenue("binance", config, exchange, clock, stream, read_delays_s=())
+    with pytest.raises(TemporaryVenueError):
+        venue.order_book("BTC/USDT", 5)  # the stream is down, REST fails: the breaker opens
+    assert venue.breaker.state == OPEN
+    stream.live = True
+    assert venue.order_book("BTC/USDT", 5).bids[0][0] == 99.0  # streamed, no request
+    assert len(exchange.started) == 1
+    clock.advance(5.0)
+    # Only REST calls go through the breaker: with the stream healthy, nothing would ever probe.
+    assert venue.order_book("BTC/USDT", 5).bids[0][0] == 100.0  # this read went over REST
+    assert len(exchange.started) == 2 and venue.breaker.state == CLOSED
+    assert venue.order_book("BTC/USDT", 5).bids[0][0] == 99.0  # and the stream serves again
