@@ -438,10 +438,9 @@ class CcxtVenue:
         of it, and a retry is skipped when it could not finish in time.
         """
         attempts = (0.0, *self._read_delays)
+        expected = self._read_s or 0.0
+        timeout = attempt_timeout_s(self._clock.monotonic(), deadline, 0.0, self._timeout_s, expected, False)
         for attempt, delay in enumerate(attempts):
-            timeout = attempt_timeout_s(
-                self._clock.monotonic(), deadline, delay, self._timeout_s, self._read_s or 0.0, attempt > 0
-            )
             if timeout is None:
                 raise ReadTooLate(self.name, f"{what} not sent: the tick's read budget is spent")
             self._clock.sleep(delay)
@@ -454,18 +453,15 @@ class CcxtVenue:
                 kind = classify(err)
                 if kind is Failure.NOT_FOUND and missing_ok:
                     return None
-                # A retry the breaker would refuse only sleeps: once it opened, fail now.
+                # A retry the breaker would refuse only sleeps: once it opened, fail now. So does
+                # one that could not finish before the deadline.
                 retry = kind is Failure.TEMPORARY and attempt + 1 < len(attempts)
                 if retry and not self._breaker.degraded:
-                    fits = attempt_timeout_s(
-                        self._clock.monotonic(),
-                        deadline,
-                        attempts[attempt + 1],
-                        self._timeout_s,
-                        self._read_s or 0.0,
-                        True,
+                    now = self._clock.monotonic()
+                    timeout = attempt_timeout_s(
+                        now, deadline, attempts[attempt + 1], self._timeout_s, expected, True
                     )
-                    if fits is not None:
+                    if timeout is not None:
                         log.info("%s %s failed (%s); retrying", self.name, what, reason(err, self._secrets))
                         continue
                 wait = self._breaker.paused_for_s() if kind is Failure.RATE_LIMIT else None
