@@ -50,6 +50,9 @@ Seed = Annotated[Int, Field(ge=0, le=SEED_MAX)]
 IntervalS = Annotated[Num, Field(ge=0, le=MAX_INTERVAL_S)]
 
 BUILTIN_ENGINES = ("signal", "safety", "execution", "stoploss", "position")
+# Of watchdog.max_loop_latency_ms, what a tick's reads may take when market_data.tick_read_budget_ms
+# is unset: 2500 ms -> 1000 ms, the rest left for the engines and a trading tick's orders.
+READ_BUDGET_SHARE = 0.4
 
 
 class Section(BaseModel):
@@ -393,6 +396,10 @@ class MarketDataConfig(Section):
     stale_after_s: Pos = 5.0
     recover_every_s: Pos = 30.0
     ws_error_threshold: PosInt = 3
+    # The deadline a tick's book and FX reads share on real venues: what has not arrived by then
+    # is stale for that tick. Unset: READ_BUDGET_SHARE of watchdog.max_loop_latency_ms; when set,
+    # it must be below that maximum, so a slow venue costs stale books, never the loop.
+    tick_read_budget_ms: Annotated[float, Field(ge=50)] | None = None
 
 
 class AppConfig(Section):
@@ -488,6 +495,13 @@ class AppConfig(Section):
                     f"a rate for every venue quote currency (missing {', '.join(missing)})",
                     dict(self.fx.fixed),
                 )
+        budget, max_latency = self.market_data.tick_read_budget_ms, self.watchdog.max_loop_latency_ms
+        if budget is not None and budget >= max_latency:
+            raise KeyProblem(
+                "market_data.tick_read_budget_ms",
+                f"less than watchdog.max_loop_latency_ms ({max_latency:g})",
+                budget,
+            )
         if self.mode.current == "mock":
             missing = [s for s in self.symbols if s not in self.mock.assets]
             if missing:
@@ -497,6 +511,14 @@ class AppConfig(Section):
                     sorted(self.mock.assets),
                 )
         return self
+
+    def tick_read_budget_ms(self) -> float:
+        """The deadline of a tick's reads: market_data.tick_read_budget_ms, or a share of the
+        watchdog's maximum loop latency, leaving the rest to the engines and a trading tick's orders."""
+        configured = self.market_data.tick_read_budget_ms
+        if configured is not None:
+            return configured
+        return READ_BUDGET_SHARE * self.watchdog.max_loop_latency_ms
 
     def venue_symbol(self, venue: str, asset: str) -> str:
         return f"{asset}/{self.venues[venue].quote}"

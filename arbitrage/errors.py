@@ -11,7 +11,10 @@
     │   └── DuplicateOrder         an order with that client order id is already recorded
     └── VenueError             anything a venue said or failed to say
         ├── TemporaryVenueError    network, timeout, rate limit, 5xx: retry reads with backoff
-        │   └── RateLimited        429/418, with the venue's Retry-After when it gave one
+        │   ├── RateLimited        429/418, with the venue's Retry-After when it gave one
+        │   │   └── PausedByVenue      not sent: inside the venue's Retry-After window
+        │   ├── VenueUnavailable   not sent (breaker open) or a failed probe: the breaker at work
+        │   └── ReadTooLate        not answered within the tick's read budget: stale this tick
         ├── UnknownOrderOutcome    a create call whose result is unknown: never resend, look it up
         └── PermanentVenueError    insufficient funds, invalid order, bad key: never retried
             └── OrderRejected      the venue refused this order
@@ -75,6 +78,21 @@ class RateLimited(TemporaryVenueError):
     def __init__(self, venue: str, message: str, retry_after_s: float | None = None) -> None:
         super().__init__(venue, message)
         self.retry_after_s = retry_after_s
+
+
+class VenueUnavailable(TemporaryVenueError):
+    """The venue is known to be down: its circuit breaker refused the call (nothing was sent), or
+    the half-open probe failed. The breaker at work, not a new fault: the caller skips the venue
+    for now and does not count it as an error."""
+
+
+class PausedByVenue(RateLimited, VenueUnavailable):
+    """Not sent: the venue's Retry-After window is still running (calling inside it earns a ban)."""
+
+
+class ReadTooLate(TemporaryVenueError):
+    """A read the tick's budget had no time for, or whose answer did not come before the deadline:
+    the book is stale for this tick. Not the venue's fault, and not an error of the bot."""
 
 
 class UnknownOrderOutcome(VenueError):

@@ -91,6 +91,8 @@ class MarketSnapshot:
 
     `books` is keyed by (venue, base asset), e.g. ("upbit", "BTC"); `fx` converts each quote
     currency into the accounting currency (the accounting currency itself maps to 1.0).
+    `carried` names the books that did not come this tick (too late, venue down): the last one
+    that did stands in, to value positions with, never to trade on.
     """
 
     ts: float
@@ -98,6 +100,7 @@ class MarketSnapshot:
     fx: dict[str, float]
     fx_age_ms: float = 0.0
     ws_lag_ms: dict[str, float] = field(default_factory=dict)
+    carried: frozenset[tuple[str, str]] = frozenset()
 
     def book(self, venue: str, asset: str) -> OrderBook | None:
         return self.books.get((venue, asset))

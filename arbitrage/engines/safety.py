@@ -101,6 +101,8 @@ def stale_data(opp: Opportunity, t: TickLimits) -> Rejection | None:
         if book is None:
             return "STALE_DATA", f"{venue} {opp.asset}: no book"
         age = book.age_ms(snap.ts)
+        if (venue, opp.asset) in snap.carried:
+            return "STALE_DATA", f"{venue} {opp.asset} book not read this tick ({age:.0f}ms old)"
         if age > limit:
             return "STALE_DATA", f"{venue} {opp.asset} book {age:.0f}ms old > {limit:.0f}ms"
     if snap.fx_age_ms > t.config.fx.max_age_ms:

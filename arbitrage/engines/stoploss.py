@@ -2,6 +2,10 @@
 
 Values each open position by its reverse trade at this tick's books. The dynamic stop band
 follows the volatility of each pair's recent net spread, kept in a rolling window per pair.
+An exit needs both legs: while either venue is degraded (breaker open, Retry-After pause) or
+either book is stale (not read this tick, or older than safety.max_book_age_ms), it is held,
+since sending it would leave one leg filled on the healthy venue, to be unwound at a cost and
+tried again.
 """
 
 from __future__ import annotations
@@ -74,6 +78,7 @@ class ExitEngine:
         self._config = config
         self._assets = tuple(config.symbols)
         self._window = SpreadWindow(config.stoploss.dynamic_window)
+        self._held: dict[str, str] = {}  # position id -> why its exit is held (noted once)
 
     def stop_band_pct(self, position: PairPosition) -> float:
         """The loss % that stops this position out."""
@@ -103,6 +108,9 @@ class ExitEngine:
                 unrealized += pnl
                 reason, why = self._trigger(position, trade, pnl, ctx.snapshot.ts)
                 if reason is None:
+                    self._held.pop(position.position_id, None)
+                    continue
+                if self._hold(ctx, position, reason, out):
                     continue
                 if self._exit(ctx, position, trade, reason, why, out):
                     counts[reason] += 1
@@ -113,6 +121,20 @@ class ExitEngine:
             unrealized_pnl=unrealized,
         )
         return out
+
+    def _hold(self, ctx: TickContext, position: PairPosition, reason: str, out: EngineOutput) -> bool:
+        """True when the exit must wait: a leg's venue degraded or its book stale (noted once)."""
+        pid = position.position_id
+        blocker = exit_blocker(ctx, position, self._config.safety.max_book_age_ms)
+        if blocker is None:
+            if self._held.pop(pid, None) is not None:
+                out.notes.append(Note("INFO", f"{reason} {pid}: exit no longer held"))
+            return False
+        cause, why = blocker
+        if self._held.get(pid) != cause:
+            out.notes.append(Note("WARNING", f"{reason} {pid} {position.asset}: exit held, {why}"))
+        self._held[pid] = cause
+        return True
 
     def _trigger(
         self, position: PairPosition, trade: ReverseTrade, pnl: float, now: float
@@ -153,3 +175,22 @@ class ExitEngine:
         out.decisions.append(plan_exit(position, trade, reason, slippage, sell_rules, buy_rules))
         out.notes.append(Note("INFO", f"{reason} {position.position_id} {position.asset}: {why}"))
         return True
+
+
+def exit_blocker(ctx: TickContext, position: PairPosition, max_book_age_ms: float) -> tuple[str, str] | None:
+    """(cause, text) when a position's exit cannot go out on both legs now, else None."""
+    snapshot = ctx.snapshot
+    for venue in (position.buy_venue, position.sell_venue):
+        status = ctx.state.venues.get(venue)
+        if status is not None and status.degraded:
+            return f"{venue}:degraded", f"{venue} is degraded (circuit breaker open or paused)"
+        book = snapshot.book(venue, position.asset)
+        if book is not None and (venue, position.asset) in snapshot.carried:
+            return f"{venue}:stale", f"{venue} {position.asset} book not read this tick"
+        if book is not None and book.age_ms(snapshot.ts) > max_book_age_ms:
+            age = book.age_ms(snapshot.ts)
+            return (
+                f"{venue}:stale",
+                f"{venue} {position.asset} book {age:.0f}ms old > {max_book_age_ms:.0f}ms",
+            )
+    return None

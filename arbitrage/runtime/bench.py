@@ -244,7 +244,7 @@ def run_loop(options: BenchOptions, synchronous: str, ticks: int, workdir: Path,
 
         redis = RedisState.from_config(config.redis, config.instance, clock)
     bot = build_bot(config, data_dir=workdir / "data", interval_s=interval_s, max_ticks=warmup + ticks,
-                    alert=lambda key, text: alerter.send(key, text), env={}, clock=clock)  # fmt: skip
+                    alert=alerter.send, env={}, clock=clock)  # fmt: skip
     try:
         supervisor = Supervisor(config, clock, bot.state, Watchdog(config.watchdog),
                                 SysMonitor(config.sys_monitor, clock), BotMetrics(), alerter, redis,

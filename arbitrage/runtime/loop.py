@@ -253,7 +253,7 @@ class LiveLoop:
             traded=traded,
             live_errors=live_errors,
             rejections=rejections,
-            books=len(snapshot.books),
+            books=len(snapshot.books) - len(snapshot.carried),  # the books that came this tick
             stale_books=sum(1 for b in snapshot.books.values() if (now - b.exchange_ts) * 1000.0 > max_age),
         )
         self.last_report = report
@@ -305,8 +305,12 @@ class LiveLoop:
         errors = 0
         exits: dict[str, ExitIntent] = {}
         for intent in intents:
-            if isinstance(intent, ExitIntent):
-                exits.setdefault(intent.position_id, intent)
+            if isinstance(intent, ExitIntent) and intent.position_id not in exits:
+                why = self._exit_blocked(intent)
+                if why is None:
+                    exits[intent.position_id] = intent
+                else:
+                    exec_log.debug("exit of %s held: %s", intent.position_id, why)
         if exits:
             try:
                 pending_exits = self._trader.write_exits(list(exits.values()))
@@ -315,8 +319,13 @@ class LiveLoop:
                 pending_exits = []
                 errors += 1
             for pending_exit in pending_exits:
+                # Asked again for each: the exits before it may have taken seconds.
+                why = self._exit_blocked(pending_exit.intent)
                 try:
-                    self._trader.send_exit(pending_exit)
+                    if why is None:
+                        self._trader.send_exit(pending_exit)
+                    else:
+                        self._trader.withdraw(pending_exit, why)
                 except Exception:
                     errors += 1
                     exec_log.exception("exit of %s failed", pending_exit.intent.position_id)
@@ -347,6 +356,17 @@ class LiveLoop:
                 errors += 1
                 exec_log.exception("entry %s failed", pending.intent.opportunity.key)
         return errors
+
+    def _exit_blocked(self, intent: ExitIntent) -> str | None:
+        """Why an exit must not go out now: a leg's venue is degraded, so only the other leg could
+        fill, to be unwound at a cost and tried again. Exits are never held by entry limits."""
+        statuses = self._feed.venue_statuses()
+        venues = [leg.venue for leg in (intent.sell, intent.buy) if leg is not None]
+        for venue in venues:
+            status = statuses.get(venue)
+            if status is not None and status.degraded:
+                return f"{venue} is degraded (circuit breaker open or paused)"
+        return None
 
     def _held_back(self, entry: EntryIntent, snapshot: MarketSnapshot) -> str | None:
         """Why an entry must not go out now (entries blocked, stopping, overtaken), or None."""

@@ -21,13 +21,12 @@ from arbitrage.runtime.order_sender import OrderSender, Placement
 from arbitrage.runtime.pair_trader import LegRunner, PairTrader
 from arbitrage.runtime.recovery import Recovery
 from arbitrage.runtime.state import BotState
+from arbitrage.runtime.tick_reads import TickReader
 from arbitrage.store.instance_lock import InstanceLock, acquire_instance_lock
 from arbitrage.store.ledger import Ledger, open_ledger
-from arbitrage.venues.base import Venue
+from arbitrage.venues.base import AlertFn, Venue
 
 log = logging.getLogger("arbitrage.live_loop")
-
-AlertFn = Callable[[str, str], None]
 
 
 def ledger_url(config: AppConfig, data_dir: Path) -> str:
@@ -46,6 +45,9 @@ class Venues:
     by_name: dict[str, Venue]
     before_tick: list[Callable[[], None]] = field(default_factory=list)
     concurrent_legs: bool = False  # real venues: both legs at once; simulated: in order, deterministic
+    # Real venues: a tick's reads share its deadline, each venue on a worker of its own. Simulated
+    # ones answer in process, in order, deterministic, with no deadline to keep.
+    remote_reads: bool = False
 
     def close(self) -> None:
         for venue in self.by_name.values():
@@ -81,7 +83,7 @@ def build_venues(
 def build_fx(config: AppConfig, venues: Mapping[str, Venue]) -> FxSource:
     if config.fx.source == "fixed":
         return FixedFx(config.accounting_currency, config.fx.fixed)
-    return VenueFx(config.accounting_currency, venues[config.fx.venue], config.fx.symbol)
+    return VenueFx(config.accounting_currency, config.fx.venue, config.fx.symbol)
 
 
 def sequential_legs(sender: OrderSender) -> LegRunner:
@@ -116,6 +118,7 @@ class Bot:
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
+        self.feed.close()
         self.venues.close()
         self.ledger.close()
 
@@ -167,6 +170,10 @@ def build_bot(
     state = initial_state(config, venues.by_name, symbols)
     for position in ledger.open_positions():
         state.put_position(position)
+    reader = None
+    if venues.remote_reads:
+        budget_s = config.tick_read_budget_ms() / 1000.0
+        reader = TickReader(venues.by_name, clock, budget_s, concurrent=True)
     feed = MarketFeed(
         venues.by_name,
         symbols,
@@ -174,6 +181,7 @@ def build_bot(
         build_fx(config, venues.by_name),
         clock,
         before_tick=venues.before_tick,
+        reader=reader,
     )
     sender = OrderSender(venues.by_name, ledger, clock, alert)
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="leg") if venues.concurrent_legs else None

@@ -14,13 +14,23 @@ from arbitrage.domain.money import MarketRules
 from arbitrage.domain.orders import OrderReport, OrderRequest
 
 
+class AlertFn(Protocol):
+    """Sends an operator alert (arbitrage.ops.alerts), keyed for its cooldown."""
+
+    def __call__(self, key: str, text: str, level: str = "ERROR") -> None: ...
+
+
 class Venue(Protocol):
     name: str
     quote: str
     taker_fee_pct: float
 
-    def order_book(self, symbol: str, depth: int) -> OrderBook:
-        """The latest book for a market symbol such as "BTC/KRW"."""
+    def order_book(self, symbol: str, depth: int, deadline: float | None = None) -> OrderBook:
+        """The latest book for a market symbol such as "BTC/KRW".
+
+        `deadline` (monotonic seconds) is the tick's: a venue that must ask over the network
+        gives up by then (ReadTooLate) rather than stretch the tick.
+        """
 
     def balances(self) -> dict[str, Decimal]:
         """Free balance per asset."""

@@ -6,6 +6,11 @@ headers). Reads are retried with backoff on temporary failures; a create never i
 failed without an answer has an UNKNOWN outcome, looked up by client order id by the caller.
 Orders are rounded to the venue's rules before they leave, and refused locally when under its
 minimums. Books come from the attached stream while it is healthy, else from REST.
+
+A tick's book reads carry its deadline: each request's timeout is capped to what is left of it,
+and no retry is made that cannot finish in time (arbitrage.venues.read_deadline). The breaker's
+transitions are logged and alerted here, where their cause is known: the opening once per
+outage, every failed probe only logged, the closing once.
 """
 
 from __future__ import annotations
@@ -16,24 +21,30 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
+import ccxt
+
 from arbitrage.clock import Clock
 from arbitrage.config import VenueConfig
 from arbitrage.domain.book import OrderBook
 from arbitrage.domain.money import ZERO, MarketRules, dec
 from arbitrage.domain.orders import OrderReport, OrderRequest, OrderState
 from arbitrage.errors import (
+    PausedByVenue,
     PermanentVenueError,
     RateLimited,
-    TemporaryVenueError,
+    ReadTooLate,
     UnknownOrderOutcome,
     VenueError,
+    VenueUnavailable,
 )
+from arbitrage.venues.base import AlertFn
 from arbitrage.venues.ccxt_dialects import Order, dialect_for
 from arbitrage.venues.ccxt_errors import Failure, classify, reason, retry_after_s, venue_error
 from arbitrage.venues.ccxt_reports import fees_of, fill_totals, order_report, quote_fee, to_decimal
-from arbitrage.venues.circuit import CircuitBreaker
+from arbitrage.venues.circuit import CircuitBreaker, Outcome
 from arbitrage.venues.fills import DUPLICATE_ID, malformed
 from arbitrage.venues.order_rate import OrderRateLimiter
+from arbitrage.venues.read_deadline import attempt_timeout_s, smoothed
 
 log = logging.getLogger("arbitrage.venues")
 
@@ -78,6 +89,7 @@ class CcxtVenue:
         secrets: Sequence[str] = (),
         read_delays_s: Sequence[float] = READ_DELAYS_S,
         readback_delays_s: Sequence[float] = READBACK_DELAYS_S,
+        alert: AlertFn | None = None,
     ) -> None:
         self.name = name
         self.quote = config.quote
@@ -92,6 +104,10 @@ class CcxtVenue:
         self._readback_delays = tuple(readback_delays_s)
         self._dialect = dialect_for(self.exchange_id)
         self._breaker = CircuitBreaker(config.circuit_failures, config.circuit_cooldown_s, clock)
+        self._cooldown_s = config.circuit_cooldown_s
+        self._alert = alert
+        self._timeout_s = float(exchange.timeout) / 1000.0  # the venue's own request timeout
+        self._read_s: float | None = None  # smoothed duration of recent successful reads
         self._limiter = OrderRateLimiter(config.max_orders_per_s, clock, ORDER_RATE_WAIT_S)
         self._call_lock = threading.RLock()  # one request at a time on the ccxt client
         self._state_lock = threading.Lock()
@@ -100,6 +116,7 @@ class CcxtVenue:
         self._minimums_loaded: set[str] = set()
         self.orders_sent = 0
         self.errors = 0
+        self.late_reads = 0  # reads given up at the tick's deadline
         self.last_error: str | None = None
 
     # Health ----------------------------------------------------------------------------------
@@ -129,6 +146,7 @@ class CcxtVenue:
             "orders_sent": self.orders_sent,
             "orders_last_minute": self.orders_last_minute,
             "errors": self.errors,
+            "late_reads": self.late_reads,
             "last_error": self.last_error,
         }
         if self._stream is not None:
@@ -142,14 +160,26 @@ class CcxtVenue:
 
     # Market data -----------------------------------------------------------------------------
 
-    def order_book(self, symbol: str, depth: int) -> OrderBook:
-        if self._stream is not None:
-            streamed = self._stream.latest(symbol)
-            if streamed is not None:
-                self._note_mid(streamed)
+    def order_book(self, symbol: str, depth: int, deadline: float | None = None) -> OrderBook:
+        streamed = self._stream.latest(symbol) if self._stream is not None else None
+        if streamed is not None:
+            self._note_mid(streamed)
+            if not self._breaker.probe_due:
                 return _trimmed(streamed, depth)
+            # The breaker waits for a probe, and a healthy stream would leave it waiting for
+            # ever (nothing else may call): this read goes over REST and is the probe.
+            try:
+                return self._rest_book(symbol, depth, deadline)
+            except VenueError:
+                return _trimmed(streamed, depth)
+        if self._stream is not None:
             self._stream.note_rest_fallback(symbol)
-        raw = self._read("order_book", lambda: self._exchange.fetch_order_book(symbol, depth))
+        return self._rest_book(symbol, depth, deadline)
+
+    def _rest_book(self, symbol: str, depth: int, deadline: float | None) -> OrderBook:
+        raw = self._read(
+            "order_book", lambda: self._exchange.fetch_order_book(symbol, depth), deadline=deadline
+        )
         received = self._clock.time()
         stamp = raw.get("timestamp")
         book = OrderBook(
@@ -298,62 +328,146 @@ class CcxtVenue:
 
     # Calls -----------------------------------------------------------------------------------
 
-    def _call(self, what: str, fn: Callable[[], T]) -> T:
-        """One request through the breaker; ccxt's exception comes out unchanged after bookkeeping."""
+    def _call(self, what: str, fn: Callable[[], T], timeout_s: float | None = None, read: bool = False) -> T:
+        """One request through the breaker; ccxt's exception comes out unchanged after bookkeeping.
+
+        `timeout_s` below the venue's own timeout caps this request (a tick's deadline): if it
+        runs out, the venue is not blamed (the breaker learns nothing) and ReadTooLate is raised.
+        A `read` that fails while the breaker is open (the probe) raises VenueUnavailable: the
+        outage was already counted when it began. A create never does: its outcome is unknown.
+        """
         refusal = self._breaker.admit()
         if refusal is not None:
             text = f"{what} not sent: {refusal.text}"
             if refusal.rate_limited:
-                raise RateLimited(self.name, text, refusal.wait_s)
-            raise TemporaryVenueError(self.name, text)
+                raise PausedByVenue(self.name, text, refusal.wait_s)
+            raise VenueUnavailable(self.name, text)
+        capped = timeout_s is not None and timeout_s < self._timeout_s
         with self._call_lock:
+            if capped:
+                assert timeout_s is not None
+                self._exchange.timeout = max(1, int(timeout_s * 1000.0))
             try:
                 result = fn()
             except Exception as err:
                 kind = classify(err)
+                if capped and isinstance(err, ccxt.RequestTimeout):
+                    self._breaker.abandoned()
+                    with self._state_lock:
+                        self.late_reads += 1
+                    raise ReadTooLate(
+                        self.name, f"{what}: no answer within the tick's read budget ({timeout_s:.3f}s left)"
+                    ) from None
                 wait = None
                 if kind is Failure.RATE_LIMIT:
                     wait = retry_after_s(self._exchange.last_response_headers, self._clock.time())
-                self._failed(what, err, kind, wait)
+                outcome = self._failed(what, err, kind, wait)
+                if read and outcome is Outcome.STILL_OPEN:
+                    raise VenueUnavailable(
+                        self.name,
+                        f"{what} failed while the circuit breaker is open ({reason(err, self._secrets)}); "
+                        f"next probe in {self._cooldown_s:g}s",
+                    ) from None
                 raise
-        self._breaker.succeeded()
+            finally:
+                if capped:
+                    self._exchange.timeout = int(self._timeout_s * 1000.0)
+        if self._breaker.succeeded() is Outcome.RECOVERED:
+            self._announce_closed(what)
         return result
 
-    def _failed(self, what: str, err: Exception, kind: Failure, wait: float | None) -> None:
+    def _failed(self, what: str, err: Exception, kind: Failure, wait: float | None) -> Outcome:
         if kind is not Failure.NOT_FOUND:  # "no such order" answers a lookup; it is no fault
             text = reason(err, self._secrets)
             with self._state_lock:
                 self.errors += 1
                 self.last_error = f"{what}: {text}"
         if kind in (Failure.RATE_LIMIT, Failure.TEMPORARY, Failure.UNEXPECTED):
-            self._breaker.failed()
+            outcome = self._breaker.failed()
         else:
-            self._breaker.succeeded()  # the venue answered: it is up, it just said no
+            outcome = self._breaker.succeeded()  # the venue answered: it is up, it just said no
+            if outcome is Outcome.RECOVERED:
+                self._announce_closed(what)
         if kind is Failure.RATE_LIMIT:
             self._breaker.pause(wait if wait is not None else DEFAULT_RATE_LIMIT_PAUSE_S)
         if kind is Failure.UNEXPECTED:
             log.error("%s %s failed unexpectedly: %s", self.name, what, self.last_error, exc_info=err)
+        if outcome is Outcome.OPENED:
+            self._announce_open()
+        elif outcome is Outcome.STILL_OPEN:
+            log.info(
+                "%s: %s failed while the circuit breaker is open (%s); next probe in %gs",
+                self.name,
+                what,
+                reason(err, self._secrets),
+                self._cooldown_s,
+            )
+        return outcome
 
-    def _read(self, what: str, fn: Callable[[], T], missing_ok: bool = False) -> Any:
-        """A read (or an idempotent cancel), retried with backoff on temporary failures."""
+    def _announce_open(self) -> None:
+        text = (
+            f"{self.name}: circuit breaker OPEN after {self._breaker.consecutive_failures} consecutive "
+            f"failures (last: {self.last_error}); no new entries on {self.name} (VENUE_DEGRADED), "
+            f"exits held, a probe every {self._cooldown_s:g}s"
+        )
+        log.warning(text)
+        self._send_alert(f"circuit-open:{self.name}", text, "WARNING")
+
+    def _announce_closed(self, what: str) -> None:
+        text = (
+            f"{self.name}: circuit breaker closed, {what} answered again after an outage of "
+            f"{self._breaker.last_outage_s:.1f}s; trading on {self.name} resumes"
+        )
+        log.warning(text)
+        self._send_alert(f"circuit-closed:{self.name}", text, "INFO")
+
+    def _send_alert(self, key: str, text: str, level: str) -> None:
+        if self._alert is None:
+            return
+        try:
+            self._alert(key, text, level)
+        except Exception:  # an alert channel must never break a venue call
+            log.exception("%s: alert %s failed", self.name, key)
+
+    def _read(
+        self, what: str, fn: Callable[[], T], missing_ok: bool = False, deadline: float | None = None
+    ) -> Any:
+        """A read (or an idempotent cancel), retried with backoff on temporary failures.
+
+        With a deadline (a tick's book reads), each request's timeout is capped to what is left
+        of it, and a retry is skipped when it could not finish in time.
+        """
         attempts = (0.0, *self._read_delays)
+        expected = self._read_s or 0.0
+        timeout = attempt_timeout_s(self._clock.monotonic(), deadline, 0.0, self._timeout_s, expected, False)
         for attempt, delay in enumerate(attempts):
+            if timeout is None:
+                raise ReadTooLate(self.name, f"{what} not sent: the tick's read budget is spent")
             self._clock.sleep(delay)
+            started = self._clock.monotonic()
             try:
-                return self._call(what, fn)
+                result = self._call(what, fn, timeout if deadline is not None else None, read=True)
             except VenueError:
-                raise  # the breaker or a Retry-After pause refused it: fail fast
+                raise  # refused by the breaker or a Retry-After pause, or too late: fail fast
             except Exception as err:
                 kind = classify(err)
                 if kind is Failure.NOT_FOUND and missing_ok:
                     return None
-                # A retry the breaker would refuse only sleeps: once it opened, fail now.
+                # A retry the breaker would refuse only sleeps: once it opened, fail now. So does
+                # one that could not finish before the deadline.
                 retry = kind is Failure.TEMPORARY and attempt + 1 < len(attempts)
                 if retry and not self._breaker.degraded:
-                    log.info("%s %s failed (%s); retrying", self.name, what, reason(err, self._secrets))
-                    continue
+                    now = self._clock.monotonic()
+                    timeout = attempt_timeout_s(
+                        now, deadline, attempts[attempt + 1], self._timeout_s, expected, True
+                    )
+                    if timeout is not None:
+                        log.info("%s %s failed (%s); retrying", self.name, what, reason(err, self._secrets))
+                        continue
                 wait = self._breaker.paused_for_s() if kind is Failure.RATE_LIMIT else None
                 raise venue_error(self.name, err, wait, self._secrets) from None
+            self._read_s = smoothed(self._read_s, self._clock.monotonic() - started)
+            return result
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _create_failed(self, cid: str, err: Exception) -> OrderReport:

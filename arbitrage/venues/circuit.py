@@ -8,6 +8,7 @@ fast, because calling inside the window is what escalates a 429 into a 418 ban.
 
 from __future__ import annotations
 
+import enum
 import threading
 from dataclasses import dataclass
 
@@ -16,6 +17,15 @@ from arbitrage.clock import Clock
 CLOSED = "closed"
 OPEN = "open"
 HALF_OPEN = "half_open"
+
+
+class Outcome(enum.Enum):
+    """What one reported call did to the breaker: callers log and alert the transitions."""
+
+    CLOSED = "closed"  # it stays (or was) closed
+    OPENED = "opened"  # this failure opened a closed breaker: a new outage
+    STILL_OPEN = "still_open"  # the probe failed (or a call of the same outage): open again
+    RECOVERED = "recovered"  # this success closed an open or half-open breaker
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,9 +48,12 @@ class CircuitBreaker:
         self._state = CLOSED
         self._consecutive = 0
         self._opened_at = 0.0
+        self._outage_started = 0.0
         self._probe_started: float | None = None
         self._paused_until = 0.0
-        self.trips = 0  # how many times it opened
+        self.trips = 0  # how many times it opened, failed probes included
+        self.outages = 0  # how many times it opened from closed
+        self.last_outage_s = 0.0  # how long the last outage lasted, once it is over
 
     @property
     def state(self) -> str:
@@ -57,6 +70,17 @@ class CircuitBreaker:
     def consecutive_failures(self) -> int:
         with self._lock:
             return self._consecutive
+
+    @property
+    def probe_due(self) -> bool:
+        """Open with its cooldown over and no probe in flight: the next call would be the probe."""
+        with self._lock:
+            now = self._clock.monotonic()
+            if self._state == CLOSED or now < self._paused_until:
+                return False
+            if self._state == OPEN:
+                return now - self._opened_at >= self._cooldown_s
+            return self._probe_started is None or now - self._probe_started >= self._cooldown_s
 
     def paused_for_s(self) -> float:
         with self._lock:
@@ -90,21 +114,46 @@ class CircuitBreaker:
             self._probe_started = now
             return None
 
-    def succeeded(self) -> None:
+    def succeeded(self) -> Outcome:
         with self._lock:
+            was = self._state
             self._state = CLOSED
             self._consecutive = 0
             self._probe_started = None
+            if was == CLOSED:
+                return Outcome.CLOSED
+            self.last_outage_s = max(0.0, self._clock.monotonic() - self._outage_started)
+            return Outcome.RECOVERED
 
-    def failed(self) -> None:
+    def failed(self) -> Outcome:
         with self._lock:
+            was = self._state
             self._consecutive += 1
             self._probe_started = None
-            if self._state == HALF_OPEN or self._consecutive >= self._threshold:
-                if self._state != OPEN:
+            if was == HALF_OPEN or self._consecutive >= self._threshold:
+                if was != OPEN:
                     self.trips += 1
+                if was == CLOSED:
+                    self.outages += 1
+                    self._outage_started = self._clock.monotonic()
                 self._state = OPEN
                 self._opened_at = self._clock.monotonic()
+            if self._state == CLOSED:
+                return Outcome.CLOSED
+            return Outcome.OPENED if was == CLOSED else Outcome.STILL_OPEN
+
+    def abandoned(self) -> None:
+        """The call was given up by its caller (its deadline came first): nothing learnt about the
+        venue, but a probe's slot is free again."""
+        with self._lock:
+            self._probe_started = None
+
+    def open_for_s(self) -> float:
+        """How long the current outage has lasted (0 when closed)."""
+        with self._lock:
+            if self._state == CLOSED:
+                return 0.0
+            return max(0.0, self._clock.monotonic() - self._outage_started)
 
     def pause(self, seconds: float) -> None:
         """The venue asked for `seconds` of silence (Retry-After)."""
@@ -114,9 +163,14 @@ class CircuitBreaker:
     def describe(self) -> dict[str, object]:
         with self._lock:
             now = self._clock.monotonic()
-            return {
+            detail: dict[str, object] = {
                 "state": self._state,
                 "consecutive_failures": self._consecutive,
                 "trips": self.trips,
+                "outages": self.outages,
                 "paused_s": round(max(0.0, self._paused_until - now), 3),
             }
+            if self._state != CLOSED:
+                detail["open_for_s"] = round(max(0.0, now - self._outage_started), 3)
+                detail["next_probe_s"] = round(max(0.0, self._cooldown_s - (now - self._opened_at)), 3)
+            return detail

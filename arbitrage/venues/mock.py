@@ -74,7 +74,8 @@ class MockVenue:
 
     # Market data -----------------------------------------------------------------------------
 
-    def order_book(self, symbol: str, depth: int) -> OrderBook:
+    def order_book(self, symbol: str, depth: int, deadline: float | None = None) -> OrderBook:
+        # In process: nothing to give up early, and a simulated delay is the test's to measure.
         if self._may_delay:
             self._delay()
         book = self._market.book(self.name, symbol, depth)

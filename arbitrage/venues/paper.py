@@ -34,7 +34,7 @@ class MarketData(Protocol):
     @property
     def degraded(self) -> bool: ...
 
-    def order_book(self, symbol: str, depth: int) -> OrderBook: ...
+    def order_book(self, symbol: str, depth: int, deadline: float | None = None) -> OrderBook: ...
 
     def rules(self, symbol: str) -> MarketRules: ...
 
@@ -73,8 +73,8 @@ class PaperVenue:
     def orders_last_minute(self) -> int:
         return self._limiter.orders_last_minute
 
-    def order_book(self, symbol: str, depth: int) -> OrderBook:
-        return self._market.order_book(symbol, depth)
+    def order_book(self, symbol: str, depth: int, deadline: float | None = None) -> OrderBook:
+        return self._market.order_book(symbol, depth, deadline)
 
     def rules(self, symbol: str) -> MarketRules:
         return self._market.rules(symbol)

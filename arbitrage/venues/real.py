@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import ccxt
@@ -18,14 +18,13 @@ from arbitrage.clock import Clock
 from arbitrage.config import AppConfig, VenueConfig
 from arbitrage.errors import ConfigError, PermanentVenueError, TemporaryVenueError
 from arbitrage.runtime.wiring import Venues
-from arbitrage.venues.base import Venue
+from arbitrage.venues.base import AlertFn, Venue
 from arbitrage.venues.ccxt_errors import reason
 from arbitrage.venues.ccxt_venue import BookSource, CcxtVenue
 from arbitrage.venues.paper import PaperVenue
 
 log = logging.getLogger("arbitrage.venues")
 
-AlertFn = Callable[[str, str], None]
 NO_SANDBOX = ("upbit",)  # ccxt 4.5's set_sandbox_mode crashes for these: no test URLs
 
 
@@ -44,7 +43,7 @@ def build_real_venues(
             symbols = venue_symbols(config, name)
             _check_symbols(name, vc, exchange, symbols)
             stream = build_stream(config, name, vc, ccxt_config, symbols, clock, alert)
-            market = CcxtVenue(name, vc, exchange, clock, stream, secrets=secrets)
+            market = CcxtVenue(name, vc, exchange, clock, stream, secrets=secrets, alert=alert)
             markets.append(market)
             if live:  # the fee endpoints are private: paper mode has no key and keeps the config's
                 market.load_taker_fee(symbols[0])
@@ -60,7 +59,7 @@ def build_real_venues(
             except Exception:  # closing must not hide why we are closing
                 log.exception("closing venue %s failed", market.name)
         raise
-    return Venues(built, concurrent_legs=True)
+    return Venues(built, concurrent_legs=True, remote_reads=True)
 
 
 def client_config(

@@ -165,6 +165,12 @@ CASES = [
         ("watchdog.warn_loop_latency_ms", "max_loop_latency_ms"),
         real=True,
     ),
+    BadConfig(
+        "read-budget-not-below-max-latency",
+        edited("market_data.tick_read_budget_ms", 2500),
+        ("market_data.tick_read_budget_ms", "less than watchdog.max_loop_latency_ms (2500)", "2500"),
+        real=True,
+    ),
     BadConfig("invalid-mode-in-file", edited("mode.current", "turbo"), ("mode.current", "'turbo'")),
     BadConfig(
         "client-id-prefix", edited("execution.client_id_prefix", "arb-1!"), ("execution.client_id_prefix",)

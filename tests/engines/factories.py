@@ -71,6 +71,7 @@ def snapshot(
     fx: Mapping[str, float] | None = None,
     fx_age_ms: float = 0.0,
     ws_lag_ms: Mapping[str, float] | None = None,
+    carried: Iterable[tuple[str, str]] = (),
 ) -> MarketSnapshot:
     return MarketSnapshot(
         ts=ts,
@@ -78,6 +79,7 @@ def snapshot(
         fx=dict(FX if fx is None else fx),
         fx_age_ms=fx_age_ms,
         ws_lag_ms=dict(ws_lag_ms or {}),
+        carried=frozenset(carried),
     )
 
 

@@ -164,3 +164,31 @@ def test_dynamic_band_values(bids, k, expected):
         expected = k * statistics.stdev(samples)
         assert 0.3 < expected < 3.0
     assert engine.stop_band_pct(pair_position()) == pytest.approx(expected)
+
+
+# Exits need both legs ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("venues", "snap", "why"),
+    [
+        ({"upbit": {"degraded": True}}, {}, "upbit is degraded"),
+        ({"binance": {"degraded": True}}, {}, "binance is degraded"),
+        ({}, {"carried": [("binance", "BTC")]}, "binance BTC book not read this tick"),
+        ({}, {"ts": NOW + 2.5}, "book 2500ms old > 2000ms"),
+    ],
+)
+def test_an_exit_is_held_while_a_leg_cannot_trade_and_noted_once(venues, snap, why):
+    cfg = make_config()
+    engine = ExitEngine("stoploss", cfg)
+    view = state(cfg, positions=[pair_position(opened_at=NOW - 60)], venues=venues)
+    notes = []
+    for tick in range(3):
+        out = engine.on_tick(ctx(snapshot(CRASHED, **snap), view, tick=tick))
+        assert out.decisions == [] and out.metrics["sl_triggers"] == 0.0
+        notes += [n.message for n in out.notes if "exit held" in n.message]
+    assert len(notes) == 1 and why in notes[0], notes  # noted when it starts, not every tick
+    view = state(cfg, positions=[pair_position(opened_at=NOW - 60)])
+    released = engine.on_tick(ctx(snapshot(CRASHED), view, tick=3))
+    assert [i.reason for i in released.decisions] == ["STOP_LOSS"]
+    assert any("no longer held" in n.message for n in released.notes)

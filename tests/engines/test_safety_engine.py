@@ -67,6 +67,9 @@ ONE_PER_REASON = [
     ("STALE_DATA", {"books": btc_books(ts=NOW - 2.5)}),
     ("STALE_DATA", {"snap": {"fx_age_ms": 6000.0}}),
     ("STALE_DATA", {"books": btc_books()[:1]}),
+    # A book that did not come this tick: the last one stands in, younger than the limit, yet
+    # not to be traded on (it missed the tick's read deadline, or its venue failed).
+    ("STALE_DATA", {"snap": {"carried": [("upbit", "BTC")]}}),
     ("WS_LAG", {"venues": {"binance": {"ws_lag_ms": 1500.0}}}),
     ("WS_LAG", {"snap": {"ws_lag_ms": {"upbit": 1001.0}}}),
     ("SPREAD_OUTLIER", {"opps": [opportunity(net_spread_pct=5.5)]}),

@@ -180,6 +180,7 @@ def test_circuit_breaker_opens_after_n_failures_and_closes_after_a_good_probe(
         "state": "closed",
         "consecutive_failures": 0,
         "trips": 2,
+        "outages": 1,  # one outage, its probe failing once
         "paused_s": 0.0,
     }
     venue.close()
