@@ -12,10 +12,12 @@ from collections.abc import Mapping
 
 from arbitrage.config import AppConfig
 from arbitrage.domain.book import MarketSnapshot
+from arbitrage.domain.exit_retry import ExitRetry
+from arbitrage.domain.money import MarketRules, dec
 from arbitrage.domain.pnl import ReverseTrade, fx_spread_pct
 from arbitrage.domain.positions import PairPosition, PositionState
-from arbitrage.engines.base import EngineOutput, Note, TickContext, VenueStatus
-from arbitrage.engines.execution import plan_exit
+from arbitrage.engines.base import EngineOutput, Note, StateView, TickContext, VenueStatus
+from arbitrage.engines.execution import DUST, closable_qty, dust_exit, plan_exit
 
 PairKey = tuple[str, str, str]  # (asset, buy venue, sell venue)
 MIN_SAMPLES = 5
@@ -61,12 +63,36 @@ class SpreadWindow:
         return math.sqrt(sum((x - mean) ** 2 for x in window) / (n - 1))
 
 
+def exit_rules(state: StateView, position: PairPosition) -> tuple[MarketRules, MarketRules] | None:
+    """(sell leg rules, buy leg rules) of the position's reverse trade, None if either is unknown."""
+    sell_rules = state.rules.get((position.buy_venue, position.buy_symbol))
+    buy_rules = state.rules.get((position.sell_venue, position.sell_symbol))
+    return None if sell_rules is None or buy_rules is None else (sell_rules, buy_rules)
+
+
+def exit_held_back(retry: ExitRetry | None, now: float, base_s: float, cap_s: float) -> str | None:
+    """Why a position's exit must wait (its last attempts failed and the backoff runs), or None."""
+    if retry is None:
+        return None
+    at = retry.retry_at(base_s, cap_s)
+    if now >= at:
+        return None
+    return f"{retry.failures} failed exit attempt(s), next in {at - now:.1f}s (last: {retry.why})"
+
+
 class ExitEngine:
     """One ExitIntent per open position that hits a trigger; nothing at all when exit.mode is none.
 
     Triggers, first match wins: STOP_LOSS (loss % of the open cost basis >= the static or dynamic
     band), TAKE_PROFIT (the reverse trade nets >= exit.min_spread_pct), MAX_HOLD. A stop loss or
     a max-hold exit gets the wider unwind slippage bound, since getting out matters more than price.
+
+    A position too small for either venue even at the reverse trade's own prices is closed as
+    DUST at once, trigger or not: it can never be traded back, and open it would count toward
+    safety.max_open_positions for ever. A position whose last exit attempts failed waits out
+    its backoff (exit.retry_backoff_s doubling up to exit.retry_backoff_max_s). A stop loss
+    waits at most exit.stoploss_retry_backoff_max_s: each failed attempt costs an unwind, but a
+    stop loss held back a minute after the venue recovers can lose more than a few unwinds.
     """
 
     def __init__(self, name: str, config: AppConfig) -> None:
@@ -85,7 +111,7 @@ class ExitEngine:
         return sl.static_pct
 
     def on_tick(self, ctx: TickContext) -> EngineOutput:
-        counts = {"STOP_LOSS": 0, "TAKE_PROFIT": 0, "MAX_HOLD": 0}
+        counts = {"STOP_LOSS": 0, "TAKE_PROFIT": 0, "MAX_HOLD": 0, DUST: 0, "HELD_BACK": 0}
         out = EngineOutput()
         unrealized = 0.0
         if self._config.exit.mode != "none":
@@ -101,8 +127,16 @@ class ExitEngine:
                     )
                     continue
                 unrealized += pnl
+                if self._dust(ctx, position, trade, out):
+                    counts[DUST] += 1
+                    continue
                 reason, why = self._trigger(position, trade, pnl, ctx.snapshot.ts)
                 if reason is None:
+                    continue
+                wait = self._held_back(ctx, position, reason)
+                if wait is not None:
+                    counts["HELD_BACK"] += 1
+                    out.notes.append(Note("DEBUG", f"{reason} {position.position_id} waits: {wait}"))
                     continue
                 if self._exit(ctx, position, trade, reason, why, out):
                     counts[reason] += 1
@@ -110,9 +144,37 @@ class ExitEngine:
             sl_triggers=float(counts["STOP_LOSS"]),
             tp_triggers=float(counts["TAKE_PROFIT"]),
             hold_triggers=float(counts["MAX_HOLD"]),
+            dust_closes=float(counts[DUST]),
+            exits_held_back=float(counts["HELD_BACK"]),
             unrealized_pnl=unrealized,
         )
         return out
+
+    def _dust(self, ctx: TickContext, position: PairPosition, trade: ReverseTrade, out: EngineOutput) -> bool:
+        """Close the position as DUST when no venue pair can trade it back even at the touch."""
+        rules = exit_rules(ctx.state, position)
+        if rules is None:
+            return False
+        sell_price, buy_price = dec(trade.sell_vwap), dec(trade.buy_vwap)
+        if closable_qty(position.qty, *rules, sell_price, buy_price) > 0:
+            return False
+        out.decisions.append(dust_exit(position, trade.net_spread_pct))
+        out.notes.append(
+            Note(
+                "INFO",
+                f"{DUST} {position.position_id} {position.asset}: open {position.qty} is below what "
+                f"{position.buy_venue} and {position.sell_venue} both trade; closed into the residual book",
+            )
+        )
+        return True
+
+    def _held_back(self, ctx: TickContext, position: PairPosition, reason: str) -> str | None:
+        ex = self._config.exit
+        cap = ex.retry_backoff_max_s
+        if reason == "STOP_LOSS":
+            cap = min(cap, ex.stoploss_retry_backoff_max_s)
+        retry = ctx.state.exit_retries.get(position.position_id)
+        return exit_held_back(retry, ctx.snapshot.ts, ex.retry_backoff_s, cap)
 
     def _trigger(
         self, position: PairPosition, trade: ReverseTrade, pnl: float, now: float
@@ -143,13 +205,15 @@ class ExitEngine:
     ) -> bool:
         ex = self._config.execution
         slippage = ex.max_slippage_pct if reason == "TAKE_PROFIT" else ex.unwind_slippage_pct
-        sell_rules = ctx.state.rules.get((position.buy_venue, position.buy_symbol))
-        buy_rules = ctx.state.rules.get((position.sell_venue, position.sell_symbol))
-        if sell_rules is None or buy_rules is None:
+        rules = exit_rules(ctx.state, position)
+        if rules is None:
             out.notes.append(
                 Note("WARNING", f"{reason} {position.position_id}: no market rules, cannot price the exit")
             )
             return False
-        out.decisions.append(plan_exit(position, trade, reason, slippage, sell_rules, buy_rules))
+        intent = plan_exit(position, trade, reason, slippage, *rules)
+        out.decisions.append(intent)
+        if intent.reason == DUST:
+            why += f"; {position.qty} is below a venue's minimum at the exit's limits: closed as {DUST}"
         out.notes.append(Note("INFO", f"{reason} {position.position_id} {position.asset}: {why}"))
         return True
