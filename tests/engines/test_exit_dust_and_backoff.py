@@ -76,7 +76,7 @@ def _trade(position, books):
 def test_plan_exit_sends_the_common_step_on_both_legs():
     position = pair_position(qty="0.16999999999999998")
     intent = plan_exit(position, _trade(position, market()), "STOP_LOSS", 1.0, BINANCE_BTC, UPBIT_BTC)
-    assert intent.reason == "STOP_LOSS"
+    assert intent.reason == "STOP_LOSS" and intent.sell is not None and intent.buy is not None
     assert intent.qty == intent.sell.qty == intent.buy.qty == D("0.16999")
     assert (intent.sell.venue, intent.buy.venue) == ("binance", "upbit")
 
