@@ -18,6 +18,7 @@ from arbitrage.domain import ids
 from arbitrage.domain.money import ZERO, booked, dec
 from arbitrage.domain.orders import Order, OrderState
 from arbitrage.domain.positions import PairPosition, PositionState
+from arbitrage.runtime.shutdown import Shutdown
 from arbitrage.runtime.wiring import Bot
 from arbitrage.store.schema import TABLES
 from tests.runtime.mock_bot import Recorder, mock_bot
@@ -138,3 +139,22 @@ def test_an_exit_refused_for_funds_is_backed_off_exponentially_and_alerted_once(
     failed = [text for key, text in recorder.alerts if key == f"exit-failed:{PID}"]
     assert len(failed) == 1 and "insufficient balance" in failed[0]
     check_books_balance(bot)
+
+
+def test_shutdown_flatten_takes_the_same_path(tmp_path: Path) -> None:
+    overrides = {"exit": {"max_hold_s": 86400.0}, "symbols": ["ETH"], "shutdown": {"flatten": True}}
+    bot, recorder = mock_bot(tmp_path, overrides=overrides, max_ticks=1)
+    open_position(bot, FLOAT_QTY, age_s=1.0)
+    bot.loop.run()
+    assert PID in bot.state.positions  # no trigger: only the shutdown closes it
+    assert Shutdown(bot, recorder.alert, tmp_path / "state.json").run("test", 0) == 0
+    step = common_step(bot)
+    closable = (D(FLOAT_QTY) / step).to_integral_value(ROUND_DOWN) * step
+    (legs,) = exit_groups(bot).values()  # pass 1: the closable part; pass 2: the dust, no order
+    assert {(o.venue, o.qty, o.state) for o in legs} == {
+        ("binance", closable, OrderState.FILLED),
+        ("upbit", closable, OrderState.FILLED),
+    }
+    position = stored_position(bot)
+    assert (position.state, position.exit_reason, position.qty) == (PositionState.CLOSED, "DUST", 0)
+    assert bot.trader.residuals.net("ETH") == 0 and bot.state.positions == {}
