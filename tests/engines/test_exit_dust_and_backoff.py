@@ -18,6 +18,7 @@ from arbitrage.domain.pnl import reverse_trade
 from arbitrage.engines.execution import DUST, closable_qty, plan_exit
 from arbitrage.engines.position import PositionEngine
 from arbitrage.engines.stoploss import ExitEngine
+from arbitrage.errors import ConfigError
 from tests.engines.factories import (
     FEES,
     NOW,
@@ -178,3 +179,17 @@ def test_reducing_exposure_waits_out_the_backoff_too(ago, reduced):
     view = state(cfg, positions=[pair_position()], exit_retries={"P1": retry})
     out = PositionEngine("position", cfg).on_tick(ctx(snapshot(market()), view))
     assert [i.position_id for i in out.decisions if hasattr(i, "position_id")] == reduced
+
+
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [
+        ({"retry_backoff_s": 5, "retry_backoff_max_s": 2}, "exit.retry_backoff_max_s"),
+        ({"stoploss_retry_backoff_max_s": 0.5}, "exit.stoploss_retry_backoff_max_s"),
+        ({"retry_backoff_s": 0}, "exit.retry_backoff_s"),
+    ],
+)
+def test_the_backoff_settings_are_checked(section, key):
+    with pytest.raises(ConfigError) as err:
+        make_config(exit=section)
+    assert key in str(err.value)
