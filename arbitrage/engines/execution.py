@@ -57,6 +57,17 @@ def closable_qty(
     return common
 
 
+def price_floors(qty: Decimal, sell_rules: MarketRules, buy_rules: MarketRules) -> tuple[float, float] | None:
+    """The lowest (sell, buy) prices at which closable_qty(qty, ...) is not ZERO; None when it is
+    ZERO at any price (below a step or a minimum quantity). Floats: the exit engine screens every
+    open position with them each tick, and the exact check is plan_exit's when an exit is planned.
+    """
+    common = round_to_both(qty, sell_rules, buy_rules)
+    if common <= 0 or common < sell_rules.min_qty or common < buy_rules.min_qty:
+        return None
+    return float(sell_rules.min_notional / common), float(buy_rules.min_notional / common)
+
+
 def dust_exit(position: PairPosition, spread_pct: float) -> ExitIntent:
     """Close the whole open qty without a trade: it goes to the residual book as inventory."""
     return ExitIntent(

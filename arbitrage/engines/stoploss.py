@@ -9,15 +9,16 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Mapping
+from decimal import Decimal
 
 from arbitrage.config import AppConfig
 from arbitrage.domain.book import MarketSnapshot
 from arbitrage.domain.exit_retry import ExitRetry
-from arbitrage.domain.money import MarketRules, dec
+from arbitrage.domain.money import MarketRules
 from arbitrage.domain.pnl import ReverseTrade, fx_spread_pct
 from arbitrage.domain.positions import PairPosition, PositionState
 from arbitrage.engines.base import EngineOutput, Note, StateView, TickContext, VenueStatus
-from arbitrage.engines.execution import DUST, closable_qty, dust_exit, plan_exit
+from arbitrage.engines.execution import DUST, dust_exit, plan_exit, price_floors
 
 PairKey = tuple[str, str, str]  # (asset, buy venue, sell venue)
 MIN_SAMPLES = 5
@@ -100,6 +101,8 @@ class ExitEngine:
         self._config = config
         self._assets = tuple(config.symbols)
         self._window = SpreadWindow(config.stoploss.dynamic_window)
+        # position id -> (its qty, price_floors of that qty): the Decimal work once per qty.
+        self._floors: dict[str, tuple[Decimal, tuple[float, float] | None]] = {}
 
     def stop_band_pct(self, position: PairPosition) -> float:
         """The loss % that stops this position out."""
@@ -151,12 +154,17 @@ class ExitEngine:
         return out
 
     def _dust(self, ctx: TickContext, position: PairPosition, trade: ReverseTrade, out: EngineOutput) -> bool:
-        """Close the position as DUST when no venue pair can trade it back even at the touch."""
+        """Close the position as DUST when its venues cannot trade it back even at the touch."""
         rules = exit_rules(ctx.state, position)
         if rules is None:
             return False
-        sell_price, buy_price = dec(trade.sell_vwap), dec(trade.buy_vwap)
-        if closable_qty(position.qty, *rules, sell_price, buy_price) > 0:
+        known = self._floors.get(position.position_id)
+        if known is None or known[0] != position.qty:
+            if len(self._floors) > 2 * len(ctx.state.positions) + 16:  # closed positions' entries
+                self._floors = {k: v for k, v in self._floors.items() if k in ctx.state.positions}
+            known = self._floors[position.position_id] = (position.qty, price_floors(position.qty, *rules))
+        floors = known[1]
+        if floors is not None and trade.sell_vwap >= floors[0] and trade.buy_vwap >= floors[1]:
             return False
         out.decisions.append(dust_exit(position, trade.net_spread_pct))
         out.notes.append(

@@ -15,7 +15,7 @@ import pytest
 from arbitrage.domain.exit_retry import ExitRetry, first_failure, retry_delay_s
 from arbitrage.domain.money import MarketRules
 from arbitrage.domain.pnl import reverse_trade
-from arbitrage.engines.execution import DUST, closable_qty, plan_exit
+from arbitrage.engines.execution import DUST, closable_qty, plan_exit, price_floors
 from arbitrage.engines.position import PositionEngine
 from arbitrage.engines.stoploss import ExitEngine
 from arbitrage.errors import ConfigError
@@ -68,6 +68,10 @@ def market(binance_bid: float = 100_000.0, upbit_ask: float = 141_200_000.0) -> 
 def test_closable_qty(qty, sell_rules, buy_rules, sell_price, buy_price, closable):
     got = closable_qty(D(qty), sell_rules, buy_rules, D(sell_price), D(buy_price))
     assert got == D(closable)
+    # The exit engine's per-tick screen agrees (the floors are the prices at the minimums).
+    floors = price_floors(D(qty), sell_rules, buy_rules)
+    screened = floors is not None and float(sell_price) >= floors[0] and float(buy_price) >= floors[1]
+    assert screened == (got > 0)
 
 
 def _trade(position, books):
