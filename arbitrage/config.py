@@ -149,8 +149,8 @@ class ExitConfig(Section):
     # A failed exit (a leg refused, the other unwound) waits before its next attempt: base, 2x,
     # 4x ... up to the cap; a stop loss up to its own, shorter cap (see engines.stoploss).
     retry_backoff_s: Pos = 1.0
-    retry_backoff_max_s: Pos = 60.0
-    stoploss_retry_backoff_max_s: Pos = 10.0
+    retry_backoff_max_s: Pos = 300.0
+    stoploss_retry_backoff_max_s: Pos = 60.0
 
     @model_validator(mode="after")
     def _backoff_caps(self) -> ExitConfig:

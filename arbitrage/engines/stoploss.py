@@ -91,9 +91,12 @@ class ExitEngine:
     A position too small for either venue even at the reverse trade's own prices is closed as
     DUST at once, trigger or not: it can never be traded back, and open it would count toward
     safety.max_open_positions for ever. A position whose last exit attempts failed waits out
-    its backoff (exit.retry_backoff_s doubling up to exit.retry_backoff_max_s). A stop loss
-    waits at most exit.stoploss_retry_backoff_max_s: each failed attempt costs an unwind, but a
-    stop loss held back a minute after the venue recovers can lose more than a few unwinds.
+    its backoff (exit.retry_backoff_s doubling up to exit.retry_backoff_max_s, 300 s by default):
+    each failed attempt costs an unwind (about 0.3% of the notional in the incident that set
+    these), so while a venue refuses, fewer attempts lose less. A stop loss waits at most
+    exit.stoploss_retry_backoff_max_s (60 s): its position is losing, and once the venue takes
+    orders again, five minutes of market against it can cost more than the extra unwinds (at
+    most one a minute) that the shorter cap spends meanwhile.
     """
 
     def __init__(self, name: str, config: AppConfig) -> None:

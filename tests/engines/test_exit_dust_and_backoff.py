@@ -144,17 +144,19 @@ OLD = NOW - 7200  # past exit.max_hold_s
 @pytest.mark.parametrize(
     ("books", "failures", "ago", "goes_out"),
     [
-        # MAX_HOLD, default backoff 1 s doubling up to 60 s
+        # MAX_HOLD, default backoff 1 s doubling up to 300 s
         (market(), 1, 0.5, False),
         (market(), 1, 1.0, True),
         (market(), 3, 3.9, False),
         (market(), 3, 4.0, True),
-        (market(), 8, 59.0, False),  # 128 s capped at 60
-        (market(), 8, 60.0, True),
-        # STOP_LOSS: the same doubling, capped at exit.stoploss_retry_backoff_max_s (10 s)
+        (market(), 8, 127.0, False),
+        (market(), 8, 128.0, True),
+        (market(), 12, 299.0, False),  # 2048 s capped at 300
+        (market(), 12, 300.0, True),
+        # STOP_LOSS: the same doubling, capped at exit.stoploss_retry_backoff_max_s (60 s)
         (CRASHED, 3, 3.9, False),
-        (CRASHED, 8, 9.9, False),
-        (CRASHED, 8, 10.0, True),
+        (CRASHED, 8, 59.9, False),
+        (CRASHED, 8, 60.0, True),
     ],
 )
 def test_a_failing_exit_waits_out_its_backoff(books, failures, ago, goes_out):
