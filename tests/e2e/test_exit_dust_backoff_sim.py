@@ -53,8 +53,13 @@ def test_a_position_finer_than_binance_trades_exits_once_and_its_dust_is_booked(
     tmp_path: Path, sim_server: SimServer, sim: SimControl
 ) -> None:
     (tmp_path / ".live_trading_ok").write_text("yes\n", encoding="utf-8")
+    # The first order on Upbit (the first entry's sell leg; the dry-run's test orders are not
+    # faulted) fills 37%.
     sim.add_fault("partial_fill", venue="upbit", ops=["create_order"], count=1, fill_ratio=0.37)
-    config = overrides(sim_server.base_url, execution={"hedge_retries": 0}, exit={"max_hold_s": 1})
+    # A wide leg limit: the Binance buy of that entry must fill even when the books moved since
+    # the opportunity (a loaded machine), or there is no position to test.
+    execution = {"hedge_retries": 0, "max_slippage_pct": 1.0}
+    config = overrides(sim_server.base_url, execution=execution, exit={"max_hold_s": 1})
     run = run_bot(
         tmp_path, "--mode", "live", "--loops", "40", "--interval", "0.1",
         overrides=config, env=LIVE_ENV, timeout=240,
@@ -62,25 +67,28 @@ def test_a_position_finer_than_binance_trades_exits_once_and_its_dust_is_booked(
     assert run.code == 0, run.stderr[-3000:]
 
     positions = rows(run.ledger_path, "select * from positions order by opened_at")
-    first = positions[0]
-    entry_qty = D(first["closed_qty"]) + D(first["qty"])
-    assert entry_qty % BINANCE_ETH_STEP != 0, f"the partial fill left {entry_qty}: on Binance's step"
-    # Closed: the tradable part through one exit, the rest as dust; so the next entry could open.
-    assert (first["state"], first["exit_reason"], D(first["qty"])) == ("CLOSED", "DUST", 0), first
-    assert len(positions) >= 2, "max_open_positions stayed taken by the dust position"
     orders = rows(run.ledger_path, "select * from orders order by rowid")
-    exit_legs = [o for o in orders if o["position_id"] == first["position_id"] and o["purpose"] == "exit"]
-    assert len(exit_legs) == 2, exit_legs  # one exit, never retried
-    closable = (entry_qty / BINANCE_ETH_STEP).to_integral_value("ROUND_DOWN") * BINANCE_ETH_STEP
-    assert {(o["venue"], D(o["qty"]), o["state"]) for o in exit_legs} == {
-        ("binance", closable, "FILLED"),
-        ("upbit", closable, "FILLED"),
-    }
-    assert not [o for o in orders if "refused before sending" in (o["reason"] or "")]
-    dust = entry_qty - closable
     hedges = rows(run.ledger_path, "select * from hedge_events")
-    booked = [h for h in hedges if h["detail"].startswith(f"dust of {first['position_id']}")]
-    assert sorted((h["venue"], D(h["qty"])) for h in booked) == [("binance", dust), ("upbit", dust)]
+    assert not [o for o in orders if "refused before sending" in (o["reason"] or "")]
+    finer = [p for p in positions if (D(p["closed_qty"]) + D(p["qty"])) % BINANCE_ETH_STEP != 0]
+    assert len(finer) == 1, (positions, orders[:6])
+    for position in finer:
+        entry_qty = D(position["closed_qty"]) + D(position["qty"])
+        # Closed: the tradable part through one exit, the rest as dust.
+        assert (position["state"], position["exit_reason"], D(position["qty"])) == ("CLOSED", "DUST", 0)
+        pid = position["position_id"]
+        exit_legs = [o for o in orders if o["position_id"] == pid and o["purpose"] == "exit"]
+        closable = (entry_qty / BINANCE_ETH_STEP).to_integral_value("ROUND_DOWN") * BINANCE_ETH_STEP
+        # One exit, never retried, both legs on Binance's step.
+        assert sorted((o["venue"], D(o["qty"]), o["state"]) for o in exit_legs) == [
+            ("binance", closable, "FILLED"),
+            ("upbit", closable, "FILLED"),
+        ], exit_legs
+        dust = entry_qty - closable
+        booked = [h for h in hedges if h["detail"].startswith(f"dust of {pid}")]
+        assert sorted((h["venue"], D(h["qty"])) for h in booked) == [("binance", dust), ("upbit", dust)]
+    # The dust position no longer held safety.max_open_positions (1): entries went on after it.
+    assert positions[-1]["opened_at"] > max(p["closed_at"] for p in finer), positions
 
     # The simulator's own balances: the coin is where it started over both venues (less the fees
     # Binance took in ETH on buys), the dust included: it is paired inventory, not lost.
@@ -130,7 +138,7 @@ def test_an_exit_upbit_refuses_is_backed_off_alerted_once_and_closes_when_funds_
         # attempt itself (about a second here: both legs, Upbit's retries, the unwind) and the
         # wait for the next tick.
         for gap, wait in zip(gaps, (1.0, 2.0, 4.0), strict=True):
-            assert wait - 0.05 <= gap <= wait + 2.0, (gaps, refused)
+            assert wait - 0.05 <= gap <= wait + 3.0, (gaps, refused)
         (line,) = alerts(log_dir, "exit-failed:")
         assert f"exit-failed:{position}]" in line and "insufficient" in line, line
         sim.set_balance("upbit", API_KEYS["upbit"], "KRW", "100000000")
