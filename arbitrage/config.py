@@ -223,6 +223,20 @@ class ExitConfig(Section):
     # The reverse trade's net spread that takes profit; negative is a loss budget on the way out.
     min_spread_pct: Num = -0.1
     max_hold_s: Pos = 3600.0
+    # A failed exit (a leg refused, the other unwound) waits before its next attempt: base, 2x,
+    # 4x ... up to the cap; a stop loss up to its own, shorter cap (see engines.stoploss).
+    retry_backoff_s: Pos = 1.0
+    retry_backoff_max_s: Pos = 300.0
+    stoploss_retry_backoff_max_s: Pos = 60.0
+
+    @model_validator(mode="after")
+    def _backoff_caps(self) -> ExitConfig:
+        for cap in ("retry_backoff_max_s", "stoploss_retry_backoff_max_s"):
+            if getattr(self, cap) < self.retry_backoff_s:
+                raise KeyProblem(
+                    cap, f"at least retry_backoff_s ({self.retry_backoff_s})", getattr(self, cap)
+                )
+        return self
 
 
 class StoplossConfig(Section):

@@ -45,8 +45,9 @@ class ExitIntent:
     """Close (part of) a pair position through the reverse trade, or without one."""
 
     position_id: str
-    reason: str  # TAKE_PROFIT | STOP_LOSS | MAX_HOLD | REDUCE_EXPOSURE | SHUTDOWN | INVENTORY
+    reason: str  # TAKE_PROFIT | STOP_LOSS | MAX_HOLD | REDUCE_EXPOSURE | SHUTDOWN | INVENTORY | DUST
     qty: Decimal
+    # Both legs or neither: without legs, `qty` closes with no trade (DUST: into the residual book).
     sell: LegPlan | None  # sell back on the position's buy venue
     buy: LegPlan | None  # buy back on the position's sell venue
     spread_pct: float  # the reverse trade's net spread when decided

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from arbitrage.domain.book import MarketSnapshot
+from arbitrage.domain.exit_retry import ExitRetry
 from arbitrage.domain.money import MarketRules
 from arbitrage.domain.pnl import ReverseTrade, entry_pnl, reverse_trade
 from arbitrage.domain.positions import PairPosition
@@ -56,6 +57,7 @@ class StateView:
     entries_blocked: str | None = None  # set during shutdown: no new entries
     redis_heartbeat_age_ms: float | None = None  # None when Redis is not in use
     unhedged_qty: Mapping[tuple[str, str], Decimal] = field(default_factory=dict)
+    exit_retries: Mapping[str, ExitRetry] = field(default_factory=dict)  # failed exits by position id
 
 
 @dataclass(slots=True)

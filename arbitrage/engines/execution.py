@@ -19,6 +19,9 @@ from arbitrage.domain.positions import PairPosition
 from arbitrage.engines.base import EngineOutput, Note, TickContext
 
 HUNDRED = Decimal(100)
+# The reason of an exit that closes a position without a trade: its open qty is below what the
+# venues accept, so it moves to the residual book (runtime.legs) as inventory outside positions.
+DUST = "DUST"
 
 FreeBalance = Callable[[str, str], Decimal]  # (venue, asset) -> what this tick has not yet planned
 
@@ -39,6 +42,44 @@ def round_to_both(qty: Decimal, a: MarketRules, b: MarketRules) -> Decimal:
     return fine.round_qty(coarse.round_qty(qty))
 
 
+def closable_qty(
+    qty: Decimal, sell_rules: MarketRules, buy_rules: MarketRules, sell_price: Decimal, buy_price: Decimal
+) -> Decimal:
+    """The part of an open `qty` that a reverse trade at these limit prices can close.
+
+    Both legs must close the same amount, so `qty` is rounded down to both venues' steps (the
+    coarser one decides). ZERO when that is below either venue's minimum quantity or order value:
+    then no reverse trade can ever close it, and sending one only has it refused.
+    """
+    common = round_to_both(qty, sell_rules, buy_rules)
+    if sell_rules.check(common, sell_price) is not None or buy_rules.check(common, buy_price) is not None:
+        return ZERO
+    return common
+
+
+def price_floors(qty: Decimal, sell_rules: MarketRules, buy_rules: MarketRules) -> tuple[float, float] | None:
+    """The lowest (sell, buy) prices at which closable_qty(qty, ...) is not ZERO; None when it is
+    ZERO at any price (below a step or a minimum quantity). Floats: the exit engine screens every
+    open position with them each tick, and the exact check is plan_exit's when an exit is planned.
+    """
+    common = round_to_both(qty, sell_rules, buy_rules)
+    if common <= 0 or common < sell_rules.min_qty or common < buy_rules.min_qty:
+        return None
+    return float(sell_rules.min_notional / common), float(buy_rules.min_notional / common)
+
+
+def dust_exit(position: PairPosition, spread_pct: float) -> ExitIntent:
+    """Close the whole open qty without a trade: it goes to the residual book as inventory."""
+    return ExitIntent(
+        position_id=position.position_id,
+        reason=DUST,
+        qty=position.qty,
+        sell=None,
+        buy=None,
+        spread_pct=spread_pct,
+    )
+
+
 def plan_exit(
     position: PairPosition,
     trade: ReverseTrade,
@@ -47,32 +88,24 @@ def plan_exit(
     sell_rules: MarketRules,
     buy_rules: MarketRules,
 ) -> ExitIntent:
-    """The reverse trade as two legs for the whole open qty.
+    """The reverse trade as two legs for the open qty both venues can trade (closable_qty).
 
     Sell back on the position's buy venue, buy back on its sell venue, each limit `slippage_pct`
     beyond the deepest level the reverse trade would take. `sell_rules` are the buy venue's rules
-    for its symbol, `buy_rules` the sell venue's.
+    for its symbol, `buy_rules` the sell venue's. What the rounding leaves open (less than a step)
+    is dust the next tick closes. When nothing is closable, the intent is a dust close (dust_exit).
     """
-    sell = LegPlan(
-        venue=position.buy_venue,
-        symbol=position.buy_symbol,
-        side="sell",
-        qty=position.qty,
-        price=limit_price(trade.sell_worst, "sell", slippage_pct, sell_rules),
-        fx=trade.sell_fx,
-    )
-    buy = LegPlan(
-        venue=position.sell_venue,
-        symbol=position.sell_symbol,
-        side="buy",
-        qty=position.qty,
-        price=limit_price(trade.buy_worst, "buy", slippage_pct, buy_rules),
-        fx=trade.buy_fx,
-    )
+    sell_price = limit_price(trade.sell_worst, "sell", slippage_pct, sell_rules)
+    buy_price = limit_price(trade.buy_worst, "buy", slippage_pct, buy_rules)
+    qty = closable_qty(position.qty, sell_rules, buy_rules, sell_price, buy_price)
+    if qty <= 0:
+        return dust_exit(position, trade.net_spread_pct)
+    sell = LegPlan(position.buy_venue, position.buy_symbol, "sell", qty, sell_price, trade.sell_fx)
+    buy = LegPlan(position.sell_venue, position.sell_symbol, "buy", qty, buy_price, trade.buy_fx)
     return ExitIntent(
         position_id=position.position_id,
         reason=reason,
-        qty=position.qty,
+        qty=qty,
         sell=sell,
         buy=buy,
         spread_pct=trade.net_spread_pct,

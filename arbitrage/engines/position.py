@@ -15,6 +15,7 @@ from arbitrage.domain.pnl import exposure
 from arbitrage.domain.positions import PairPosition, PositionState
 from arbitrage.engines.base import EngineOutput, Note, TickContext
 from arbitrage.engines.execution import plan_exit
+from arbitrage.engines.stoploss import exit_held_back
 
 
 class PositionEngine:
@@ -76,10 +77,16 @@ class PositionEngine:
         exiting = {i.position_id for i in ctx.decided("stoploss") if isinstance(i, ExitIntent)}
         remaining = total - sum(marks[pid] for pid in exiting if pid in marks)
         slippage = self._config.execution.max_slippage_pct
+        ex = self._config.exit
         for position in positions:
             if remaining <= limit:
                 break
             if position.position_id in exiting:
+                continue
+            retry = ctx.state.exit_retries.get(position.position_id)
+            wait = exit_held_back(retry, ctx.snapshot.ts, ex.retry_backoff_s, ex.retry_backoff_max_s)
+            if wait is not None:
+                out.notes.append(Note("DEBUG", f"REDUCE_EXPOSURE {position.position_id} waits: {wait}"))
                 continue
             trade = ctx.reverse_trade(position)
             sell_rules = ctx.state.rules.get((position.buy_venue, position.buy_symbol))

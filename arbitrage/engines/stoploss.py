@@ -13,13 +13,16 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Mapping
+from decimal import Decimal
 
 from arbitrage.config import AppConfig
 from arbitrage.domain.book import MarketSnapshot
+from arbitrage.domain.exit_retry import ExitRetry
+from arbitrage.domain.money import MarketRules
 from arbitrage.domain.pnl import ReverseTrade, fx_spread_pct
 from arbitrage.domain.positions import PairPosition, PositionState
-from arbitrage.engines.base import EngineOutput, Note, TickContext, VenueStatus
-from arbitrage.engines.execution import plan_exit
+from arbitrage.engines.base import EngineOutput, Note, StateView, TickContext, VenueStatus
+from arbitrage.engines.execution import DUST, dust_exit, plan_exit, price_floors
 
 PairKey = tuple[str, str, str]  # (asset, buy venue, sell venue)
 MIN_SAMPLES = 5
@@ -65,12 +68,39 @@ class SpreadWindow:
         return math.sqrt(sum((x - mean) ** 2 for x in window) / (n - 1))
 
 
+def exit_rules(state: StateView, position: PairPosition) -> tuple[MarketRules, MarketRules] | None:
+    """(sell leg rules, buy leg rules) of the position's reverse trade, None if either is unknown."""
+    sell_rules = state.rules.get((position.buy_venue, position.buy_symbol))
+    buy_rules = state.rules.get((position.sell_venue, position.sell_symbol))
+    return None if sell_rules is None or buy_rules is None else (sell_rules, buy_rules)
+
+
+def exit_held_back(retry: ExitRetry | None, now: float, base_s: float, cap_s: float) -> str | None:
+    """Why a position's exit must wait (its last attempts failed and the backoff runs), or None."""
+    if retry is None:
+        return None
+    at = retry.retry_at(base_s, cap_s)
+    if now >= at:
+        return None
+    return f"{retry.failures} failed exit attempt(s), next in {at - now:.1f}s (last: {retry.why})"
+
+
 class ExitEngine:
     """One ExitIntent per open position that hits a trigger; nothing at all when exit.mode is none.
 
     Triggers, first match wins: STOP_LOSS (loss % of the open cost basis >= the static or dynamic
     band), TAKE_PROFIT (the reverse trade nets >= exit.min_spread_pct), MAX_HOLD. A stop loss or
     a max-hold exit gets the wider unwind slippage bound, since getting out matters more than price.
+
+    A position too small for either venue even at the reverse trade's own prices is closed as
+    DUST at once, trigger or not: it can never be traded back, and open it would count toward
+    safety.max_open_positions for ever. A position whose last exit attempts failed waits out
+    its backoff (exit.retry_backoff_s doubling up to exit.retry_backoff_max_s, 300 s by default):
+    each failed attempt costs an unwind (about 0.3% of the notional in the incident that set
+    these), so while a venue refuses, fewer attempts lose less. A stop loss waits at most
+    exit.stoploss_retry_backoff_max_s (60 s): its position is losing, and once the venue takes
+    orders again, five minutes of market against it can cost more than the extra unwinds (at
+    most one a minute) that the shorter cap spends meanwhile.
     """
 
     def __init__(self, name: str, config: AppConfig) -> None:
@@ -79,6 +109,8 @@ class ExitEngine:
         self._assets = tuple(config.symbols)
         self._window = SpreadWindow(config.stoploss.dynamic_window)
         self._held: dict[str, str] = {}  # position id -> why its exit is held (noted once)
+        # position id -> (its qty, price_floors of that qty): the Decimal work once per qty.
+        self._floors: dict[str, tuple[Decimal, tuple[float, float] | None]] = {}
 
     def stop_band_pct(self, position: PairPosition) -> float:
         """The loss % that stops this position out."""
@@ -90,7 +122,7 @@ class ExitEngine:
         return sl.static_pct
 
     def on_tick(self, ctx: TickContext) -> EngineOutput:
-        counts = {"STOP_LOSS": 0, "TAKE_PROFIT": 0, "MAX_HOLD": 0}
+        counts = {"STOP_LOSS": 0, "TAKE_PROFIT": 0, "MAX_HOLD": 0, DUST: 0, "HELD_BACK": 0}
         out = EngineOutput()
         unrealized = 0.0
         if self._config.exit.mode != "none":
@@ -106,11 +138,19 @@ class ExitEngine:
                     )
                     continue
                 unrealized += pnl
+                if self._dust(ctx, position, trade, out):
+                    counts[DUST] += 1
+                    continue
                 reason, why = self._trigger(position, trade, pnl, ctx.snapshot.ts)
                 if reason is None:
                     self._held.pop(position.position_id, None)
                     continue
                 if self._hold(ctx, position, reason, out):
+                    continue
+                wait = self._held_back(ctx, position, reason)
+                if wait is not None:
+                    counts["HELD_BACK"] += 1
+                    out.notes.append(Note("DEBUG", f"{reason} {position.position_id} waits: {wait}"))
                     continue
                 if self._exit(ctx, position, trade, reason, why, out):
                     counts[reason] += 1
@@ -118,6 +158,8 @@ class ExitEngine:
             sl_triggers=float(counts["STOP_LOSS"]),
             tp_triggers=float(counts["TAKE_PROFIT"]),
             hold_triggers=float(counts["MAX_HOLD"]),
+            dust_closes=float(counts[DUST]),
+            exits_held_back=float(counts["HELD_BACK"]),
             unrealized_pnl=unrealized,
         )
         return out
@@ -135,6 +177,37 @@ class ExitEngine:
             out.notes.append(Note("WARNING", f"{reason} {pid} {position.asset}: exit held, {why}"))
         self._held[pid] = cause
         return True
+
+    def _dust(self, ctx: TickContext, position: PairPosition, trade: ReverseTrade, out: EngineOutput) -> bool:
+        """Close the position as DUST when its venues cannot trade it back even at the touch."""
+        rules = exit_rules(ctx.state, position)
+        if rules is None:
+            return False
+        known = self._floors.get(position.position_id)
+        if known is None or known[0] != position.qty:
+            if len(self._floors) > 2 * len(ctx.state.positions) + 16:  # closed positions' entries
+                self._floors = {k: v for k, v in self._floors.items() if k in ctx.state.positions}
+            known = self._floors[position.position_id] = (position.qty, price_floors(position.qty, *rules))
+        floors = known[1]
+        if floors is not None and trade.sell_vwap >= floors[0] and trade.buy_vwap >= floors[1]:
+            return False
+        out.decisions.append(dust_exit(position, trade.net_spread_pct))
+        out.notes.append(
+            Note(
+                "INFO",
+                f"{DUST} {position.position_id} {position.asset}: open {position.qty} is below what "
+                f"{position.buy_venue} and {position.sell_venue} both trade; closed into the residual book",
+            )
+        )
+        return True
+
+    def _held_back(self, ctx: TickContext, position: PairPosition, reason: str) -> str | None:
+        ex = self._config.exit
+        cap = ex.retry_backoff_max_s
+        if reason == "STOP_LOSS":
+            cap = min(cap, ex.stoploss_retry_backoff_max_s)
+        retry = ctx.state.exit_retries.get(position.position_id)
+        return exit_held_back(retry, ctx.snapshot.ts, ex.retry_backoff_s, cap)
 
     def _trigger(
         self, position: PairPosition, trade: ReverseTrade, pnl: float, now: float
@@ -165,14 +238,16 @@ class ExitEngine:
     ) -> bool:
         ex = self._config.execution
         slippage = ex.max_slippage_pct if reason == "TAKE_PROFIT" else ex.unwind_slippage_pct
-        sell_rules = ctx.state.rules.get((position.buy_venue, position.buy_symbol))
-        buy_rules = ctx.state.rules.get((position.sell_venue, position.sell_symbol))
-        if sell_rules is None or buy_rules is None:
+        rules = exit_rules(ctx.state, position)
+        if rules is None:
             out.notes.append(
                 Note("WARNING", f"{reason} {position.position_id}: no market rules, cannot price the exit")
             )
             return False
-        out.decisions.append(plan_exit(position, trade, reason, slippage, sell_rules, buy_rules))
+        intent = plan_exit(position, trade, reason, slippage, *rules)
+        out.decisions.append(intent)
+        if intent.reason == DUST:
+            why += f"; {position.qty} is below a venue's minimum at the exit's limits: closed as {DUST}"
         out.notes.append(Note("INFO", f"{reason} {position.position_id} {position.asset}: {why}"))
         return True
 

@@ -311,6 +311,14 @@ class LiveLoop:
                     exits[intent.position_id] = intent
                 else:
                     exec_log.debug("exit of %s held: %s", intent.position_id, why)
+        for dust in [i for i in exits.values() if i.sell is None or i.buy is None]:
+            # Below what the venues trade: closed into the residual book, no venue call.
+            del exits[dust.position_id]
+            try:
+                self._trader.close_dust(dust)
+            except Exception:
+                errors += 1
+                exec_log.exception("dust close of %s failed", dust.position_id)
         if exits:
             try:
                 pending_exits = self._trader.write_exits(list(exits.values()))

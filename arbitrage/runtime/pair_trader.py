@@ -26,6 +26,7 @@ from arbitrage.config import AppConfig
 from arbitrage.domain import ids
 from arbitrage.domain.book import MarketSnapshot, OrderBook
 from arbitrage.domain.decisions import EntryIntent, ExitIntent, LegPlan
+from arbitrage.domain.exit_retry import first_failure
 from arbitrage.domain.money import ZERO, booked, dec
 from arbitrage.domain.orders import Order, OrderCancelled, OrderRequest, apply
 from arbitrage.domain.positions import PairPosition
@@ -40,7 +41,7 @@ from arbitrage.venues.base import Venue
 
 log = logging.getLogger("arbitrage.execution")
 
-AlertFn = Callable[[str, str], None]
+AlertFn = Callable[..., None]  # (key, text) or (key, text, level); the level defaults to ERROR
 BookFn = Callable[[str, str], OrderBook | None]  # (venue, asset) -> a fresh book
 PublishFn = Callable[[str, dict[str, Any]], object]  # the event stream for dashboards (Redis)
 LegRunner = Callable[[list[Order]], list[Placement]]  # the venue calls of both legs, in turn or at once
@@ -250,7 +251,10 @@ class PairTrader:
     # Exits ---------------------------------------------------------------------------------
 
     def exit(self, intent: ExitIntent) -> PairPosition | None:
-        """Write one exit's PENDING legs, then send them and book what closed."""
+        """Write one exit's PENDING legs, then send them and book what closed (a DUST exit,
+        without legs, closes at once)."""
+        if intent.sell is None or intent.buy is None:
+            return self.close_dust(intent)
         pending = self.write_exits([intent])
         return self.send_exit(pending[0]) if pending else None
 
@@ -294,7 +298,12 @@ class PairTrader:
             buy.venue,
             intent.spread_pct,
         )
-        placed = self._run_legs([sell, buy])
+        try:
+            placed = self._run_legs([sell, buy])
+        except Exception as err:
+            # Nothing came back to book (the loop logs the error): the attempt failed all the same.
+            self._exit_failed(position, group, intent.qty, ZERO, f"{type(err).__name__}: {err}")
+            raise
         self._state.counters.exits += 1
         if intent.reason == "STOP_LOSS":
             self._state.counters.sl_triggers += 1
@@ -368,6 +377,12 @@ class PairTrader:
     ) -> None:
         self._refresh_balances(sell_tally.venue, buy_tally.venue)
         closed = before.qty - after.qty
+        # What the legs were sent for: closing less than that is a failed attempt, backed off.
+        sent = min((t.orders[0].qty for t in (sell_tally, buy_tally) if t.orders), default=ZERO)
+        if closed < sent:
+            self._exit_failed(after, group, sent, closed, _legs_outcome(sell_tally, buy_tally))
+        else:
+            self._exit_done(after, f"exit {group} closed {closed}")
         self._event(
             "exit",
             group=group,
@@ -387,6 +402,82 @@ class PairTrader:
                 after.realized_pnl.quantize(Decimal("1")),
                 self._cfg.accounting_currency,
             )
+
+    # Failing exits and dust ----------------------------------------------------------------
+
+    def _exit_failed(
+        self, position: PairPosition, group: str, sent: Decimal, closed: Decimal, why: str
+    ) -> None:
+        """Count a failed exit attempt: the exit engines back off; alert on the first one only."""
+        pid, now = position.position_id, self._clock.time()
+        before = self._state.exit_retries.get(pid)
+        retry = first_failure(pid, now, why) if before is None else before.after(now, why)
+        self._state.exit_retries[pid] = retry
+        ex = self._cfg.exit
+        wait = retry.retry_at(ex.retry_backoff_s, ex.retry_backoff_max_s) - now
+        log.warning(
+            "exit %s of %s failed (attempt %d): closed %s of %s; %s; next attempt in %.1fs at the earliest",
+            group, pid, retry.failures, closed, sent, why, wait,
+        )  # fmt: skip
+        if before is None:
+            self._alert(
+                f"exit-failed:{pid}",
+                f"Exit of {pid} ({position.asset}, {position.qty} open) failed: closed {closed} of {sent}; "
+                f"{why}. Retrying with backoff from {ex.retry_backoff_s:g}s up to "
+                f"{ex.retry_backoff_max_s:g}s ({ex.stoploss_retry_backoff_max_s:g}s for a stop loss); "
+                "no further alert until it closes.",
+            )
+
+    def _exit_done(self, position: PairPosition, what: str) -> None:
+        """An exit attempt that closed what it was sent for ends the backoff; say so if it had failed."""
+        retry = self._state.exit_retries.pop(position.position_id, None)
+        if retry is None:
+            return
+        state = "closed" if position.qty <= 0 else f"{position.qty} still open"
+        text = (
+            f"Exit of {position.position_id} ({position.asset}) recovered after {retry.failures} failed "
+            f"attempt(s) over {self._clock.time() - retry.first_failed_at:.0f}s: {what}, position {state}"
+        )
+        log.warning("%s", text)
+        self._alert(f"exit-recovered:{position.position_id}", text, "INFO")
+
+    def close_dust(self, intent: ExitIntent) -> PairPosition | None:
+        """Close a position's open qty without a trade (a DUST exit): it is below what the venues
+        accept, so it moves to the residual book, long on the buy venue and short on the sell venue
+        (the asset's net is unchanged). Its entry spread is realized with the position; the
+        inventory enters the residual book at no value, so whatever it fetches later is realized then.
+        """
+        position = self._state.positions.get(intent.position_id)
+        if position is None:
+            return None
+        qty = min(intent.qty, position.qty)
+        now = self._clock.time()
+        with self._ledger.transaction(durable=False):  # lost, the next tick closes it again
+            realized_before = position.realized_pnl
+            after = position.close_part(qty, ZERO, ZERO, ZERO, intent.spread_pct, intent.reason, now)
+            self._save_position(after, after.realized_pnl - realized_before, trades=0)
+            netted = ZERO
+            for venue, signed in ((position.buy_venue, qty), (position.sell_venue, -qty)):
+                realized = booked(self.residuals.add(venue, position.asset, signed, ZERO))
+                netted += realized
+                self._record_hedge(
+                    position.position_id, position.asset, venue, "residual", qty, realized,
+                    f"dust of {position.position_id}: {signed} below what the venues trade, "
+                    f"moved to inventory outside positions",
+                )  # fmt: skip
+            self._book_daily(netted, ZERO, netted, trades=0)
+        self._state.unhedged = self.residuals.quantities()
+        log.info(
+            "position %s %s: %s %s closed as %s into the residual book, realized %s %s",
+            after.position_id, intent.reason, qty, position.asset, "dust",
+            after.realized_pnl.quantize(Decimal("1")), self._cfg.accounting_currency,
+        )  # fmt: skip
+        self._event(
+            "exit", group=position.position_id, position=position.position_id, reason=intent.reason,
+            closed=qty, left=after.qty, realized_pnl=after.realized_pnl,
+        )  # fmt: skip
+        self._exit_done(after, f"{qty} closed as dust into the residual book")
+        return after
 
     # Orders whose outcome was unknown -----------------------------------------------------
 
@@ -624,3 +715,15 @@ class PairTrader:
                 self._state.balances[name] = self._venues[name].balances()
             except VenueError as err:
                 log.warning("balances of %s not refreshed (last known kept): %s", name, err)
+
+
+def _legs_outcome(*tallies: LegTally) -> str:
+    """How each leg of an exit ended, for the log and the alert: "upbit buy REJECTED (insufficient ...)"."""
+    parts = []
+    for tally in tallies:
+        if not tally.orders:
+            continue
+        leg = tally.orders[0]
+        text = f"{leg.venue} {leg.side} {leg.state.value} {leg.filled_qty}/{leg.qty}"
+        parts.append(f"{text} ({leg.reason})" if leg.reason else text)
+    return ", ".join(parts)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from arbitrage.domain.exit_retry import ExitRetry
 from arbitrage.domain.money import ZERO, MarketRules
 from arbitrage.domain.positions import PairPosition, PositionState
 from arbitrage.engines.base import StateView, VenueStatus
@@ -54,6 +55,8 @@ class BotState:
     redis_heartbeat_age_ms: float | None = None
     unhedged: dict[tuple[str, str], Decimal] = field(default_factory=dict)  # (venue, asset) -> signed qty
     counters: RunCounters = field(default_factory=RunCounters)
+    # Positions whose last exit attempts failed: the exit engines wait before trying again.
+    exit_retries: dict[str, ExitRetry] = field(default_factory=dict)
     # [start, end) of `day` in epoch seconds: most ticks fall inside and skip the date arithmetic.
     _day_span: tuple[float, float] = field(default=(0.0, 0.0), repr=False)
 
@@ -74,6 +77,7 @@ class BotState:
             entries_blocked=self.entries_blocked,
             redis_heartbeat_age_ms=self.redis_heartbeat_age_ms,
             unhedged_qty=dict(self.unhedged),
+            exit_retries=dict(self.exit_retries),
         )
 
     def roll_day(self, ts: float, realized_for_day: Decimal | None = None) -> bool:

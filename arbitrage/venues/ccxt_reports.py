@@ -94,14 +94,30 @@ def state_of(
     return OrderState.EXPIRED, IOC_REMAINDER if filled > 0 else NO_LIQUIDITY
 
 
-def fill_totals(order: Mapping[str, Any], exact: tuple[Decimal, Decimal] | None) -> tuple[Decimal, Decimal]:
-    """Filled quantity and average price; `exact` are (filled, cost) from the raw answer when known."""
+def fill_totals(
+    order: Mapping[str, Any], exact: tuple[Decimal, Decimal] | None, qty_step: Decimal | None = None
+) -> tuple[Decimal, Decimal]:
+    """Filled quantity and average price; `exact` are (filled, cost) from the raw answer when known.
+
+    Without them, ccxt's unified `filled` is a binary float (0.16999999999999998 for 0.17): the
+    quantity goes onto the venue's `qty_step`, as every fill of the venue is, so that no float
+    digits reach a position's quantity and leave an untradable remainder behind its exit.
+    """
     if exact is not None:
         filled, cost = exact
     else:
         filled = to_decimal(order.get("filled")) or ZERO
         cost = to_decimal(order.get("cost")) or ZERO
+    if qty_step is not None:
+        filled = on_step(filled, qty_step)
     return filled, average_price(order, filled, cost)
+
+
+def on_step(qty: Decimal, step: Decimal) -> Decimal:
+    """`qty` on the nearest multiple of `step` (unchanged when already on it)."""
+    if step <= 0 or qty % step == 0:
+        return qty
+    return (qty / step).to_integral_value(ROUND_HALF_EVEN) * step
 
 
 def order_report(

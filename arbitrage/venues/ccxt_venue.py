@@ -519,7 +519,7 @@ class CcxtVenue:
     # Reports -----------------------------------------------------------------------
 
     def _report(self, symbol: str, cid: str, order: Order, cancelled_by_us: bool = False) -> OrderReport:
-        filled, avg = fill_totals(order, self._dialect.totals(order))
+        filled, avg = fill_totals(order, self._dialect.totals(order), self._qty_step(symbol))
         fee = ZERO
         if filled > 0:
             fees = fees_of(order)
@@ -529,6 +529,13 @@ class CcxtVenue:
         with self._state_lock:
             requested = self._requested.get(cid)
         return order_report(order, cid, requested, filled, avg, fee, cancelled_by_us)
+
+    def _qty_step(self, symbol: str) -> Decimal | None:
+        """The market's quantity step from what ccxt loaded (no request); None if unknown."""
+        try:
+            return self._dialect.rules(self._exchange, symbol, None).qty_step
+        except Exception:
+            return None  # the report keeps the venue's own figure
 
     def _trade_fees(self, symbol: str, order: Order) -> list[Any] | None:
         try:

@@ -96,6 +96,8 @@ def test_exit_mode_none_does_nothing():
         "sl_triggers": 0.0,
         "tp_triggers": 0.0,
         "hold_triggers": 0.0,
+        "dust_closes": 0.0,
+        "exits_held_back": 0.0,
         "unrealized_pnl": 0.0,
     }
 
