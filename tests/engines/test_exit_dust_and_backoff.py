@@ -180,7 +180,7 @@ def test_a_dust_close_is_never_held_back():
 
 @pytest.mark.parametrize(("ago", "reduced"), [(0.5, []), (2.0, ["P1"])])
 def test_reducing_exposure_waits_out_the_backoff_too(ago, reduced):
-    cfg = make_config(rebalancer={"max_exposure": 1000.0})
+    cfg = make_config(rebalancer={"max_exposure": 1000.0}, safety={"max_exposure": 1000.0})
     retry = ExitRetry("P1", 2, NOW - 10, NOW - ago, "refused")  # second failure: 2 s
     view = state(cfg, positions=[pair_position()], exit_retries={"P1": retry})
     out = PositionEngine("position", cfg).on_tick(ctx(snapshot(market()), view))
