@@ -1,0 +1,134 @@
+"""The report as one self-contained HTML page: the tables plus an equity curve and daily PnL bars.
+
+Charts are drawn by matplotlib (the `report` extra) into SVG that is inlined in the page, so
+the page fetches nothing: no script, no font, no stylesheet from the network.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Console
+
+from arbitrage.report.figures import Report
+from arbitrage.report.terminal import report_tables, window_text
+
+MATPLOTLIB_MISSING = "--html needs matplotlib: pip install 'arbitrage[report]'"
+
+# What an inlined SVG must not keep: the XML prolog, the DTD reference and the RDF metadata.
+_PROLOG = re.compile(r"<\?xml[^>]*\?>\s*|<!DOCTYPE[^>]*>\s*|<metadata>.*?</metadata>\s*", re.DOTALL)
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: render to files only
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _thousands(ax: Any) -> None:
+    from matplotlib.ticker import StrMethodFormatter
+
+    ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+
+
+def _svg(fig: Any) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+    return _PROLOG.sub("", buf.getvalue()).strip()
+
+
+def equity_svg(report: Report, currency: str) -> str:
+    plt = _pyplot()
+    with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "arb-report", "font.size": 9}):
+        fig, ax = plt.subplots(figsize=(9, 3.2))
+        try:
+            if report.equity:
+                xs = [datetime.fromtimestamp(ts, UTC) for ts, _ in report.equity]
+                ys = [float(v) for _, v in report.equity]
+                ax.step(xs, ys, where="post", color="#1f6feb", linewidth=1.2, label="realized equity")
+                dd = report.drawdown
+                if dd.amount and dd.trough_ts is not None:
+                    trough = datetime.fromtimestamp(dd.trough_ts, UTC)
+                    ax.axvline(trough, color="#cf222e", linewidth=0.8, linestyle="--",
+                               label=f"max drawdown {float(dd.amount):,.0f} {currency}")  # fmt: skip
+                ax.legend(loc="upper left", frameon=False)
+                fig.autofmt_xdate()
+            else:
+                ax.text(0.5, 0.5, "no realized PnL in this window", ha="center", va="center",
+                        transform=ax.transAxes)  # fmt: skip
+            ax.axhline(0, color="#888", linewidth=0.6)
+            ax.set_title(f"Realized equity ({currency})", loc="left")
+            _thousands(ax)
+            ax.grid(alpha=0.3)
+            return _svg(fig)
+        finally:
+            plt.close(fig)
+
+
+def daily_svg(report: Report, currency: str) -> str:
+    plt = _pyplot()
+    with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "arb-report", "font.size": 9}):
+        fig, ax = plt.subplots(figsize=(9, 3.0))
+        try:
+            if report.days:
+                labels = [d.day for d in report.days]
+                values = [float(d.realized) for d in report.days]
+                colors = ["#1a7f37" if v >= 0 else "#cf222e" for v in values]
+                ax.bar(range(len(values)), values, color=colors)
+                step = max(1, len(labels) // 15)
+                ax.set_xticks(range(0, len(labels), step), labels[::step], rotation=30, ha="right")
+            else:
+                ax.text(0.5, 0.5, "no day booked in this window", ha="center", va="center",
+                        transform=ax.transAxes)  # fmt: skip
+            ax.axhline(0, color="#888", linewidth=0.6)
+            ax.set_title(f"PnL per day ({currency})", loc="left")
+            _thousands(ax)
+            ax.grid(axis="y", alpha=0.3)
+            return _svg(fig)
+        finally:
+            plt.close(fig)
+
+
+def tables_html(report: Report, currency: str) -> str:
+    console = Console(
+        record=True, width=140, file=io.StringIO(), force_terminal=True, color_system="truecolor"
+    )
+    for table in report_tables(report, currency):
+        console.print(table)
+        console.print()
+    return console.export_html(inline_styles=True, code_format="<pre class=tables>{code}</pre>")
+
+
+def render_page(report: Report, currency: str, ledger: str, generated: str) -> str:
+    """The whole page; raises ModuleNotFoundError (named matplotlib) without the report extra."""
+    equity, daily = equity_svg(report, currency), daily_svg(report, currency)
+    title = f"arb report: {ledger}"
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{html.escape(title)}</title>
+<style>
+body {{ font-family: sans-serif; margin: 1.5em; color: #1f2328; }}
+h1 {{ font-size: 1.3em; }}
+.meta {{ color: #57606a; }}
+.chart svg {{ max-width: 100%; height: auto; }}
+pre.tables {{ font-family: monospace; font-size: 12px; line-height: 1.25; }}
+</style>
+</head>
+<body>
+<h1>{html.escape(title)}</h1>
+<p class="meta">{html.escape(window_text(report))}; generated {html.escape(generated)}</p>
+<div class="chart">{equity}</div>
+<div class="chart">{daily}</div>
+{tables_html(report, currency)}
+</body>
+</html>
+"""
