@@ -35,7 +35,8 @@ def qty(value: Decimal) -> str:
 
 
 def pct(value: float | None, digits: int = 3) -> str:
-    return "-" if value is None else f"{value:.{digits}f}%"
+    # + 0.0 turns a rounded -0.0 into 0.0: float noise is not a sign.
+    return "-" if value is None else f"{round(value, digits) + 0.0:.{digits}f}%"
 
 
 def ratio(value: float | None) -> str:
@@ -195,7 +196,6 @@ def rejections_table(report: Report) -> Table:
         t.add_row(reason, str(count))
     if not report.rejections_recorded:
         t.add_row(NO_REJECTIONS, "-")
-        t.caption = NO_REJECTIONS_NOTE
     return t
 
 
@@ -208,3 +208,5 @@ def report_tables(report: Report, currency: str) -> Iterator[RenderableType]:
     yield inventory_table(report, currency)
     yield fees_table(report)
     yield rejections_table(report)
+    if not report.rejections_recorded:
+        yield Text(NO_REJECTIONS_NOTE, style="dim")
