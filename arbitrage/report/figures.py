@@ -6,7 +6,8 @@ Money is summed as exact Decimals from the ledger's stored values; ratios and av
 Which rows fall in a window of trading days:
 - a position counts on the trading day it closed, an open one on the day it opened (its PnL,
   its trade, its fees, its hold time, its point on the equity curve);
-- hedge events and orders on the day of their timestamp; daily PnL rows by their day;
+- hedge events and orders on the day of their timestamp (orders are windowed by the reader);
+  daily PnL rows by their day;
 - residual inventory and open positions are the ledger's state now, whatever the window.
 """
 
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Context, Decimal, localcontext
 
-from arbitrage.store.ledger_reader import DayRow, HedgeRow, LedgerContents, OrderRow, PositionRow
+from arbitrage.store.ledger_reader import DayRow, HedgeRow, LedgerContents, OrderGroup, PositionRow
 
 ZERO = Decimal(0)
 # Sums of many 1e-8-quantized amounts stay exact, as the ledger keeps them.
@@ -198,10 +199,10 @@ def booked_at(p: PositionRow) -> float:
 
 
 def entry_spread_pct(p: PositionRow) -> float | None:
-    """The entry's realized net spread: proceeds - cost - fees over cost, in %."""
+    """The entry's realized net spread: proceeds - cost - fees over cost, in % (an analysis figure)."""
     if p.entry_cost <= 0:
         return None
-    return float((p.entry_proceeds - p.entry_cost - p.entry_fees) / p.entry_cost * 100)
+    return float(p.entry_proceeds - p.entry_cost - p.entry_fees) / float(p.entry_cost) * 100
 
 
 def _mean(values: Iterable[float | None]) -> float | None:
@@ -210,17 +211,18 @@ def _mean(values: Iterable[float | None]) -> float | None:
 
 
 def _dsum(values: Iterable[Decimal]) -> Decimal:
-    total = ZERO
-    for v in values:
-        total = _EXACT.add(total, v)
-    return total
+    with localcontext(_EXACT):
+        return sum(values, ZERO)
 
 
 # Figures ---------------------------------------------------------------------------------
 
 
 def _group(
-    positions: list[PositionRow], key: Callable[[PositionRow], str], hedge: dict[str, Decimal]
+    positions: list[PositionRow],
+    key: Callable[[PositionRow], str],
+    hedge: dict[str, Decimal],
+    spreads: dict[str, float | None],
 ) -> list[GroupLine]:
     groups: dict[str, list[PositionRow]] = defaultdict(list)
     for p in positions:
@@ -236,10 +238,10 @@ def _group(
                 closed=len(closed),
                 wins=sum(1 for p in closed if p.realized_pnl > 0),
                 realized=_dsum(p.realized_pnl for p in ps),
-                fees=_dsum(_EXACT.add(p.entry_fees, p.exit_fees) for p in ps),
+                fees=_dsum(p.entry_fees for p in ps) + _dsum(p.exit_fees for p in ps),
                 hedge=hedge.get(name, ZERO),
                 expected_spread_pct=_mean(p.entry_spread_pct for p in ps),
-                realized_spread_pct=_mean(entry_spread_pct(p) for p in ps),
+                realized_spread_pct=_mean(spreads[p.position_id] for p in ps),
             )
         )
     return lines
@@ -281,14 +283,12 @@ def hold_times(positions: Iterable[PositionRow]) -> HoldTimes | None:
     return HoldTimes(len(spans), sum(spans) / len(spans), statistics.median(spans), max(spans))
 
 
-def residual_inventory(orders: Iterable[OrderRow], positions: Iterable[PositionRow]) -> list[InventoryLine]:
+def residual_inventory(orders: Iterable[OrderGroup], positions: Iterable[PositionRow]) -> list[InventoryLine]:
     """What orders filled per venue minus what positions hold there (runtime.recovery's rule)."""
     held: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO)
-    for o in orders:
-        if o.filled_qty:
-            signed = o.filled_qty if o.side == "buy" else -o.filled_qty
-            key = (o.venue, o.symbol.partition("/")[0])
-            held[key] = _EXACT.add(held[key], signed)
+    for g in orders:
+        if g.filled_qty:
+            held[(g.venue, g.symbol.partition("/")[0])] += g.filled_qty if g.side == "buy" else -g.filled_qty
     for p in positions:
         entry = p.qty + p.closed_qty
         # Inventory arbitrage (exit.mode none) closes without a reverse trade: the entry stays held.
@@ -312,14 +312,14 @@ def open_positions(positions: Iterable[PositionRow], now: float) -> list[OpenLin
     return lines
 
 
-def _fees_by_venue(orders: Iterable[OrderRow]) -> list[FeeLine]:
+def _fees_by_venue(orders: Iterable[OrderGroup]) -> list[FeeLine]:
     fees: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO)
     counts: dict[tuple[str, str], int] = defaultdict(int)
-    for o in orders:
-        if o.filled_qty or o.fee:
-            key = (o.venue, o.fee_currency or "?")
-            fees[key] = _EXACT.add(fees[key], o.fee)
-            counts[key] += 1
+    for g in orders:
+        if g.with_fills or g.fee:
+            key = (g.venue, g.fee_currency or "?")
+            fees[key] += g.fee
+            counts[key] += g.with_fills
     return [FeeLine(v, c, fees[(v, c)], counts[(v, c)]) for v, c in sorted(fees)]
 
 
@@ -334,9 +334,10 @@ def _days(rows: Iterable[DayRow]) -> list[DayLine]:
 def compute_report(ledger: LedgerContents, window: Window, now: float) -> Report:
     """Every figure of the report for `window`; `now` dates the open positions' ages."""
     with localcontext(_EXACT):
-        positions = [p for p in ledger.positions if window.has_ts(booked_at(p))]
-        hedges = [h for h in ledger.hedges if window.has_ts(h.ts)]
-        orders = [o for o in ledger.orders if window.has_ts(o.created_at)]
+        lo, hi = window.start_ts, window.end_ts
+        positions = [p for p in ledger.positions if lo <= booked_at(p) < hi]
+        hedges = [h for h in ledger.hedges if lo <= h.ts < hi]
+        spreads = {p.position_id: entry_spread_pct(p) for p in positions}
         closed = [p for p in positions if p.state == "CLOSED"]
         hedge_by_asset: dict[str, Decimal] = defaultdict(lambda: ZERO)
         hedge_lines: dict[tuple[str, str], list[HedgeRow]] = defaultdict(list)
@@ -345,8 +346,8 @@ def compute_report(ledger: LedgerContents, window: Window, now: float) -> Report
             hedge_lines[(h.kind, h.asset)].append(h)
         curve = equity_curve(positions, hedges)
         states: dict[str, int] = defaultdict(int)
-        for o in orders:
-            states[o.state] += 1
+        for g in ledger.orders:
+            states[g.state] += g.orders
         rejections = {
             (v.reason or "(no reason)"): v.count for v in ledger.verdicts if v.verdict == "REJECTED"
         }
@@ -363,21 +364,21 @@ def compute_report(ledger: LedgerContents, window: Window, now: float) -> Report
             hedge=_dsum(h.cost for h in hedges),
             fees=_dsum(p.entry_fees + p.exit_fees for p in positions),
             expected_spread_pct=_mean(p.entry_spread_pct for p in positions),
-            realized_spread_pct=_mean(entry_spread_pct(p) for p in positions),
+            realized_spread_pct=_mean(spreads.values()),
             hold=hold_times(closed),
             drawdown=max_drawdown(curve),
             equity=curve,
             days=_days(d for d in ledger.days if window.has_day(d.day)),
-            by_asset=_group(positions, lambda p: p.asset, dict(hedge_by_asset)),
-            by_pair=_group(positions, pair_key, {}),
+            by_asset=_group(positions, lambda p: p.asset, dict(hedge_by_asset), spreads),
+            by_pair=_group(positions, pair_key, {}, spreads),
             hedges=[
                 HedgeLine(kind, asset, len(hs), _dsum(h.qty for h in hs), _dsum(h.cost for h in hs))
                 for (kind, asset), hs in sorted(hedge_lines.items())
             ],
-            inventory=residual_inventory(ledger.orders, ledger.positions),
+            inventory=residual_inventory(ledger.all_orders, ledger.positions),
             open_positions=open_positions(ledger.positions, now),
-            fees_by_venue=_fees_by_venue(orders),
-            orders=len(orders),
+            fees_by_venue=_fees_by_venue(ledger.orders),
+            orders=sum(states.values()),
             orders_by_state=dict(sorted(states.items())),
             approved=sum(v.count for v in ledger.verdicts if v.verdict == "APPROVED"),
             rejections=rejections,

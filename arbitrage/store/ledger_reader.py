@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Context, Decimal, localcontext
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -21,19 +21,21 @@ from arbitrage.store.schema import SCHEMA_VERSION
 
 
 @dataclass(frozen=True, slots=True)
-class OrderRow:
+class OrderGroup:
+    """The orders of one venue, market, side, state and fee currency, summed exactly.
+
+    The report needs no single order, and summing in the database keeps a ledger of 100,000
+    orders from becoming 100,000 Python objects."""
+
     venue: str
     symbol: str
     side: str
     state: str
-    purpose: str
-    qty: Decimal
-    price: Decimal
-    filled_qty: Decimal
-    avg_fill_price: Decimal
-    fee: Decimal
     fee_currency: str | None
-    created_at: float
+    orders: int
+    with_fills: int  # orders that filled something or paid a fee
+    filled_qty: Decimal
+    fee: Decimal  # in fee_currency, the market's quote currency
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +90,8 @@ class VerdictCount:
 class LedgerContents:
     """Everything the report needs, read in one snapshot."""
 
-    orders: list[OrderRow]
+    orders: list[OrderGroup]  # created in the window
+    all_orders: list[OrderGroup]  # the whole ledger: inventory is a state, not a flow
     positions: list[PositionRow]
     hedges: list[HedgeRow]
     days: list[DayRow]
@@ -96,9 +99,13 @@ class LedgerContents:
     opportunity_ts: tuple[float | None, float | None]  # span of the opportunities in the window
 
 
-_ORDERS = (
-    "SELECT venue, symbol, side, state, purpose, qty, price, filled_qty, avg_fill_price, fee, fee_currency, "
-    "created_at FROM orders"
+# {filled} and {fee} sum money exactly: PostgreSQL's SUM over NUMERIC; SQLite's SUM would go through binary
+# floats, so its text values are concatenated and summed as Decimals in Python.
+_ORDER_GROUPS = (
+    "SELECT venue, symbol, side, state, fee_currency, COUNT(*), "
+    "SUM(CASE WHEN CAST(filled_qty AS REAL) != 0 OR CAST(fee AS REAL) != 0 THEN 1 ELSE 0 END), "
+    "{filled}, {fee} FROM orders WHERE created_at >= ? AND created_at < ? "
+    "GROUP BY venue, symbol, side, state, fee_currency ORDER BY venue, symbol, side, state, fee_currency"
 )
 _POSITIONS = (
     "SELECT position_id, asset, buy_venue, sell_venue, qty, closed_qty, entry_cost, entry_proceeds, "
@@ -111,6 +118,8 @@ _VERDICTS = (
     "SELECT verdict, reason, COUNT(*), MIN(ts), MAX(ts) FROM opportunities WHERE ts >= ? AND ts < ? "
     "GROUP BY verdict, reason ORDER BY verdict, reason"
 )
+# ±inf do not bind portably; this range of epoch seconds is wide enough for any ledger.
+ALL_TIME = (-1e18, 1e18)
 _REQUIRED = ("meta", "orders", "positions", "opportunities", "hedge_events", "daily_pnl")
 
 
@@ -119,14 +128,33 @@ class _Cursor(Protocol):
     def fetchall(self) -> list[tuple[Any, ...]]: ...
 
 
-def _d(value: Any) -> Decimal:
-    return value if isinstance(value, Decimal) else Decimal(value)
+_EXACT = Context(prec=200)
 
 
-def _read(cur: _Cursor, placeholder: str, start_ts: float, end_ts: float) -> LedgerContents:
+def _money_total(value: Any) -> Decimal:
+    """A SUM from PostgreSQL, or SQLite's space-separated exact texts, as one exact Decimal."""
+    if isinstance(value, str):
+        with localcontext(_EXACT):
+            return sum(map(Decimal, value.split()), Decimal(0))
+    return Decimal(0) if value is None else Decimal(value)
+
+
+def _read(cur: _Cursor, dialect: str, start_ts: float, end_ts: float) -> LedgerContents:
+    placeholder = "?" if dialect == "sqlite" else "%s"
+
     def rows(sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         cur.execute(sql.replace("?", placeholder), params)
         return cur.fetchall()
+
+    def order_groups(lo: float, hi: float) -> list[OrderGroup]:
+        if dialect == "sqlite":
+            sql = _ORDER_GROUPS.format(filled="group_concat(filled_qty, ' ')", fee="group_concat(fee, ' ')")
+        else:
+            sql = _ORDER_GROUPS.format(filled="SUM(filled_qty)", fee="SUM(fee)")
+        return [
+            OrderGroup(v, sy, si, st, fc, int(n), int(w or 0), _money_total(q), _money_total(f))
+            for v, sy, si, st, fc, n, w, q, f in rows(sql, (lo, hi))
+        ]
 
     version = rows("SELECT value FROM meta WHERE key = 'schema_version'")
     if not version:
@@ -136,24 +164,22 @@ def _read(cur: _Cursor, placeholder: str, start_ts: float, end_ts: float) -> Led
             f"ledger schema version {version[0][0]} is newer than this bot's ({SCHEMA_VERSION}): "
             "upgrade the bot"
         )
-    orders = [
-        OrderRow(v, sy, si, st, pu, _d(q), _d(p), _d(fq), _d(ap), _d(f), fc, ca)
-        for v, sy, si, st, pu, q, p, fq, ap, f, fc, ca in rows(_ORDERS)
-    ]
+    # Decimal() takes SQLite's exact text and PostgreSQL's Decimal alike.
+    d = Decimal
+    all_orders = order_groups(*ALL_TIME)
+    orders = all_orders if (start_ts, end_ts) == ALL_TIME else order_groups(start_ts, end_ts)
     positions = [
-        PositionRow(
-            pid, a, bv, sv, _d(q), _d(cq), _d(ec), _d(ep), _d(ef), _d(xf), es, xr, st, oa, ca, _d(r), ua
-        )
+        PositionRow(pid, a, bv, sv, d(q), d(cq), d(ec), d(ep), d(ef), d(xf), es, xr, st, oa, ca, d(r), ua)
         for pid, a, bv, sv, q, cq, ec, ep, ef, xf, es, xr, st, oa, ca, r, ua in rows(_POSITIONS)
     ]
-    hedges = [HedgeRow(g, a, v, k, _d(q), _d(c), ts) for g, a, v, k, q, c, ts in rows(_HEDGES)]
-    days = [DayRow(day, _d(r), _d(f), _d(h), int(n)) for day, r, f, h, n in rows(_DAYS)]
+    hedges = [HedgeRow(g, a, v, k, d(q), d(c), ts) for g, a, v, k, q, c, ts in rows(_HEDGES)]
+    days = [DayRow(day, d(r), d(f), d(h), int(n)) for day, r, f, h, n in rows(_DAYS)]
     verdict_rows = rows(_VERDICTS, (start_ts, end_ts))
     verdicts = [VerdictCount(v, reason, int(n)) for v, reason, n, _, _ in verdict_rows]
     firsts = [r[3] for r in verdict_rows if r[3] is not None]
     lasts = [r[4] for r in verdict_rows if r[4] is not None]
     span = (min(firsts) if firsts else None, max(lasts) if lasts else None)
-    return LedgerContents(orders, positions, hedges, days, verdicts, span)
+    return LedgerContents(orders, all_orders, positions, hedges, days, verdicts, span)
 
 
 def describe_ledger(url: str) -> str:
@@ -169,12 +195,11 @@ def describe_ledger(url: str) -> str:
 
 
 def read_ledger(url: str, start_ts: float = float("-inf"), end_ts: float = float("inf")) -> LedgerContents:
-    """The ledger at `url`, read-only; opportunity verdicts counted over [start_ts, end_ts).
+    """The ledger at `url`, read-only; orders and opportunity verdicts over [start_ts, end_ts).
 
     LedgerUnavailable (one sentence) when there is no ledger there or it cannot be read.
     """
-    # ±inf do not bind portably; the epoch's range is wide enough for any ledger.
-    start_ts, end_ts = max(start_ts, -1e18), min(end_ts, 1e18)
+    start_ts, end_ts = max(start_ts, ALL_TIME[0]), min(end_ts, ALL_TIME[1])
     if url.startswith("sqlite:///"):
         return _read_sqlite(url.removeprefix("sqlite:///"), start_ts, end_ts)
     if url.startswith(("postgresql://", "postgres://")):
@@ -202,7 +227,7 @@ def _read_sqlite(path: str, start_ts: float, end_ts: float) -> LedgerContents:
         # One read transaction: every query below sees the same committed state.
         cur.execute("BEGIN")
         try:
-            return _read(cur, "?", start_ts, end_ts)
+            return _read(cur, "sqlite", start_ts, end_ts)
         finally:
             cur.execute("ROLLBACK")
     except sqlite3.Error as exc:
@@ -240,7 +265,7 @@ def _read_postgres(url: str, start_ts: float, end_ts: float) -> LedgerContents:
         missing = [t for t, found in zip(_REQUIRED, row or (), strict=False) if found is None]
         if missing:
             raise LedgerUnavailable(f"no ledger in {where} (no {', '.join(missing)} table)")
-        return _read(cur, "%s", start_ts, end_ts)
+        return _read(cur, "postgresql", start_ts, end_ts)
     except psycopg.Error as exc:
         raise LedgerUnavailable(f"{where}: {' '.join(str(exc).split())}") from None
     finally:

@@ -28,7 +28,7 @@ from arbitrage.store.ledger_reader import (
     DayRow,
     HedgeRow,
     LedgerContents,
-    OrderRow,
+    OrderGroup,
     PositionRow,
     VerdictCount,
 )
@@ -62,23 +62,21 @@ def position(pid: str = "E1", **kw: object) -> PositionRow:
     return PositionRow(**fields)  # type: ignore[arg-type]
 
 
-def order(venue: str = "upbit", side: str = "buy", filled: str = "0.01", **kw: object) -> OrderRow:
+def order(venue: str = "upbit", side: str = "buy", filled: str = "0.01", **kw: object) -> OrderGroup:
+    """One order, as the reader's group of one."""
     fields: dict[str, object] = {
         "venue": venue,
         "symbol": "BTC/KRW" if venue == "upbit" else "BTC/USDT",
         "side": side,
         "state": "FILLED",
-        "purpose": "entry",
-        "qty": D(filled),
-        "price": D("100000000"),
-        "filled_qty": D(filled),
-        "avg_fill_price": D("100000000"),
-        "fee": D("500"),
         "fee_currency": "KRW" if venue == "upbit" else "USDT",
-        "created_at": T0,
+        "orders": 1,
+        "with_fills": 1 if D(filled) else 0,
+        "filled_qty": D(filled),
+        "fee": D("500"),
     }
     fields.update(kw)
-    return OrderRow(**fields)  # type: ignore[arg-type]
+    return OrderGroup(**fields)  # type: ignore[arg-type]
 
 
 def hedge(cost: str, ts: float = T0, kind: str = "unwind", asset: str = "BTC") -> HedgeRow:
@@ -88,14 +86,16 @@ def hedge(cost: str, ts: float = T0, kind: str = "unwind", asset: str = "BTC") -
 def contents(
     positions: Sequence[PositionRow] = (),
     hedges: Sequence[HedgeRow] = (),
-    orders: Sequence[OrderRow] = (),
+    orders: Sequence[OrderGroup] = (),
     days: list[DayRow] | None = None,
     verdicts: Sequence[VerdictCount] = (),
 ) -> LedgerContents:
     if days is None:  # the bot's own booking: everything on the day it happened
         total = sum((p.realized_pnl for p in positions), D(0)) + sum((h.cost for h in hedges), D(0))
         days = [DayRow("2026-12-03", total, D(0), sum((h.cost for h in hedges), D(0)), len(positions))]
-    return LedgerContents(list(orders), list(positions), list(hedges), days, list(verdicts), (None, None))
+    return LedgerContents(
+        list(orders), list(orders), list(positions), list(hedges), days, list(verdicts), (None, None)
+    )
 
 
 # Drawdown and the equity curve ------------------------------------------------------------
@@ -278,7 +278,7 @@ def test_rejections_are_counted_only_from_what_the_ledger_holds(
     ],
 )
 def test_residual_inventory_follows_recoverys_rule(
-    orders: list[OrderRow], positions: list[PositionRow], expected: list[tuple[str, str, Decimal]]
+    orders: list[OrderGroup], positions: list[PositionRow], expected: list[tuple[str, str, Decimal]]
 ) -> None:
     assert [(i.venue, i.asset, i.qty) for i in residual_inventory(orders, positions)] == expected
 

@@ -24,12 +24,13 @@ def _fill_ledger(ledger: Ledger) -> None:
     ledger.record_opportunity("E0000003", 3, make_opportunity(ts=300.0), "STALE_DATA")
     buy = make_order("E0000001-B", venue="binance", symbol="BTC/USDT", side="buy")
     sell = make_order("E0000001-S", side="sell")
-    ledger.insert_orders([buy, sell], 100.0)
-    for o in (buy, sell):
-        filled = replace(
-            o, state=OrderState.FILLED, filled_qty=o.qty, avg_fill_price=o.price, fee=Decimal("0.1")
-        )
+    retry = make_order("E0000001-RB1", venue="binance", symbol="BTC/USDT", side="buy")
+    ledger.insert_orders([buy, sell, retry], 100.0)
+    fees = (Decimal("0.1"), Decimal("0.1"), Decimal("0.20000000000000000001"))  # beyond a float's digits
+    for o, fee in zip((buy, sell, retry), fees, strict=True):
+        filled = replace(o, state=OrderState.FILLED, filled_qty=o.qty, avg_fill_price=o.price, fee=fee)
         ledger.update_order(filled, 101.0)
+    ledger.insert_orders([make_order("E0000002-S", side="sell")], 200.0)  # never sent
     closed = make_position("E0000001").close_part(
         Decimal("0.0100"),
         Decimal("925100.25"),
@@ -54,10 +55,12 @@ def test_reads_every_table_exactly_on_both_backends(ledger_url: str) -> None:
     finally:
         ledger.close()
     got = read_ledger(ledger_url)
-    assert [(o.venue, o.side, o.state, o.filled_qty, o.fee, o.fee_currency) for o in got.orders] == [
-        ("binance", "buy", "FILLED", Decimal("0.01234567"), Decimal("0.1"), "USDT"),
-        ("upbit", "sell", "FILLED", Decimal("0.01234567"), Decimal("0.1"), "KRW"),
+    assert [(g.venue, g.side, g.state, g.orders, g.with_fills, g.filled_qty, g.fee) for g in got.orders] == [
+        ("binance", "buy", "FILLED", 2, 2, Decimal("0.02469134"), Decimal("0.30000000000000000001")),
+        ("upbit", "sell", "FILLED", 1, 1, Decimal("0.01234567"), Decimal("0.1")),
+        ("upbit", "sell", "PENDING", 1, 0, Decimal("0"), Decimal("0")),
     ]
+    assert got.all_orders == got.orders
     (p,) = got.positions
     assert (p.realized_pnl, p.entry_cost, p.state, p.closed_at) == (
         expected.realized_pnl, expected.entry_cost, "CLOSED", 160.0
@@ -67,9 +70,11 @@ def test_reads_every_table_exactly_on_both_backends(ledger_url: str) -> None:
     assert [(d.day, d.realized_pnl, d.trades) for d in got.days] == [("2026-12-03", expected.realized_pnl, 1)]
     counts = {(v.verdict, v.reason): v.count for v in got.verdicts}
     assert counts == {("APPROVED", None): 1, ("REJECTED", "STALE_DATA"): 2}
-    # Opportunities are counted over the window asked for: [start, end).
+    # Orders and opportunities are counted over the window asked for: [start, end).
     windowed = read_ledger(ledger_url, 150.0, 300.0)
     assert {(v.verdict, v.reason): v.count for v in windowed.verdicts} == {("REJECTED", "STALE_DATA"): 1}
+    assert [(g.venue, g.state, g.orders) for g in windowed.orders] == [("upbit", "PENDING", 1)]
+    assert windowed.all_orders == got.orders
 
 
 def test_a_missing_sqlite_ledger_is_one_sentence_and_nothing_is_created(tmp_path: Path) -> None:
