@@ -23,6 +23,29 @@ MATPLOTLIB_MISSING = "--html needs matplotlib: pip install 'arbitrage[report]'"
 _PROLOG = re.compile(r"<\?xml[^>]*\?>\s*|<!DOCTYPE[^>]*>\s*|<metadata>.*?</metadata>\s*", re.DOTALL)
 
 
+# More points than a chart has pixels across only slow the drawing and swell the page.
+MAX_CURVE_POINTS = 2000
+
+
+def thin_curve(points: list[tuple[float, float]], buckets: int) -> list[tuple[float, float]]:
+    """At most about 4 * `buckets` points drawing the same step curve at chart resolution: per
+    equal slice of time, its first, lowest, highest and last points in time order, so that no
+    peak or trough (the drawdown) is lost."""
+    if len(points) <= 4 * buckets:
+        return points
+    t0, t1 = points[0][0], points[-1][0]
+    width = (t1 - t0) / buckets or 1.0
+    slices: dict[int, list[int]] = {}
+    for i, (ts, _) in enumerate(points):
+        slices.setdefault(min(int((ts - t0) / width), buckets - 1), []).append(i)
+    keep: list[int] = []
+    for idx in slices.values():
+        low = min(idx, key=lambda i: points[i][1])
+        high = max(idx, key=lambda i: points[i][1])
+        keep += sorted({idx[0], low, high, idx[-1]})
+    return [points[i] for i in keep]
+
+
 def _pyplot() -> Any:
     import matplotlib
 
@@ -50,8 +73,9 @@ def equity_svg(report: Report, currency: str) -> str:
         fig, ax = plt.subplots(figsize=(9, 3.2))
         try:
             if report.equity:
-                xs = [datetime.fromtimestamp(ts, UTC) for ts, _ in report.equity]
-                ys = [float(v) for _, v in report.equity]
+                curve = thin_curve([(ts, float(v)) for ts, v in report.equity], MAX_CURVE_POINTS // 4)
+                xs = [datetime.fromtimestamp(ts, UTC) for ts, _ in curve]
+                ys = [v for _, v in curve]
                 ax.step(xs, ys, where="post", color="#1f6feb", linewidth=1.2, label="realized equity")
                 dd = report.drawdown
                 if dd.amount and dd.trough_ts is not None:
