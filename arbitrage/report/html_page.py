@@ -46,13 +46,19 @@ def thin_curve(points: list[tuple[float, float]], buckets: int) -> list[tuple[fl
     return [points[i] for i in keep]
 
 
-def _pyplot() -> Any:
+def _style() -> Any:
+    """Text stays text in the SVG (small, searchable); fixed ids make the page reproducible."""
     import matplotlib
 
-    matplotlib.use("Agg")  # no display: render to files only
-    import matplotlib.pyplot as plt
+    return matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "arb-report", "font.size": 9})
 
-    return plt
+
+def _figure(height: float) -> tuple[Any, Any]:
+    # The object API, not pyplot: no global figure registry, no GUI backend, a faster import.
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, height))
+    return fig, fig.subplots()
 
 
 def _thousands(ax: Any) -> None:
@@ -68,56 +74,48 @@ def _svg(fig: Any) -> str:
 
 
 def equity_svg(report: Report, currency: str) -> str:
-    plt = _pyplot()
-    with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "arb-report", "font.size": 9}):
-        fig, ax = plt.subplots(figsize=(9, 3.2))
-        try:
-            if report.equity:
-                curve = thin_curve([(ts, float(v)) for ts, v in report.equity], MAX_CURVE_POINTS // 4)
-                xs = [datetime.fromtimestamp(ts, UTC) for ts, _ in curve]
-                ys = [v for _, v in curve]
-                ax.step(xs, ys, where="post", color="#1f6feb", linewidth=1.2, label="realized equity")
-                dd = report.drawdown
-                if dd.amount and dd.trough_ts is not None:
-                    trough = datetime.fromtimestamp(dd.trough_ts, UTC)
-                    ax.axvline(trough, color="#cf222e", linewidth=0.8, linestyle="--",
-                               label=f"max drawdown {float(dd.amount):,.0f} {currency}")  # fmt: skip
-                ax.legend(loc="upper left", frameon=False)
-                fig.autofmt_xdate()
-            else:
-                ax.text(0.5, 0.5, "no realized PnL in this window", ha="center", va="center",
-                        transform=ax.transAxes)  # fmt: skip
-            ax.axhline(0, color="#888", linewidth=0.6)
-            ax.set_title(f"Realized equity ({currency})", loc="left")
-            _thousands(ax)
-            ax.grid(alpha=0.3)
-            return _svg(fig)
-        finally:
-            plt.close(fig)
+    with _style():
+        fig, ax = _figure(3.2)
+        if report.equity:
+            curve = thin_curve([(ts, float(v)) for ts, v in report.equity], MAX_CURVE_POINTS // 4)
+            xs = [datetime.fromtimestamp(ts, UTC) for ts, _ in curve]
+            ys = [v for _, v in curve]
+            ax.step(xs, ys, where="post", color="#1f6feb", linewidth=1.2, label="realized equity")
+            dd = report.drawdown
+            if dd.amount and dd.trough_ts is not None:
+                trough = datetime.fromtimestamp(dd.trough_ts, UTC)
+                ax.axvline(trough, color="#cf222e", linewidth=0.8, linestyle="--",
+                           label=f"max drawdown {float(dd.amount):,.0f} {currency}")  # fmt: skip
+            ax.legend(loc="upper left", frameon=False)
+            fig.autofmt_xdate()
+        else:
+            ax.text(0.5, 0.5, "no realized PnL in this window", ha="center", va="center",
+                    transform=ax.transAxes)  # fmt: skip
+        ax.axhline(0, color="#888", linewidth=0.6)
+        ax.set_title(f"Realized equity ({currency})", loc="left")
+        _thousands(ax)
+        ax.grid(alpha=0.3)
+        return _svg(fig)
 
 
 def daily_svg(report: Report, currency: str) -> str:
-    plt = _pyplot()
-    with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "arb-report", "font.size": 9}):
-        fig, ax = plt.subplots(figsize=(9, 3.0))
-        try:
-            if report.days:
-                labels = [d.day for d in report.days]
-                values = [float(d.realized) for d in report.days]
-                colors = ["#1a7f37" if v >= 0 else "#cf222e" for v in values]
-                ax.bar(range(len(values)), values, color=colors)
-                step = max(1, len(labels) // 15)
-                ax.set_xticks(range(0, len(labels), step), labels[::step], rotation=30, ha="right")
-            else:
-                ax.text(0.5, 0.5, "no day booked in this window", ha="center", va="center",
-                        transform=ax.transAxes)  # fmt: skip
-            ax.axhline(0, color="#888", linewidth=0.6)
-            ax.set_title(f"PnL per day ({currency})", loc="left")
-            _thousands(ax)
-            ax.grid(axis="y", alpha=0.3)
-            return _svg(fig)
-        finally:
-            plt.close(fig)
+    with _style():
+        fig, ax = _figure(3.0)
+        if report.days:
+            labels = [d.day for d in report.days]
+            values = [float(d.realized) for d in report.days]
+            colors = ["#1a7f37" if v >= 0 else "#cf222e" for v in values]
+            ax.bar(range(len(values)), values, color=colors)
+            step = max(1, len(labels) // 15)
+            ax.set_xticks(range(0, len(labels), step), labels[::step], rotation=30, ha="right")
+        else:
+            ax.text(0.5, 0.5, "no day booked in this window", ha="center", va="center",
+                    transform=ax.transAxes)  # fmt: skip
+        ax.axhline(0, color="#888", linewidth=0.6)
+        ax.set_title(f"PnL per day ({currency})", loc="left")
+        _thousands(ax)
+        ax.grid(axis="y", alpha=0.3)
+        return _svg(fig)
 
 
 def tables_html(report: Report, currency: str) -> str:
