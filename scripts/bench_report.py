@@ -98,17 +98,22 @@ def synthesize(ledger: Ledger, trades: int, seed: int) -> None:
                 0.1, "TAKE_PROFIT", ts + rng.uniform(5, 900),
             )  # fmt: skip
             ledger.save_position(closed, ts + 1)
-            day = trading_day(ts, UTC_OFFSET_H)
-            totals = days.setdefault(day, [Decimal(0), Decimal(0), Decimal(0), Decimal(0)])
-            totals[0] += closed.realized_pnl
-            totals[1] += entry_fees
-            totals[3] += 1
+            # As the bot books them: the trade and its entry fees on the entry's day, the realized
+            # PnL on the day the exit closed it, a hedge result on its own day.
+            entry_day = days.setdefault(trading_day(ts, UTC_OFFSET_H), [Decimal(0)] * 4)
+            entry_day[1] += entry_fees
+            entry_day[3] += 1
+            assert closed.closed_at is not None
+            days.setdefault(trading_day(closed.closed_at, UTC_OFFSET_H), [Decimal(0)] * 4)[0] += (
+                closed.realized_pnl
+            )
             if i % 25 == 0:
                 cost = booked(-qty * usdt * fx * Decimal("0.002"))
                 ledger.record_hedge_event(group, asset, "binance", "unwind", qty / 10, cost, "bench", ts + 1)
-                totals[0] += cost
-                totals[2] += cost
-        for day, (realized, fees, hedge, n) in days.items():
+                hedge_day = days.setdefault(trading_day(ts + 1, UTC_OFFSET_H), [Decimal(0)] * 4)
+                hedge_day[0] += cost
+                hedge_day[2] += cost
+        for day, (realized, fees, hedge, n) in sorted(days.items()):
             ledger.add_daily_pnl(day, realized, fees, hedge, int(n), START + span)
 
 

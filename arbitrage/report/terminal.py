@@ -75,7 +75,12 @@ def summary_table(report: Report, currency: str) -> Table:
     t.add_column("note", style="dim")
     hold = r.hold
     rows: list[tuple[str, str | Text, str]] = [
-        ("trades (positions)", str(r.trades), f"{r.closed} closed, {r.open} open"),
+        (
+            "trades (positions)",
+            str(r.trades),
+            f"{r.closed} closed, {r.open} open"
+            + ("; each on the day it closed (open: opened)" if r.window.bounded else ""),
+        ),
         ("win rate", ratio(r.win_rate), f"{r.wins} of {r.closed} closed positions made money"),
         (f"realized PnL ({currency})", signed(r.net), "positions + hedge results"),
         ("  positions", signed(r.realized), "entry spread and exits, fees included"),
