@@ -4,6 +4,9 @@
 
     python scripts/bench_report.py [--orders 100000] [--runs 5] [--ledger URL]
 
+--ledger must name a ledger that does not exist yet (a new SQLite file, or a new PostgreSQL
+schema: `postgresql://postgres@127.0.0.1:5432/test?schema=bench_report`, dropped by you after).
+
 Each synthetic trade is what the bot writes for a round trip: an approved opportunity, two entry
 and two exit orders (filled, with fees), the closed pair position and its daily PnL; one trade
 in 25 also has an unwind hedge event, and safety rejections are recorded for the reasons table.
