@@ -1,4 +1,4 @@
-"""The `arb` command line: run, config check, health, sim.
+"""The `arb` command line: run, config check, health, sim, report.
 
 Exit codes (SPEC §3): 0 finished or stopped by a signal; 1 unexpected failure; 2 bad usage or
 invalid config; 3 watchdog CRITICAL; 4 live trading refused by a guard.
@@ -248,6 +248,48 @@ def health_cmd(config_path: str, mode: str | None, log_dir: str, data_dir: str) 
         return EXIT_FAILURE if failed else EXIT_OK
 
     sys.exit(guarded(False, body))
+
+
+@main.command("report")
+@click.option("--config", "config_path", help="Config file (default config/live.yml when it exists).")
+@click.option("--ledger", help="Ledger URL (sqlite:///path, postgresql://...?schema=...) or a SQLite file.")
+@click.option("--data-dir", default="data", show_default=True, help="Where a run keeps its SQLite ledger.")
+@click.option("--since", metavar="YYYY-MM-DD", help="First trading day to report.")
+@click.option("--until", metavar="YYYY-MM-DD", help="Last trading day to report.")
+@click.option("--html", "html_path", metavar="FILE", help="Also write a self-contained HTML page.")
+@click.option("--debug", is_flag=True, help="Show tracebacks on failure.")
+def report_cmd(
+    config_path: str | None,
+    ledger: str | None,
+    data_dir: str,
+    since: str | None,
+    until: str | None,
+    html_path: str | None,
+    debug: bool,
+) -> None:
+    """Report what the bot did from its ledger (read-only; safe while a bot runs)."""
+    from rich.console import Console
+
+    from arbitrage.report.command import ReportInputError, ReportOptions, run_report
+
+    opts = ReportOptions(
+        config_path=config_path,
+        ledger=ledger,
+        data_dir=Path(data_dir),
+        since=since,
+        until=until,
+        html=Path(html_path) if html_path else None,
+    )
+
+    def body() -> int:
+        try:
+            # Piped output gets wide lines rather than tables folded at 80 columns.
+            run_report(opts, Console(width=None if sys.stdout.isatty() else 160))
+        except ReportInputError as err:  # no ledger there, a bad date: a usage mistake
+            _fail(f"error: {err}", EXIT_USAGE)
+        return EXIT_OK
+
+    sys.exit(guarded(debug, body))
 
 
 if __name__ == "__main__":
