@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The loop's benchmark: `python scripts/bench.py [OPTIONS]` prints tick times, memory, the bare
-baseline ratio, schedule accuracy and cold start (arbitrage.runtime.bench does the measuring)."""
+baseline ratio, schedule accuracy and cold start (the arbitrage.bench package does the measuring)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from pathlib import Path
 # Runnable from a checkout without installing: the package sits beside this folder.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from arbitrage.runtime.bench import BenchOptions, run_bench
+from arbitrage.bench.driver import run_bench
+from arbitrage.bench.options import BenchOptions
 
 
 def parse(argv: list[str]) -> argparse.Namespace:

@@ -3,6 +3,8 @@
 Each tick: snapshot -> engines in order (intents carried out as each engine returns them) ->
 metrics line -> tick hooks (watchdog, sysmonitor, heartbeat, dry-run gate). Tick k starts at
 t0 + k*interval; a late tick skips the slots it missed instead of bursting to catch up.
+A StageTimer (by default one that does nothing) is told when each named stage of a tick begins
+and ends: the benchmark plugs in there.
 """
 
 from __future__ import annotations
@@ -32,9 +34,6 @@ log = logging.getLogger("arbitrage.live_loop")
 exec_log = logging.getLogger("arbitrage.execution")
 
 INTENTS = (EntryIntent, ExitIntent)
-# schedule_errors_ms keeps at least the last this many ticks and at most twice as many, so that
-# a run of months does not grow it without bound.
-SCHEDULE_ERRORS_KEPT = 4096
 
 
 @dataclass
@@ -44,18 +43,42 @@ class TickReport:
     loop_ms: float
     figures: TickFigures
     metrics: dict[str, float] = field(default_factory=dict)  # every engine metric, "engine.metric"
-    stage_ms: dict[str, float] = field(default_factory=dict)
     traded: bool = False
     live_errors: int = 0
     rejections: dict[str, int] = field(default_factory=dict)
     books: int = 0
     stale_books: int = 0
+    # Actual minus scheduled start (t0 + k*interval), ms: how late the tick began (negative if a
+    # wait woke early); 0 for a tick run outside the schedule.
+    start_error_ms: float = 0.0
 
 
 class TickHook(Protocol):
     def after_tick(self, report: TickReport) -> int | None:
         """Observe a finished tick; return an exit code to stop the loop, None to go on."""
 
+
+class StageTimer(Protocol):
+    """Told when each named stage of a tick begins and ends: snapshot, residuals, each engine,
+    <engine>.orders, sysmonitor, logging. Stages never nest; one entered twice in a tick (residuals,
+    after trading) adds up. The loop's only concession to measuring it."""
+
+    def enter(self, stage: str) -> None: ...
+
+    def leave(self, stage: str) -> None: ...
+
+
+class NoStageTimer:
+    """The default: two empty calls per stage, nothing read, nothing kept."""
+
+    def enter(self, stage: str) -> None:
+        return None
+
+    def leave(self, stage: str) -> None:
+        return None
+
+
+NO_STAGE_TIMER = NoStageTimer()
 
 SysSampler = Callable[[], tuple[float, float]]  # -> (cpu %, rss MB)
 
@@ -78,6 +101,7 @@ class LiveLoop:
         halt_file: Path | None = None,
         live: bool = False,
         print_line: Callable[[str], None] | None = None,
+        stage_timer: StageTimer = NO_STAGE_TIMER,
     ) -> None:
         self._cfg = config
         self._clock = clock
@@ -90,6 +114,7 @@ class LiveLoop:
         self._max_ticks = max_ticks
         self.hooks = list(hooks)
         self.sys_sample = sys_sample
+        self.stage_timer = stage_timer
         self._halt_file = halt_file
         self._live = live
         self._print = print_line or log.info
@@ -98,7 +123,6 @@ class LiveLoop:
         self.stop_reason = ""
         self.last_report: TickReport | None = None
         self.last_tick_wall: float | None = None
-        self.schedule_errors_ms: list[float] = []  # actual - ideal start of recent ticks (bench)
         self._loggers = {e.name: logging.getLogger(f"arbitrage.{e.name}") for e in self._engines}
         self._engine_metrics: dict[str, float] = {}
 
@@ -123,11 +147,7 @@ class LiveLoop:
         while not self._stop.is_set():
             ideal = t0 + k * self._interval
             start = self._clock.monotonic()
-            errors = self.schedule_errors_ms
-            errors.append((start - ideal) * 1000.0)
-            if len(errors) >= 2 * SCHEDULE_ERRORS_KEPT:
-                del errors[:SCHEDULE_ERRORS_KEPT]
-            report = self.run_tick(start)
+            report = self.run_tick(start, scheduled=ideal)
             done += 1
             for hook in self.hooks:
                 code = hook.after_tick(report)
@@ -150,20 +170,20 @@ class LiveLoop:
 
     # One tick ------------------------------------------------------------------------------
 
-    def run_tick(self, started: float | None = None) -> TickReport:
+    def run_tick(self, started: float | None = None, scheduled: float | None = None) -> TickReport:
         perf = time.perf_counter
         t_start = perf()
         started = self._clock.monotonic() if started is None else started
+        timer = self.stage_timer
         state = self.state
         counters = state.counters
         counters.ticks += 1
         tick = counters.ticks
-        stages: dict[str, float] = {}
 
-        t = perf()
+        timer.enter("snapshot")
         snapshot = self._feed.snapshot()
         live_errors = self._feed.errors_last_tick
-        stages["snapshot"] = (perf() - t) * 1000.0
+        timer.leave("snapshot")
 
         if state.roll_day(snapshot.ts, None):
             state.daily_realized = self._ledger.daily_pnl(state.day)
@@ -175,12 +195,12 @@ class LiveLoop:
             state.halted = halted
             state.halt_reason = f"halt file {self._halt_file} exists" if halted else ""
 
-        t = perf()
+        timer.enter("residuals")
         live_errors += self._guarded(
             "resolving orders of unknown outcome", self._trader.resolve_unresolved, snapshot
         )
         live_errors += self._guarded("hedging residual inventory", self._trader.hedge_residuals, snapshot)
-        stages["residuals"] = (perf() - t) * 1000.0
+        timer.leave("residuals")
 
         state.venues = self._feed.venue_statuses()
         ctx = TickContext(tick=tick, snapshot=snapshot, state=state.view())
@@ -189,35 +209,38 @@ class LiveLoop:
         metrics = self._engine_metrics
         metrics.clear()
         for engine in self._engines:
-            t = perf()
+            timer.enter(engine.name)
             try:
                 out = engine.on_tick(ctx)
             except Exception:
                 live_errors += 1
                 self._loggers[engine.name].exception("engine %s raised; tick goes on without it", engine.name)
-                stages[engine.name] = (perf() - t) * 1000.0
+                timer.leave(engine.name)
                 continue
-            stages[engine.name] = (perf() - t) * 1000.0
+            timer.leave(engine.name)
             ctx.decisions[engine.name] = out.decisions
             self._absorb(engine.name, out, metrics, rejections)
             intents = [d for d in out.decisions if isinstance(d, INTENTS)]
             if intents:
-                t = perf()
+                orders = f"{engine.name}.orders"
+                timer.enter(orders)
                 live_errors += self._carry_out(intents, tick, snapshot)
                 traded = True
                 ctx.state = state.view()
-                stages[f"{engine.name}.orders"] = (perf() - t) * 1000.0
+                timer.leave(orders)
 
         if traded:
             # Several pairs of one tick can each leave a residual within the bound and together
             # exceed it: unwind now, so that no tick ends over execution.max_unhedged_qty.
-            t = perf()
+            timer.enter("residuals")
             live_errors += self._guarded("hedging residual inventory", self._trader.hedge_residuals, snapshot)
-            stages["residuals"] += (perf() - t) * 1000.0
+            timer.leave("residuals")
 
         counters.live_errors += live_errors
         loop_ms = (perf() - t_start) * 1000.0
+        timer.enter("sysmonitor")
         cpu, mem = self.sys_sample() if self.sys_sample else (0.0, 0.0)
+        timer.leave("sysmonitor")
         realized = float(state.run_realized)
         unrealized = metrics.get("position.unrealized_pnl", 0.0)
         figures = TickFigures(
@@ -235,9 +258,9 @@ class LiveLoop:
             mem_mb=mem,
             live=self._live,
         )
-        t = perf()
+        timer.enter("logging")
         self._print(metrics_line(figures, self._cfg.accounting_currency))
-        stages["logging"] = (perf() - t) * 1000.0
+        timer.leave("logging")
         self.last_tick_wall = self._clock.time()
         # OrderBook.age_ms written out, as this runs over every book of every tick (the limit is
         # positive, so age_ms's floor at zero changes nothing here).
@@ -249,12 +272,12 @@ class LiveLoop:
             loop_ms=loop_ms,
             figures=figures,
             metrics=dict(metrics),
-            stage_ms=stages,
             traded=traded,
             live_errors=live_errors,
             rejections=rejections,
             books=len(snapshot.books) - len(snapshot.carried),  # the books that came this tick
             stale_books=sum(1 for b in snapshot.books.values() if (now - b.exchange_ts) * 1000.0 > max_age),
+            start_error_ms=0.0 if scheduled is None else (started - scheduled) * 1000.0,
         )
         self.last_report = report
         return report

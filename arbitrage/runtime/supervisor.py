@@ -5,7 +5,6 @@ live dry-run gate. Each returns an exit code when the loop must stop.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -71,7 +70,6 @@ class Supervisor:
         self.last_sample: SysSample = SysSample()
         self.last_report: WatchdogReport | None = None
         self.last_values: dict[str, float | None] = {}
-        self.stage_ms = 0.0
         self.stop_reason = ""  # why the watchdog ended the run, once it has
 
     def sys_sample(self) -> tuple[float, float]:
@@ -82,7 +80,6 @@ class Supervisor:
         return self.last_sample.cpu_pct, self.last_sample.rss_mb
 
     def after_tick(self, report: TickReport) -> int | None:
-        t0 = time.perf_counter()
         mono = self._clock.monotonic()
         self._rejections.add(mono, sum(report.rejections.values()))
         self._errors.add(mono, report.live_errors)
@@ -91,7 +88,6 @@ class Supervisor:
             self._guard_audit_log(self._log_health.status())
         self._worst_latency_ms = max(self._worst_latency_ms, report.loop_ms)
         if mono - self._last_eval < self._cfg.watchdog.evaluate_every_s:
-            report.stage_ms["watchdog"] = (time.perf_counter() - t0) * 1000.0
             return None
         self._last_eval = mono
         worst_latency, self._worst_latency_ms = self._worst_latency_ms, 0.0
@@ -114,8 +110,6 @@ class Supervisor:
         self.last_report = wd
         self._report(wd, report)
         self._export(report, wd, values, lags)
-        self.stage_ms = (time.perf_counter() - t0) * 1000.0
-        report.stage_ms["watchdog"] = self.stage_ms
         if wd.level is Level.CRITICAL:
             return EXIT_CRITICAL
         return None

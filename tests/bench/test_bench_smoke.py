@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 import redis
 
+from arbitrage.bench.baseline import bare_best_spread, replay_snapshots
+from arbitrage.bench.figures import Stats
+from arbitrage.bench.options import REDIS_URL, BenchOptions, bench_config
 from arbitrage.clock import SystemClock
 from arbitrage.domain.book import MarketSnapshot, OrderBook
-from arbitrage.runtime.bench import REDIS_URL, BenchOptions, bare_best_spread, bench_config, replay_snapshots
-from arbitrage.runtime.bench_figures import Stats
 from arbitrage.runtime.wiring import build_bot
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,5 +1,5 @@
-"""The benchmark's figures: percentiles of what runtime.bench recorded, and the lines it prints,
-each target checked against the figure that measures it."""
+"""The benchmark's figures: percentiles of what the recorder kept, and the lines the benchmark
+prints, each target checked against the figure that measures it."""
 
 from __future__ import annotations
 
@@ -7,10 +7,8 @@ import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from arbitrage.runtime.bench import LoopRun
+from arbitrage.bench.recorder import LoopRun
 
 TARGET_P99_QUIET_MS = 1.0
 TARGET_P99_TRADING_MS = 5.0
@@ -107,7 +105,7 @@ def schedule_figures(run: LoopRun, interval_s: float, late_tick: int, late_by_s:
     gaps = [(b - a) * 1000.0 for a, b in zip(starts[first - 1 :], starts[first:], strict=False)]
     smallest = min(gaps, default=math.nan)
     burst = bool(gaps) and smallest < 0.5 * interval_s * 1000.0
-    errors = Stats.of([abs(e) for e in run.schedule_errors_ms])
+    errors = Stats.of([abs(e) for e in run.recorder.start_errors[: run.recorder.n]])
     return ScheduleFigures(interval_s, run.recorder.n, late_tick, late_by_s, errors, smallest, burst)
 
 

@@ -1,0 +1,138 @@
+"""The benchmark's driver: every measurement in turn, each block printed as soon as it is done.
+
+A loop run is the real loop (wiring.build_bot plus the Supervisor hook, file logging, no console)
+in mock mode on the synthetic market of options.bench_config, with a TickRecorder plugged into
+the loop's StageTimer seam and its hooks; figures turns what it recorded into the printed lines.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from arbitrage.bench.baseline import run_baseline
+from arbitrage.bench.figures import BenchResult, Stats, loop_figures, report_lines, schedule_figures
+from arbitrage.bench.machine import cold_starts, noise_floor
+from arbitrage.bench.options import REDIS_URL, BenchOptions, bench_config
+from arbitrage.bench.recorder import CallTimer, LateTick, LoopRun, TickRecorder, instrument, rss_mb
+from arbitrage.clock import SystemClock
+from arbitrage.ops.alerts import LogAlerter
+from arbitrage.ops.logs import reset_logging, setup_logging
+from arbitrage.ops.metrics import BotMetrics
+from arbitrage.ops.sysmonitor import SysMonitor
+from arbitrage.ops.watchdog import Watchdog
+from arbitrage.runtime.loop import TickHook
+from arbitrage.runtime.supervisor import Supervisor
+from arbitrage.runtime.wiring import build_bot
+
+LEDGER_WRITES = ("transaction", "next_sequence", "record_opportunity", "insert_orders", "update_order",
+                 "record_fill", "save_position", "record_hedge_event", "add_daily_pnl")  # fmt: skip
+
+
+def run_loop(options: BenchOptions, synchronous: str, ticks: int, workdir: Path, *, warmup: int = 0,
+             interval_s: float = 0.0, extra_hooks: Sequence[TickHook] = ()) -> LoopRun:  # fmt: skip
+    """Build the bot as a real run does, tick it `warmup + ticks` times and record every tick."""
+    clock = SystemClock()
+    redis_prefix = f"bench-{os.getpid()}" if options.redis else None
+    config = bench_config(options, synchronous, redis_prefix=redis_prefix, interval_s=interval_s)
+    setup_logging(workdir / "logs", config.logging.level, console=False,
+                  backup_count=config.logging.backup_count)  # fmt: skip
+    alerter = LogAlerter()
+    redis = None
+    if config.redis.enabled:
+        from arbitrage.store.redis_state import RedisState
+
+        redis = RedisState.from_config(config.redis, config.instance, clock)
+    bot = build_bot(config, data_dir=workdir / "data", interval_s=interval_s, max_ticks=warmup + ticks,
+                    alert=alerter.send, env={}, clock=clock)  # fmt: skip
+    try:
+        supervisor = Supervisor(config, clock, bot.state, Watchdog(config.watchdog),
+                                SysMonitor(config.sys_monitor, clock), BotMetrics(), alerter, redis,
+                                ws_lag=bot.feed.ws_lag)  # fmt: skip
+        bot.loop.sys_sample = supervisor.sys_sample
+        # What lies outside the loop's own stages is timed by wrapping the objects' methods.
+        timers = {"ledger": CallTimer(), "watchdog": CallTimer()}
+        instrument(bot.ledger, LEDGER_WRITES, timers["ledger"])
+        instrument(supervisor, ("after_tick",), timers["watchdog"])
+        if redis is not None:
+            timers["heartbeat"] = CallTimer()
+            instrument(redis, ("heartbeat", "heartbeat_age_ms"), timers["heartbeat"])
+        engines = list(config.engines)
+        stages = ["snapshot", "residuals", *engines, *(f"{e}.orders" for e in engines),
+                  "logging", "sysmonitor", "watchdog", *timers]  # fmt: skip
+        recorder = TickRecorder(list(dict.fromkeys(stages)), warmup + ticks, timers, warmup)
+        bot.loop.stage_timer = recorder
+        bot.loop.hooks.extend([supervisor, *extra_hooks, recorder])
+        started = time.perf_counter()
+        recorder.start()
+        code = bot.loop.run()
+        wall = time.perf_counter() - started
+        if recorder.rss[-1][0] != recorder.n:  # stopped early: the memory trend ends where the run did
+            recorder.rss.append((recorder.n, rss_mb()))
+        counters = bot.state.counters
+        return LoopRun(synchronous, recorder, warmup, wall, code, bot.loop.stop_reason, redis is not None,
+                       counters.entries + counters.exits)  # fmt: skip
+    finally:
+        bot.close()
+        alerter.close(1.0)
+        if redis is not None:
+            _drop_redis_keys(redis)
+            redis.close()
+        reset_logging()
+
+
+def _drop_redis_keys(redis: Any) -> None:
+    import redis as redis_py  # only with --redis: the keys this run wrote under its own prefix
+
+    client = redis_py.Redis.from_url(REDIS_URL)
+    try:
+        client.delete(redis.heartbeat_key, redis.state_key, redis.events_key)
+    finally:
+        client.close()
+
+
+# The whole benchmark ---------------------------------------------------------------------------
+
+
+def run_bench(options: BenchOptions, out: Callable[[str], None] = print) -> BenchResult:
+    """Every measurement in turn, printing each block as soon as it is done."""
+    result = BenchResult(options.symbols, options.venues)
+    quotes = ", ".join("KRW" if v % 2 == 0 else "USDT" for v in range(options.venues))
+    out(f"arbitrage benchmark: {options.symbols} symbols x {options.venues} venues ({quotes}), "
+        f"fx {options.fx_source}, seed {options.seed}, Python {sys.version.split()[0]}, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")  # fmt: skip
+    if options.noise_samples > 0:
+        result.noise = Stats.of(noise_floor(options.noise_samples))
+        out(report_lines(result, "noise")[0])
+    for sync in options.synchronous:
+        with tempfile.TemporaryDirectory(dir=options.workdir, prefix=f"loop-{sync}-") as tmp:
+            run = run_loop(options, sync, options.ticks, Path(tmp), warmup=options.warmup)
+        result.loops.append(loop_figures(run))
+        for line in report_lines(result, "loop"):
+            out(line)
+    if options.baseline_ticks > 0:
+        result.baseline = Stats.of(run_baseline(options, options.baseline_ticks))
+        for line in report_lines(result, "baseline"):
+            out(line)
+    if options.schedule_ticks > 0:
+        late = options.late_tick if 0 < options.late_tick < options.schedule_ticks else 0
+        hooks = [LateTick(late, options.late_by_s, SystemClock())] if late else []
+        with tempfile.TemporaryDirectory(dir=options.workdir, prefix="schedule-") as tmp:
+            run = run_loop(options, options.synchronous[0], options.schedule_ticks, Path(tmp),
+                           interval_s=options.schedule_interval_s, extra_hooks=hooks)  # fmt: skip
+        result.schedule = schedule_figures(run, options.schedule_interval_s, late, options.late_by_s)
+        for line in report_lines(result, "schedule"):
+            out(line)
+    if options.cold_runs > 0:
+        with tempfile.TemporaryDirectory(dir=options.workdir, prefix="cold-") as tmp:
+            result.cold_s = cold_starts(options.cold_runs, Path(tmp))
+        for line in report_lines(result, "cold"):
+            out(line)
+    for line in report_lines(result, "targets"):
+        out(line)
+    return result
