@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from arbitrage.clock import Clock
 from arbitrage.config import AppConfig
+from arbitrage.domain.rates import RateWindow
 from arbitrage.ops.alerts import Alerter
 from arbitrage.ops.live_guards import DryRunGate
 from arbitrage.ops.log_health import LogWriteHealth, LogWriteStatus
 from arbitrage.ops.metrics import BotMetrics
-from arbitrage.ops.rates import RateWindow
 from arbitrage.ops.sysmonitor import SysMonitor, SysSample
 from arbitrage.ops.watchdog import Level, Watchdog, WatchdogReport
 from arbitrage.runtime.loop import TickReport
