@@ -182,7 +182,7 @@ def check_venues(config: AppConfig, clock: Clock, env: Mapping[str, str]) -> lis
             skip(f"venue {name}", f"not checked in {mode} mode (no ccxt venues yet)")
             for name in config.venues
         ]
-    from arbitrage.runtime.wiring import build_venues
+    from arbitrage.venues.build import build_venues
 
     try:
         venues = build_venues(config, clock, env)
@@ -233,7 +233,7 @@ def run_health_checks(
     cwd: Path | None = None,
 ) -> list[CheckResult]:
     """Every check, in the order a start needs them; details are redacted of secret values."""
-    from arbitrage.runtime.wiring import ledger_url
+    from arbitrage.store.ledger import ledger_url
 
     clock = clock or SystemClock()
     checks: list[Callable[[], list[CheckResult]]] = [
