@@ -157,13 +157,8 @@ def build_stream(
             "venue %s (%s): books by REST polling (market_data.use_websocket is off)", name, vc.exchange
         )
         return None
-    try:
-        from arbitrage.venues.book_stream import BookStream
-    except ModuleNotFoundError as err:
-        if err.name != "arbitrage.venues.book_stream":
-            raise
-        log.warning("venue %s (%s): no book stream module; books by REST polling", name, vc.exchange)
-        return None
+    from arbitrage.venues.book_stream import BookStream  # imports ccxt.pro: only with the stream on
+
     stream = BookStream(
         name, vc.exchange, ccxt_config, symbols, config.loop.book_depth, config.market_data, clock, alert
     )
