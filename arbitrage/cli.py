@@ -1,7 +1,7 @@
 """The `arb` command line: run, config check, health, sim, report.
 
-Exit codes (SPEC §3): 0 finished or stopped by a signal; 1 unexpected failure; 2 bad usage or
-invalid config; 3 watchdog CRITICAL; 4 live trading refused by a guard.
+Exit codes (docs/ARCHITECTURE.md, Exit codes): 0 finished or stopped by a signal; 1 unexpected
+failure; 2 bad usage or invalid config; 3 watchdog CRITICAL; 4 live trading refused by a guard.
 """
 
 from __future__ import annotations

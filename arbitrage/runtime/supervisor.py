@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # redis-py is imported only by runs that enable Redis
 
 log = logging.getLogger("arbitrage.watchdog")
 
-EXIT_CRITICAL = 3  # SPEC §3
+EXIT_CRITICAL = 3  # see docs/ARCHITECTURE.md, Exit codes
 EXIT_LIVE_REFUSED = 4
 # Set in state.entries_blocked while the audit log cannot be written; cleared only if still ours.
 AUDIT_LOG_BLOCK = "audit log cannot be written: "
