@@ -32,7 +32,8 @@ from arbitrage.runtime.bench_figures import BenchResult, Stats, loop_figures, re
 from arbitrage.runtime.loop import TickHook, TickReport
 from arbitrage.runtime.market_feed import MarketFeed
 from arbitrage.runtime.supervisor import Supervisor
-from arbitrage.runtime.wiring import build_bot, build_fx, build_mock_venues
+from arbitrage.runtime.wiring import build_bot, build_fx
+from arbitrage.venues.build import build_mock_venues
 
 REPO = Path(__file__).resolve().parents[2]
 REDIS_URL = "redis://127.0.0.1:6379/14"

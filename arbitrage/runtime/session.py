@@ -1,5 +1,5 @@
 """One run of the bot, start to exit: config, logging, guards, the bot, its watchers, signals,
-the loop and the graceful shutdown. Returns the process exit code of SPEC §3.
+the loop and the graceful shutdown. Returns the process exit code (see docs/ARCHITECTURE.md, Exit codes).
 """
 
 from __future__ import annotations
