@@ -1,5 +1,6 @@
-# The bot's image (SPEC §11): slim Python, the package without its dev extras, a non-root user and a
-# healthcheck on GET /health. Build from the repository root: docker build -t arbitrage .
+# The bot's image (docs/ARCHITECTURE.md, Deployment): slim Python, the package without its dev
+# extras, a non-root user and a healthcheck on GET /health. Build from the repository root:
+# docker build -t arbitrage .
 # Run it with Redis through infra/docker-compose.yml (see infra/README.md).
 FROM python:3.11-slim
 
@@ -39,7 +40,7 @@ USER arb
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/health', timeout=4)"]
 
-# SIGTERM starts the graceful shutdown (SPEC §8); give it time: docker stop -t 30.
+# SIGTERM starts the graceful shutdown (see docs/ARCHITECTURE.md, Shutdown); give it time: docker stop -t 30.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["arb"]
 # No --mode here: a command-line --mode would override ARB_MODE, and the mode comes from the environment.

@@ -1,7 +1,7 @@
 """The `arb` command line: run, config check, health, sim, report.
 
-Exit codes (SPEC §3): 0 finished or stopped by a signal; 1 unexpected failure; 2 bad usage or
-invalid config; 3 watchdog CRITICAL; 4 live trading refused by a guard.
+Exit codes (docs/ARCHITECTURE.md, Exit codes): 0 finished or stopped by a signal; 1 unexpected
+failure; 2 bad usage or invalid config; 3 watchdog CRITICAL; 4 live trading refused by a guard.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import click
 import yaml
 
-from arbitrage.config import MAX_INTERVAL_S, SEED_MAX, AppConfig, load_config
+from arbitrage.config import MAX_INTERVAL_S, SEED_MAX, load_config
 from arbitrage.errors import AlreadyRunning, ArbitrageError, ConfigError, LiveRefused
 from arbitrage.url_credentials import mask_url_credentials
 
@@ -61,13 +61,6 @@ def guarded(debug: bool, body: Callable[[], int]) -> int:
             EXIT_FAILURE,
         )
     return EXIT_FAILURE
-
-
-def effective_config(config_path: str, mode: str | None, seed: int | None) -> AppConfig:
-    config = load_config(config_path, mode)
-    if seed is not None:
-        config = config.model_copy(update={"mock": config.mock.model_copy(update={"seed": seed})})
-    return config
 
 
 class FiniteFloatRange(click.FloatRange):

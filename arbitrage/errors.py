@@ -5,7 +5,6 @@
     ├── LiveRefused            a live guard failed (exit 4)
     ├── AlreadyRunning         another bot holds this ledger or data dir (exit 2)
     ├── InvalidTransition      an order event that the state machine does not allow
-    ├── HaltRequested          the operator or the watchdog asked the loop to stop
     ├── LedgerError            the ledger failed or refused a read or write
     │   ├── LedgerUnavailable      cannot open it: bad URL, missing driver, server unreachable
     │   └── DuplicateOrder         an order with that client order id is already recorded
@@ -17,7 +16,9 @@
         │   └── ReadTooLate        not answered within the tick's read budget: stale this tick
         ├── UnknownOrderOutcome    a create call whose result is unknown: never resend, look it up
         └── PermanentVenueError    insufficient funds, invalid order, bad key: never retried
-            └── OrderRejected      the venue refused this order
+
+A venue's refusal of an order is not an exception: it comes back as a REJECTED report, and the
+order takes the domain event OrderRejected (arbitrage.domain.orders).
 """
 
 from __future__ import annotations
@@ -49,15 +50,6 @@ class AlreadyRunning(ArbitrageError):
 
 class InvalidTransition(ArbitrageError):
     """An order event that is not allowed from the order's current state."""
-
-
-class HaltRequested(ArbitrageError):
-    """The loop must stop; `exit_code` is the process exit code to use."""
-
-    def __init__(self, reason: str, exit_code: int = 0) -> None:
-        self.reason = reason
-        self.exit_code = exit_code
-        super().__init__(reason)
 
 
 class VenueError(ArbitrageError):
@@ -101,10 +93,6 @@ class UnknownOrderOutcome(VenueError):
 
 class PermanentVenueError(VenueError):
     """Not worth retrying: insufficient funds, invalid order, authentication."""
-
-
-class OrderRejected(PermanentVenueError):
-    """The venue refused the order."""
 
 
 class LedgerError(ArbitrageError):

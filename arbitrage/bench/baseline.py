@@ -11,7 +11,8 @@ from arbitrage.clock import SystemClock
 from arbitrage.config import AppConfig
 from arbitrage.domain.book import MarketSnapshot
 from arbitrage.runtime.market_feed import MarketFeed
-from arbitrage.runtime.wiring import build_fx, build_mock_venues
+from arbitrage.runtime.wiring import build_fx
+from arbitrage.venues.build import build_mock_venues
 
 
 def bare_best_spread(snapshot: MarketSnapshot, assets: Sequence[str],

@@ -11,7 +11,7 @@ from arbitrage.domain.opportunity import Opportunity
 @dataclass(frozen=True, slots=True)
 class SafetyVerdict:
     opportunity: Opportunity
-    reason: str | None  # None when approved, else a reason code of SPEC §4
+    reason: str | None  # None when approved, else a reason code (docs/ARCHITECTURE.md, Safety's reason codes)
     detail: str = ""
 
     @property

@@ -34,7 +34,3 @@ class Opportunity:
     def notional(self) -> float:
         """Buy-side notional in the accounting currency."""
         return self.qty * self.buy_vwap * self.buy_fx
-
-    @property
-    def expected_pnl(self) -> float:
-        return self.notional * self.net_spread_pct / 100.0

@@ -2,7 +2,8 @@
 
 Pure planning for the runtime, called after both legs come back and after each repair order:
 first retry the missing quantity on the lagging venue within the leg's own limit, then unwind
-the excess on the over-filled venue, within a bounded number of attempts (SPEC §6).
+the excess on the over-filled venue, within a bounded number of attempts (see
+docs/ARCHITECTURE.md, Single legs).
 """
 
 from __future__ import annotations

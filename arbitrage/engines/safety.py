@@ -1,7 +1,8 @@
-"""The limit checker: approves or rejects each opportunity with a reason code (SPEC §4).
+"""The limit checker: approves or rejects each opportunity with a reason code.
 
 Checks are small functions run in order; the first that fails names the reason. Approvals made
 earlier in the same tick count against the limits (positions, exposure, balances, order rate).
+See docs/ARCHITECTURE.md, Safety's reason codes.
 """
 
 from __future__ import annotations

@@ -6,8 +6,6 @@ the others, so one run of the command shows every problem at once.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 import os
 import tempfile
@@ -23,8 +21,6 @@ from arbitrage.config import AppConfig
 from arbitrage.ops.live_guards import check_live_guards
 from arbitrage.ops.logs import RedactingFilter, secrets_from_env
 from arbitrage.venues.base import Venue
-
-REAL_VENUES_MODULE = "arbitrage.venues.real"
 
 
 class CheckStatus(Enum):
@@ -166,23 +162,9 @@ def check_redis(config: AppConfig, clock: Clock) -> CheckResult:
     return fail("redis", f"no answer at {target} within {config.redis.socket_timeout_s:g}s")
 
 
-def real_venues_available() -> bool:
-    """True once the ccxt venues (paper and live modes) exist in this installation."""
-    if importlib.util.find_spec(REAL_VENUES_MODULE) is None:
-        return False
-    module = importlib.import_module(REAL_VENUES_MODULE)
-    return callable(getattr(module, "build_real_venues", None))
-
-
 def check_venues(config: AppConfig, clock: Clock, env: Mapping[str, str]) -> list[CheckResult]:
     """One row per venue: every configured asset's book (and the FX book) read once."""
-    mode = config.mode.current
-    if mode != "mock" and not real_venues_available():
-        return [
-            skip(f"venue {name}", f"not checked in {mode} mode (no ccxt venues yet)")
-            for name in config.venues
-        ]
-    from arbitrage.runtime.wiring import build_venues
+    from arbitrage.venues.build import build_venues
 
     try:
         venues = build_venues(config, clock, env)
@@ -233,7 +215,7 @@ def run_health_checks(
     cwd: Path | None = None,
 ) -> list[CheckResult]:
     """Every check, in the order a start needs them; details are redacted of secret values."""
-    from arbitrage.runtime.wiring import ledger_url
+    from arbitrage.store.ledger import ledger_url
 
     clock = clock or SystemClock()
     checks: list[Callable[[], list[CheckResult]]] = [

@@ -1,4 +1,5 @@
-"""Live guards (SPEC §10): the static checks before live trading, and the dry-run gate after them.
+"""Live guards: the static checks before live trading, and the dry-run gate after them
+(see docs/ARCHITECTURE.md, Live guards).
 
 Each failed guard is one line that starts with the guard's name, so a refusal names every one.
 """

@@ -13,6 +13,7 @@ from rich.console import Console
 from arbitrage.config import AppConfig, SafetyConfig, load_config
 from arbitrage.errors import ArbitrageError, LedgerUnavailable
 from arbitrage.report.figures import Window, compute_report
+from arbitrage.store.ledger import ledger_url
 from arbitrage.store.ledger_reader import describe_ledger, read_ledger
 
 DEFAULT_CONFIG = "config/live.yml"
@@ -30,12 +31,6 @@ class ReportOptions:
     since: str | None = None
     until: str | None = None
     html: Path | None = None
-
-
-def ledger_url_for(config: AppConfig | None, data_dir: Path) -> str:
-    """The ledger a run with this config and data dir writes (runtime.wiring.ledger_url)."""
-    url = config.storage.url if config is not None else None
-    return url or f"sqlite:///{data_dir / 'ledger.sqlite3'}"
 
 
 def as_url(ledger: str) -> str:
@@ -64,7 +59,7 @@ def run_report(opts: ReportOptions, console: Console) -> None:
     if since and until and since > until:
         raise ReportInputError(f"--since {since} is after --until {until}")
     config = _config(opts.config_path)
-    url = as_url(opts.ledger) if opts.ledger else ledger_url_for(config, opts.data_dir)
+    url = as_url(opts.ledger) if opts.ledger else ledger_url(config, opts.data_dir)
     currency = config.accounting_currency if config else AppConfig.model_fields["accounting_currency"].default
     offset = (
         config.safety.trading_day_utc_offset_h

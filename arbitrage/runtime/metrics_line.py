@@ -1,4 +1,4 @@
-"""The one-line-per-tick metrics summary of SPEC §2, for the console and live_loop.log."""
+"""The one-line-per-tick metrics summary (see docs/ARCHITECTURE.md, The metrics line)."""
 
 from __future__ import annotations
 

@@ -110,11 +110,6 @@ class PairTrader:
 
     # Entries -------------------------------------------------------------------------------
 
-    def enter(self, intent: EntryIntent, tick: int) -> PairPosition | None:
-        """Write one entry's PENDING legs, then send them and book what filled."""
-        (pending,) = self.write_entries([intent], tick)
-        return self.send_entry(pending)
-
     def write_entries(self, intents: Sequence[EntryIntent], tick: int) -> list[PendingEntry]:
         """Write the entries of one tick, all in one commit on disk before any venue is called.
 

@@ -1,4 +1,5 @@
-"""Start-up reconciliation (SPEC §9): make the ledger agree with the venues before trading.
+"""Start-up reconciliation: make the ledger agree with the venues before trading
+(see docs/ARCHITECTURE.md, Recovery).
 
 1. Every order not in a terminal state is looked up at its venue by client order id and what
    happened while the bot was down is applied (fills, cancels); an order the venue never saw is

@@ -1,10 +1,11 @@
 """One run of the bot, start to exit: config, logging, guards, the bot, its watchers, signals,
-the loop and the graceful shutdown. Returns the process exit code of SPEC §3.
+the loop and the graceful shutdown. Returns the process exit code (see docs/ARCHITECTURE.md, Exit codes).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ from arbitrage.store.instance_lock import InstanceLock
 from arbitrage.url_credentials import mask_url_credentials
 
 log = logging.getLogger("arbitrage.live_loop")
+
+EXIT_LEASE_LOST = 3  # the exit code of a CRITICAL shutdown: the operator must look before a restart
 
 
 @dataclass(frozen=True)
@@ -130,7 +133,19 @@ def _run_locked(
         if redis is not None:
             redis.publish("alert", {"key": key, "text": text, "level": level})
 
-    lock.watch(lambda text: alert("instance_lease", text, "CRITICAL"))
+    # A bot that can no longer prove it is alone on its ledger must not trade on: another one may
+    # already be starting on it. The lease is lost from its heartbeat thread, possibly before the
+    # bot below exists; either way the run ends through the graceful shutdown with exit 3.
+    lease_lost = threading.Event()
+    built: list[Bot] = []
+
+    def on_lease_lost(text: str) -> None:
+        alert("instance_lease", f"{text}; stopping this bot", "CRITICAL")
+        lease_lost.set()
+        if built:
+            built[0].loop.request_stop("instance lease lost", EXIT_LEASE_LOST)
+
+    lock.watch(on_lease_lost)
     interval = opts.interval_s if opts.interval_s is not None else config.loop.interval_s
     bot = build_bot(
         config,
@@ -143,6 +158,9 @@ def _run_locked(
         engines=engines,
         publish=redis.publish if redis is not None else None,
     )
+    built.append(bot)
+    if lease_lost.is_set():
+        bot.loop.request_stop("instance lease lost", EXIT_LEASE_LOST)
     supervisor = Supervisor(
         config,
         clock,

@@ -1,6 +1,6 @@
-"""Graceful shutdown (SPEC §8): no new entries, open orders cancelled, optional flatten,
-ledger flushed, state saved, a final alert. Each step is logged; none is skipped because an
-earlier one failed.
+"""Graceful shutdown (see docs/ARCHITECTURE.md, Shutdown): no new entries, open orders cancelled,
+optional flatten, ledger flushed, state saved, a final alert. Each step is logged; none is skipped
+because an earlier one failed.
 """
 
 from __future__ import annotations

@@ -10,7 +10,6 @@ import logging
 import signal
 from collections.abc import Callable
 from types import FrameType
-from typing import Any
 
 log = logging.getLogger("arbitrage.live_loop")
 
@@ -35,24 +34,16 @@ class StopSignals:
         self._request_stop = request_stop
         self._stopping = stopping
         self._exit_code: int | None = None
-        self.previous: dict[int, Any] = {}
 
     def install(self) -> None:
         for sig in STOP_SIGNALS:
-            self.previous[sig] = signal.signal(sig, self._handle)
+            signal.signal(sig, self._handle)
         # Registered after logging's own exit handler, so it runs first: logging still works.
         atexit.register(ignore_stop_signals)
 
     def shutdown_finished(self, exit_code: int) -> None:
         """From now on a stop signal is answered with the exit code the process is about to return."""
         self._exit_code = exit_code
-
-    def restore(self) -> None:
-        """Put the previous handlers back: only for a caller that goes on in this process afterwards."""
-        atexit.unregister(ignore_stop_signals)
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
-        self.previous.clear()
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         name = signal.Signals(signum).name

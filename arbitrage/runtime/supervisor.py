@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 from arbitrage.clock import Clock
 from arbitrage.config import AppConfig
+from arbitrage.domain.rates import RateWindow
 from arbitrage.ops.alerts import Alerter
 from arbitrage.ops.live_guards import DryRunGate
 from arbitrage.ops.log_health import LogWriteHealth, LogWriteStatus
 from arbitrage.ops.metrics import BotMetrics
-from arbitrage.ops.rates import RateWindow
 from arbitrage.ops.sysmonitor import SysMonitor, SysSample
 from arbitrage.ops.watchdog import Level, Watchdog, WatchdogReport
 from arbitrage.runtime.loop import TickReport
@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # redis-py is imported only by runs that enable Redis
 
 log = logging.getLogger("arbitrage.watchdog")
 
-EXIT_CRITICAL = 3  # SPEC §3
+EXIT_CRITICAL = 3  # see docs/ARCHITECTURE.md, Exit codes
 EXIT_LIVE_REFUSED = 4
 # Set in state.entries_blocked while the audit log cannot be written; cleared only if still ours.
 AUDIT_LOG_BLOCK = "audit log cannot be written: "

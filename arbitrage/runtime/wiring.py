@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,61 +22,14 @@ from arbitrage.runtime.recovery import Recovery
 from arbitrage.runtime.state import BotState
 from arbitrage.runtime.tick_reads import TickReader
 from arbitrage.store.instance_lock import InstanceLock, acquire_instance_lock
-from arbitrage.store.ledger import Ledger, open_ledger
-from arbitrage.venues.base import AlertFn, Venue
-
-log = logging.getLogger("arbitrage.live_loop")
-
-
-def ledger_url(config: AppConfig, data_dir: Path) -> str:
-    return config.storage.url or f"sqlite:///{data_dir / 'ledger.sqlite3'}"
+from arbitrage.store.ledger import Ledger, ledger_url, open_ledger
+from arbitrage.venues.base import AlertFn, Venue, Venues
+from arbitrage.venues.build import build_venues
 
 
 def lock_instance(config: AppConfig, data_dir: Path, clock: Clock) -> InstanceLock:
     """The run's hold on its ledger and data dir; AlreadyRunning names the bot that has them."""
     return acquire_instance_lock(ledger_url(config, data_dir), data_dir, config.instance, clock.time)
-
-
-@dataclass
-class Venues:
-    """The venues of a run, plus whatever must advance before each tick (the mock market)."""
-
-    by_name: dict[str, Venue]
-    before_tick: list[Callable[[], None]] = field(default_factory=list)
-    concurrent_legs: bool = False  # real venues: both legs at once; simulated: in order, deterministic
-    # Real venues: a tick's reads share its deadline, each venue on a worker of its own. Simulated
-    # ones answer in process, in order, deterministic, with no deadline to keep.
-    remote_reads: bool = False
-
-    def close(self) -> None:
-        for venue in self.by_name.values():
-            try:
-                venue.close()
-            except Exception:  # closing must not hide the reason we are closing
-                log.exception("closing venue %s failed", venue.name)
-
-
-def build_mock_venues(config: AppConfig, clock: Clock) -> Venues:
-    from arbitrage.venues.mock import MockVenue
-    from arbitrage.venues.mock_faults import MockFaults
-    from arbitrage.venues.mock_market import MockMarket
-
-    market = MockMarket(config, clock)
-    faults = MockFaults(config.mock.faults, config.mock.seed)
-    venues: dict[str, Venue] = {
-        name: MockVenue(name, vc, market, faults, clock) for name, vc in config.venues.items()
-    }
-    return Venues(venues, before_tick=[market.step])
-
-
-def build_venues(
-    config: AppConfig, clock: Clock, env: Mapping[str, str], alert: AlertFn | None = None
-) -> Venues:
-    if config.mode.current == "mock":
-        return build_mock_venues(config, clock)
-    from arbitrage.venues.real import build_real_venues  # imports ccxt: paper and live only
-
-    return build_real_venues(config, clock, env, alert)
 
 
 def build_fx(config: AppConfig, venues: Mapping[str, Venue]) -> FxSource:

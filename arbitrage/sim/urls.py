@@ -74,8 +74,3 @@ def sim_options(exchange_id: str) -> dict[str, Any]:
     if exchange_id == "upbit":
         return {}
     raise ValueError(f"the simulator speaks {', '.join(SUPPORTED)}, not {exchange_id!r}")
-
-
-def sim_ccxt_config(exchange_id: str, base_url: str) -> dict[str, Any]:
-    """`urls` and `options` together, ready to merge into a ccxt constructor config."""
-    return {"urls": sim_urls(exchange_id, base_url), "options": sim_options(exchange_id)}

@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, Protocol
 
+from arbitrage.config import AppConfig
 from arbitrage.domain.opportunity import Opportunity
 from arbitrage.domain.orders import Order
 from arbitrage.domain.positions import PairPosition
@@ -135,6 +137,13 @@ class Ledger(Protocol):
         """Make every committed write durable in the main store (SQLite: checkpoint the WAL)."""
 
     def close(self) -> None: ...
+
+
+def ledger_url(config: AppConfig | None, data_dir: Path) -> str:
+    """The ledger a run with this config and data dir writes: storage.url, else a SQLite file in
+    the data dir (also what `arb report` reads when it has no config)."""
+    url = config.storage.url if config is not None else None
+    return url or f"sqlite:///{data_dir / 'ledger.sqlite3'}"
 
 
 def open_ledger(url: str, synchronous: str = "FULL") -> Ledger:

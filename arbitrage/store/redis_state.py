@@ -1,4 +1,5 @@
-"""The bot's Redis presence (SPEC §9): heartbeat, state snapshot and event stream, never stalling the loop."""
+"""The bot's Redis presence: heartbeat, state snapshot and event stream, never stalling the loop
+(see docs/ARCHITECTURE.md, Operations)."""
 
 from __future__ import annotations
 

@@ -6,12 +6,18 @@ exception tree (arbitrage.errors), never as a library's.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Protocol
 
 from arbitrage.domain.book import OrderBook
 from arbitrage.domain.money import MarketRules
 from arbitrage.domain.orders import OrderReport, OrderRequest
+
+# Closing the venues is part of a run's stop, told in the loop's log with the rest of it.
+run_log = logging.getLogger("arbitrage.live_loop")
 
 
 class AlertFn(Protocol):
@@ -66,3 +72,22 @@ class Venue(Protocol):
         """What /health/detailed shows of this venue: its feed (stream/poll/simulated) and health."""
 
     def close(self) -> None: ...
+
+
+@dataclass
+class Venues:
+    """The venues of a run, plus whatever must advance before each tick (the mock market)."""
+
+    by_name: dict[str, Venue]
+    before_tick: list[Callable[[], None]] = field(default_factory=list)
+    concurrent_legs: bool = False  # real venues: both legs at once; simulated: in order, deterministic
+    # Real venues: a tick's reads share its deadline, each venue on a worker of its own. Simulated
+    # ones answer in process, in order, deterministic, with no deadline to keep.
+    remote_reads: bool = False
+
+    def close(self) -> None:
+        for venue in self.by_name.values():
+            try:
+                venue.close()
+            except Exception:  # closing must not hide the reason we are closing
+                run_log.exception("closing venue %s failed", venue.name)

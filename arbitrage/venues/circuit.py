@@ -148,13 +148,6 @@ class CircuitBreaker:
         with self._lock:
             self._probe_started = None
 
-    def open_for_s(self) -> float:
-        """How long the current outage has lasted (0 when closed)."""
-        with self._lock:
-            if self._state == CLOSED:
-                return 0.0
-            return max(0.0, self._clock.monotonic() - self._outage_started)
-
     def pause(self, seconds: float) -> None:
         """The venue asked for `seconds` of silence (Retry-After)."""
         with self._lock:

@@ -17,8 +17,8 @@ from arbitrage.config import VenueConfig
 from arbitrage.domain.book import OrderBook
 from arbitrage.domain.money import MarketRules, dec, upbit_krw_tick
 from arbitrage.domain.orders import OrderReport, OrderRequest, OrderState
+from arbitrage.domain.rates import RateWindow
 from arbitrage.errors import PermanentVenueError
-from arbitrage.ops.rates import RateWindow
 from arbitrage.venues.fills import (
     DUPLICATE_ID,
     INSUFFICIENT_BALANCE,

@@ -1,6 +1,6 @@
 """The venues of paper and live mode: one ccxt client per venue, its book stream, the paper layer.
 
-Imported by the wiring only in paper and live mode, so that a mock run never imports ccxt.
+Imported by build_venues only in paper and live mode, so that a mock run never imports ccxt.
 Paper venues read public market data only (no API keys are given to the client, so nothing
 private, let alone an order, can be sent); live venues need both keys from the environment.
 """
@@ -17,8 +17,7 @@ import ccxt
 from arbitrage.clock import Clock
 from arbitrage.config import AppConfig, VenueConfig
 from arbitrage.errors import ConfigError, PermanentVenueError, TemporaryVenueError
-from arbitrage.runtime.wiring import Venues
-from arbitrage.venues.base import AlertFn, Venue
+from arbitrage.venues.base import AlertFn, Venue, Venues
 from arbitrage.venues.ccxt_errors import reason
 from arbitrage.venues.ccxt_venue import BookSource, CcxtVenue
 from arbitrage.venues.paper import PaperVenue
@@ -158,13 +157,8 @@ def build_stream(
             "venue %s (%s): books by REST polling (market_data.use_websocket is off)", name, vc.exchange
         )
         return None
-    try:
-        from arbitrage.venues.book_stream import BookStream
-    except ModuleNotFoundError as err:
-        if err.name != "arbitrage.venues.book_stream":
-            raise
-        log.warning("venue %s (%s): no book stream module; books by REST polling", name, vc.exchange)
-        return None
+    from arbitrage.venues.book_stream import BookStream  # imports ccxt.pro: only with the stream on
+
     stream = BookStream(
         name, vc.exchange, ccxt_config, symbols, config.loop.book_depth, config.market_data, clock, alert
     )

@@ -32,7 +32,8 @@ from arbitrage.errors import InvalidTransition
 S = OrderState
 QTY = Decimal("1.0")
 
-# The lifecycle of SPEC §6, written out pair by pair rather than read from the code's table.
+# The order lifecycle (docs/ARCHITECTURE.md, The ledger's write order), written out pair by pair
+# rather than read from the code's table.
 ALLOWED = {
     (S.PENDING, S.SUBMITTED),
     (S.PENDING, S.REJECTED),  # never sent

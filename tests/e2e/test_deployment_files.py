@@ -1,4 +1,5 @@
-"""The deployment files of SPEC §11: Dockerfile, .dockerignore, infra/docker-compose.yml, config/docker.yml.
+"""The deployment files (docs/ARCHITECTURE.md, Deployment): Dockerfile, .dockerignore,
+infra/docker-compose.yml, config/docker.yml.
 
 No Docker engine is needed: the files are parsed and checked against each other and the config, and the
 image's own command and HEALTHCHECK run on this machine against the real Redis (db 11).

@@ -1,5 +1,5 @@
 """Live mode against a misbehaving exchange: 5xx, 429 then 418, timeouts and failing reads, injected
-into the simulator while the real command trades on it (SPEC §5, §6).
+into the simulator while the real command trades on it (see docs/ARCHITECTURE.md, The tick and Single legs).
 
 The simulator is the witness. Nothing is placed twice and no create is ever resent; every order the
 simulator holds is in the ledger as the simulator says; Retry-After is honoured; the circuit breaker

@@ -107,3 +107,34 @@ def test_two_machines_on_one_postgres_ledger_the_second_refuses(
         tmp_path / "second", "--mock", "--loops", "40", "--interval", "0", overrides=overrides
     )
     assert restarted.code == 0, restarted.stderr
+
+
+def test_a_bot_whose_postgres_lease_is_lost_stops_with_exit_3(
+    tmp_path: Path, pg_schema_url: Callable[[], str]
+) -> None:
+    import psycopg
+
+    from arbitrage.store.postgres_lease import lease_key
+    from tests.conftest import PG_ADMIN_URL
+
+    url = pg_schema_url()
+    schema = url.rsplit("schema=", 1)[1]
+    overrides: dict[str, Any] = {**BUSY_LOOP, "storage": {"url": url}}
+    unsigned = lease_key(schema, "arb-1") & 0xFFFF_FFFF_FFFF_FFFF
+    with bot_process(tmp_path / "bot", *RUNNING, overrides=overrides) as bot:
+        bot.wait_for(RUNNING_LINE)
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            # What the bot sees when the server drops the lease's connection (a restart, a network cut).
+            holders = admin.execute(
+                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 "
+                "AND classid = %s::oid AND objid = %s::oid",
+                (unsigned >> 32, unsigned & 0xFFFF_FFFF),
+            ).fetchall()
+            assert len(holders) == 1, holders
+            admin.execute("SELECT pg_terminate_backend(%s)", (holders[0][0],))
+        # The heartbeat (every 5 s) finds the connection gone: a CRITICAL alert, then the graceful stop.
+        done = bot.finish(timeout=60)
+    assert done.code == 3, done.stderr
+    log = (tmp_path / "bot" / "logs" / "live_loop.log").read_text()
+    assert "lease lost on" in log and "stopping this bot" in log
+    assert "instance lease lost" in log

@@ -1,4 +1,5 @@
-"""Telegram alerts from the real command, against a loopback stand-in for the Bot API (SPEC §7)."""
+"""Telegram alerts from the real command, against a loopback stand-in for the Bot API
+(see docs/ARCHITECTURE.md, Operations)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from arbitrage.ops.health_check import real_venues_available
 from arbitrage.sim.server import SimServer
 from arbitrage.sim.urls import sim_options, sim_urls
 from tests.e2e.ops_harness import bot_env, free_port
@@ -140,10 +139,6 @@ def _sim_venues(base_url: str) -> dict[str, Any]:
 
 def test_paper_mode_reads_books_from_the_loopback_exchanges(tmp_path: Path, sim_base_url: str) -> None:
     code, rows, out = arb_health(tmp_path, {"venues": _sim_venues(sim_base_url)}, "--mode", "paper")
-    if not real_venues_available():
-        assert code == 0, out
-        assert rows["venue upbit"] == ("SKIP", "not checked in paper mode (no ccxt venues yet)")
-        return
     assert code == 0, out
     assert rows["venue upbit"][0] == "OK" and "BTC/KRW" in rows["venue upbit"][1], out
     assert rows["venue binance"][0] == "OK" and "BTC/USDT" in rows["venue binance"][1], out
@@ -156,8 +151,5 @@ def test_paper_mode_with_unreachable_venues_fails(tmp_path: Path) -> None:
         for n in ("upbit", "binance")
     }
     code, rows, out = arb_health(tmp_path, {"venues": venues}, "--mode", "paper")
-    if not real_venues_available():
-        assert code == 0 and rows["venue binance"][0] == "SKIP", out
-        return
     assert code == 1, out
     assert rows["venues"][0] == "FAIL" and "upbit" in rows["venues"][1], out

@@ -1,4 +1,5 @@
-"""The health endpoint of a running bot, probed with a real HTTP client (SPEC §7)."""
+"""The health endpoint of a running bot, probed with a real HTTP client
+(see docs/ARCHITECTURE.md, Operations)."""
 
 from __future__ import annotations
 

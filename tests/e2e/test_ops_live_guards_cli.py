@@ -1,4 +1,5 @@
-"""Live guards through the command line (SPEC §10): every combination of the static guards.
+"""Live guards through the command line (see docs/ARCHITECTURE.md, Live guards): every
+combination of the static guards.
 
 The fifteen refusing combinations run in-process through click's CliRunner (they exit before
 logging or venues are set up); the one where every static guard holds, and one refusing

@@ -1,4 +1,5 @@
-"""No secret value in any log file, stdout or stderr of the real command (SPEC §7)."""
+"""No secret value in any log file, stdout or stderr of the real command
+(see docs/ARCHITECTURE.md, Operations)."""
 
 from __future__ import annotations
 

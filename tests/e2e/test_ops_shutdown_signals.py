@@ -1,4 +1,5 @@
-"""Graceful shutdown of the real command on SIGTERM and SIGINT (SPEC §8), with and without flatten."""
+"""Graceful shutdown of the real command on SIGTERM and SIGINT, with and without flatten
+(see docs/ARCHITECTURE.md, Shutdown)."""
 
 from __future__ import annotations
 

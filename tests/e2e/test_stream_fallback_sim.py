@@ -1,5 +1,5 @@
 """Order-book streams end to end: the real command on WebSocket books from the simulator, the
-streams cut and refused for a while, and back (SPEC §5, "Market data").
+streams cut and refused for a while, and back (see docs/ARCHITECTURE.md, The tick).
 
 While the streams are down the bot must poll REST from the very next tick (no tick without its
 books, no stale book), keep trading, say so once per venue (one warning, one alert), and return

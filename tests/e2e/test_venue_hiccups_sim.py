@@ -1,5 +1,6 @@
 """Venue hiccups end to end: the real command in paper mode on the simulator's REST books, with a
-burst of 503s on one venue and then slow and hanging book reads (issue 10, SPEC §5, §7).
+burst of 503s on one venue and then slow and hanging book reads (issue 10; see
+docs/ARCHITECTURE.md, The tick and Operations).
 
 A burst keeps the venue's circuit breaker open through several cooldowns: the bot must stay up
 (the watchdog never reaches CRITICAL: a call refused by an open breaker, or a failed probe, is the

@@ -49,7 +49,8 @@ def test_one_file_per_component_with_the_exact_format(tmp_path: Path) -> None:
         assert m.group(1) == "INFO"
         assert m.group(2) == logger_name
         assert m.group(3) == f"hello from {component}"
-        assert lines[0].split(" [", 1)[1].startswith("INFO    ] ")  # level padded to 8, as in SPEC §7
+        # The level padded to 8 (see docs/ARCHITECTURE.md, Operations).
+        assert lines[0].split(" [", 1)[1].startswith("INFO    ] ")
 
 
 def test_other_arbitrage_loggers_go_to_live_loop_log(tmp_path: Path) -> None:

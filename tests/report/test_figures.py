@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from arbitrage.config import parse_config
-from arbitrage.report.command import ReportInputError, as_url, ledger_url_for, parse_day
+from arbitrage.report.command import ReportInputError, as_url, parse_day
 from arbitrage.report.figures import (
     Window,
     compute_report,
@@ -23,7 +23,7 @@ from arbitrage.report.figures import (
     trading_day,
 )
 from arbitrage.runtime import state as runtime_state
-from arbitrage.runtime.wiring import ledger_url
+from arbitrage.store.ledger import ledger_url
 from arbitrage.store.ledger_reader import (
     DayRow,
     HedgeRow,
@@ -312,10 +312,13 @@ def test_entry_spread_of_a_position_without_cost_is_unknown() -> None:
 
 @pytest.mark.parametrize("storage_url", [None, "postgresql://u@127.0.0.1:5432/db?schema=s", "sqlite:///x.db"])
 def test_default_ledger_is_the_one_a_run_uses(storage_url: str | None) -> None:
+    # The report and the run both ask store.ledger.ledger_url; a bare --data-dir needs no config.
     data = base_config()
     data["storage"] = {**data.get("storage", {}), "url": storage_url}
     config = parse_config(data)
-    assert ledger_url_for(config, Path("somewhere")) == ledger_url(config, Path("somewhere"))
+    in_data_dir = f"sqlite:///{Path('somewhere') / 'ledger.sqlite3'}"
+    assert ledger_url(config, Path("somewhere")) == (storage_url or in_data_dir)
+    assert ledger_url(None, Path("somewhere")) == in_data_dir
 
 
 @pytest.mark.parametrize("bad", ["2026-13-01", "yesterday", "2026/12/01", ""])

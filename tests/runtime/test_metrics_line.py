@@ -1,4 +1,5 @@
-"""The one-line-per-tick metrics summary: SPEC §2's exact shape, currency signs, rounding."""
+"""The one-line-per-tick metrics summary: its exact shape, currency signs, rounding
+(see docs/ARCHITECTURE.md, The metrics line)."""
 
 from __future__ import annotations
 

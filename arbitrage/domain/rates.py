@@ -1,4 +1,5 @@
-"""Event rates over a sliding window (safety rejections, live errors per minute) for the watchdog."""
+"""Event rates over a sliding window: orders a venue took per minute, safety rejections and live
+errors per minute (for the watchdog). Pure: the caller passes the time in."""
 
 from __future__ import annotations
 

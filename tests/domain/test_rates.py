@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from arbitrage.ops.rates import RateWindow
+from arbitrage.domain.rates import RateWindow
 
 
 def test_counts_events_within_the_last_minute() -> None:
