@@ -24,6 +24,8 @@ from arbitrage.store.schema import META_DDL, MIGRATIONS, SCHEMA_VERSION, TABLES,
 from arbitrage.store.transaction_state import IDLE, Action, Move
 
 Row = tuple[Any, ...]
+_BEGIN, _BEGIN_RELAXED, _COMMIT = Action.BEGIN, Action.BEGIN_RELAXED, Action.COMMIT
+_SAVEPOINT, _RELEASE, _ROLLBACK_TO = Action.SAVEPOINT, Action.RELEASE, Action.ROLLBACK_TO
 HEDGE_KINDS = frozenset({"retry", "unwind", "residual"})
 
 
@@ -212,19 +214,19 @@ class SqlLedger(ABC):
             raise LedgerError("transaction rolled back: a write inside it failed")
 
     def _act(self, action: Action) -> None:
-        if action is Action.COMMIT:
+        if action is _COMMIT:
             try:
                 self._commit()
             except LedgerError:
                 self._rollback()
                 raise
-        elif action is Action.SAVEPOINT:
+        elif action is _SAVEPOINT:
             self._run("SAVEPOINT batch_item")
-        elif action is Action.RELEASE:
+        elif action is _RELEASE:
             self._run("RELEASE SAVEPOINT batch_item")
-        elif action is Action.BEGIN or action is Action.BEGIN_RELAXED:
-            self._begin(action is Action.BEGIN)
-        elif action is Action.ROLLBACK_TO:
+        elif action is _BEGIN or action is _BEGIN_RELAXED:
+            self._begin(action is _BEGIN)
+        elif action is _ROLLBACK_TO:
             self._run("ROLLBACK TO SAVEPOINT batch_item")
         else:
             self._rollback()
