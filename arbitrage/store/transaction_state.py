@@ -42,7 +42,7 @@ class Action(Enum):
     ROLLBACK = ("rollback", False)
 
     def __init__(self, label: str, opens: bool) -> None:
-        self.label = label
+        self.label = label  # the label keeps two members with the same `opens` from being aliases
         self.opens = opens  # see the module docstring: when the state moves, before or after
 
 
@@ -74,11 +74,6 @@ class TxState(NamedTuple):
     depth: int = 0
     durable: bool = True
     doomed: bool = False
-
-    @property
-    def inside(self) -> bool:
-        """A transaction or item is open: statements join it, and a failing one dooms it."""
-        return self.depth > 0
 
     @property
     def refuses_orders(self) -> bool:
