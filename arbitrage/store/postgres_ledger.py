@@ -20,6 +20,7 @@ from psycopg import errors, sql
 from arbitrage.errors import LedgerUnavailable
 from arbitrage.store.schema import POSTGRES, Dialect
 from arbitrage.store.sql_ledger import Row, SqlLedger, money_decimal
+from arbitrage.store.transaction_state import IDLE
 
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 # Any constant will do: it only has to be the same in every process that migrates a ledger.
@@ -144,5 +145,5 @@ class PostgresLedger(SqlLedger):
         self._rows("SELECT 1")
 
     def close(self) -> None:
-        self._depth, self._doomed = 0, False
+        self._tx = IDLE
         self._conn.close()

@@ -21,8 +21,11 @@ from arbitrage.domain.positions import PairPosition, PositionState
 from arbitrage.errors import DuplicateOrder, LedgerError, LedgerUnavailable
 from arbitrage.store import schema as sq
 from arbitrage.store.schema import META_DDL, MIGRATIONS, SCHEMA_VERSION, TABLES, Dialect
+from arbitrage.store.transaction_state import IDLE, Action, Move
 
 Row = tuple[Any, ...]
+_BEGIN, _BEGIN_RELAXED, _COMMIT = Action.BEGIN, Action.BEGIN_RELAXED, Action.COMMIT
+_SAVEPOINT, _RELEASE, _ROLLBACK_TO = Action.SAVEPOINT, Action.RELEASE, Action.ROLLBACK_TO
 HEDGE_KINDS = frozenset({"retry", "unwind", "residual"})
 
 
@@ -111,11 +114,7 @@ class SqlLedger(ABC):
 
     def __init__(self) -> None:
         self._lock = threading.RLock()  # one transaction at a time, whichever thread asks
-        self._depth = 0  # nesting of transaction(); only the outermost commits
-        self._doomed = False  # a write inside the open transaction failed: it must roll back
-        self._durable = True  # the open transaction's commit waits for the disk
-        self._batching = False  # inside batch(): durable=False transactions share one commit
-        self._batch_open = False  # the batch's transaction is begun and not yet committed
+        self._tx = IDLE  # where the connection stands in transaction() and batch()
 
     # The backend seam --------------------------------------------------------------------
 
@@ -158,8 +157,7 @@ class SqlLedger(ABC):
 
     def _failed(self, message: str, unique: bool = False) -> LedgerError:
         """The error for a failed statement; a failure inside a transaction dooms it."""
-        if self._depth:
-            self._doomed = True
+        self._tx = self._tx.write_failed()
         return UniqueViolation(message) if unique else LedgerError(message)
 
     # Transactions and schema -------------------------------------------------------------
@@ -172,39 +170,16 @@ class SqlLedger(ABC):
         may run off the loop's thread) lands inside it.
         `durable=False`: see Ledger.transaction; only the outermost use decides.
         Inside batch(), a durable=False transaction is a savepoint of the batch's transaction,
-        and a durable one first commits what the batch holds.
+        and a durable one first commits what the batch holds (TxState says which, and when).
         """
         with self._lock:
-            if not self._depth and self._batching:
-                if not durable:
-                    if not self._batch_open:
-                        self._begin(False)
-                        self._batch_open = True
-                    with self._savepoint():
-                        yield
-                    return
-                self._end_batch()
-            if self._depth:
-                self._depth += 1
-                try:
-                    yield
-                except BaseException:
-                    self._doomed = True
-                    raise
-                finally:
-                    self._depth -= 1
-                return
-            self._begin(durable)
-            self._depth, self._doomed, self._durable = 1, False, durable
+            self._move(self._tx.begin(durable))
             try:
                 yield
             except BaseException:
-                self._finish(commit=False)
+                self._move(self._tx.end(failed=True))
                 raise
-            if self._doomed:
-                self._finish(commit=False)
-                raise LedgerError("transaction rolled back: a write inside it failed")
-            self._finish(commit=True)
+            self._move(self._tx.end(failed=False))
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -215,54 +190,44 @@ class SqlLedger(ABC):
         The lock is not held in between: the venue calls made inside must not wait for it.
         """
         with self._lock:
-            nested = self._batching or self._depth > 0
-            if not nested:
-                self._batching = True
-        if nested:
-            yield
-            return
+            started = self._tx.start_batch()  # None: a batch or transaction is open; join it
+            if started is not None:
+                self._tx = started
         try:
             yield
         finally:
-            with self._lock:
-                self._batching = False
-                self._end_batch()
+            if started is not None:
+                with self._lock:
+                    self._move(self._tx.end_batch())
 
-    def _end_batch(self) -> None:
-        if self._batch_open:
-            self._batch_open = False
-            self._finish(commit=True)
-
-    @contextmanager
-    def _savepoint(self) -> Iterator[None]:
-        self._run("SAVEPOINT batch_item")
-        self._depth, self._doomed, self._durable = 1, False, False
-        try:
-            yield
-        except BaseException:
-            self._undo_savepoint()
-            raise
-        finally:
-            self._depth = 0
-        if self._doomed:
-            self._undo_savepoint()
+    def _move(self, move: Move) -> None:
+        """Run a transition's steps, keeping self._tx true to the connection at every step."""
+        for action, state in move.steps:
+            if action.opens:
+                self._act(action)
+                self._tx = state
+            else:
+                self._tx = state
+                self._act(action)
+        self._tx = move.state
+        if move.rolled_back:
             raise LedgerError("transaction rolled back: a write inside it failed")
-        self._run("RELEASE SAVEPOINT batch_item")
-        self._durable = True
 
-    def _undo_savepoint(self) -> None:
-        self._depth, self._doomed, self._durable = 0, False, True
-        self._run("ROLLBACK TO SAVEPOINT batch_item")
-        self._run("RELEASE SAVEPOINT batch_item")
-
-    def _finish(self, commit: bool) -> None:
-        self._depth, self._doomed, self._durable = 0, False, True
-        if commit:
+    def _act(self, action: Action) -> None:
+        if action is _COMMIT:
             try:
                 self._commit()
             except LedgerError:
                 self._rollback()
                 raise
+        elif action is _SAVEPOINT:
+            self._run("SAVEPOINT batch_item")
+        elif action is _RELEASE:
+            self._run("RELEASE SAVEPOINT batch_item")
+        elif action is _BEGIN or action is _BEGIN_RELAXED:
+            self._begin(action is _BEGIN)
+        elif action is _ROLLBACK_TO:
+            self._run("ROLLBACK TO SAVEPOINT batch_item")
         else:
             self._rollback()
 
@@ -303,7 +268,7 @@ class SqlLedger(ABC):
         )  # fmt: skip
 
     def insert_orders(self, orders: Sequence[Order], ts: float) -> None:
-        if self._depth and not self._durable:
+        if self._tx.refuses_orders:
             # An order must be on disk before its venue call, or a power cut could leave an
             # order at the venue that the ledger never heard of.
             raise LedgerError("orders are written in a durable transaction, not a durable=False one")

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 from arbitrage.errors import LedgerUnavailable
 from arbitrage.store.schema import SQLITE, Dialect
 from arbitrage.store.sql_ledger import Row, SqlLedger, money_text
+from arbitrage.store.transaction_state import IDLE
 
 log = logging.getLogger("arbitrage.ledger")
 
@@ -140,7 +141,7 @@ class SqliteLedger(SqlLedger):
         self._rows("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
-        self._depth, self._doomed = 0, False
+        self._tx = IDLE
         if self._checkpointer is not None:
             self._checkpointer.close()
         self._conn.close()
