@@ -101,7 +101,13 @@ class SqliteLedger(SqlLedger):
             # checkpoint) carries it to disk, and a process crash never loses it.
             self._run("PRAGMA synchronous=NORMAL")
             self._relaxed = True
-        self._run("BEGIN IMMEDIATE")
+        try:
+            self._run("BEGIN IMMEDIATE")
+        except BaseException:
+            # No transaction opened (busy past the timeout, say): the next one may write orders,
+            # and they must not commit at the lowered safety level.
+            self._restore_safety()
+            raise
 
     def _commit(self) -> None:
         self._run("COMMIT")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from arbitrage.domain.orders import OrderFilled, OrderSubmitted, apply
-from arbitrage.errors import ConfigError, LedgerUnavailable
+from arbitrage.errors import ConfigError, LedgerError, LedgerUnavailable
 from arbitrage.store.ledger import Ledger, open_ledger
 from arbitrage.store.schema import SCHEMA_VERSION, TABLES
 from arbitrage.store.sqlite_ledger import SqliteLedger
@@ -153,3 +153,20 @@ def test_both_backends_store_identical_rows(tmp_path: Path, pg_schema_url: Calla
     assert len(lite.dump_rows("orders")) == 4
     lite.close()
     pg.close()
+
+
+def test_a_relaxed_begin_that_fails_restores_full_safety(tmp_path: Path) -> None:
+    """A non-durable transaction whose BEGIN fails (the file busy past the timeout) must not leave
+    the connection at synchronous=NORMAL: the next transaction may write orders."""
+    path = tmp_path / "ledger.sqlite3"
+    ledger = SqliteLedger(str(path), busy_timeout_ms=50)
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # another writer holds the file
+        with pytest.raises(LedgerError), ledger.transaction(durable=False):
+            pass
+        holder.execute("ROLLBACK")
+        assert ledger._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    finally:
+        holder.close()
+        ledger.close()
