@@ -437,6 +437,8 @@ class PairTrader:
         slip = dec(self._cfg.execution.unwind_slippage_pct) / 100
         price = dec(top) * (1 - slip if side == "sell" else 1 + slip)
         qty = rules.round_qty(abs(item.qty))
+        if side == "buy":
+            qty = rules.buy_qty_for(qty)  # what arrives must cover it, the fee taken from the coin
         price = rules.round_price(price, side)
         if rules.check(qty, price) is not None:
             return
@@ -456,8 +458,10 @@ class PairTrader:
         asset = order.symbol.partition("/")[0]
         with self._ledger.transaction(durable=False):
             if order.filled_qty > 0:
-                cash = order.filled_qty * order.avg_fill_price * dec(fx)
-                signed = order.filled_qty if order.side == "buy" else -order.filled_qty
+                # The coin that moved (a fee taken from the coin bought arrived short), valued at
+                # the fill price; with the fee's quote value below, the cash that changed hands.
+                cash = order.net_qty * order.avg_fill_price * dec(fx)
+                signed = order.net_qty if order.side == "buy" else -order.net_qty
                 value = (-cash if order.side == "buy" else cash) - order.fee * dec(fx)
                 realized = booked(self.residuals.add(order.venue, asset, signed, value))
                 self._record_hedge(
