@@ -55,12 +55,14 @@ def overrides(base_url: str, ticks: int) -> dict[str, Any]:
             v: {"urls": sim_urls(v, base_url), "options": sim_options(v), "timeout_ms": 3000} for v in VENUES
         },
         "signal": {"min_spread_pct": 0.1, "max_notional": 300000, "min_notional": 20000},
-        "safety": {"daily_loss_limit": 19_000_000, "max_orders_per_minute": 100_000,
-                   "max_open_positions": 5},  # fmt: skip
+        "safety": {"daily_loss_limit": 19_000_000, "max_orders_per_minute": 100_000, "max_open_positions": 5},
         "exit": {"min_spread_pct": -5.0},  # take profit on the next tick, whatever the spread
-        "watchdog": {"warn_loop_latency_ms": 5000, "max_loop_latency_ms": 20000,
-                     "warn_safety_rejections_per_minute": 100_000,
-                     "max_safety_rejections_per_minute": 1_000_000},  # fmt: skip
+        "watchdog": {
+            "warn_loop_latency_ms": 5000,
+            "max_loop_latency_ms": 20000,
+            "warn_safety_rejections_per_minute": 100_000,
+            "max_safety_rejections_per_minute": 1_000_000,
+        },
         "sys_monitor": {"warn_cpu_pct": 1000, "max_cpu_pct": 1000},
         "live_guards": {"dry_run_cycles": 2},
         "logging": {"console": False},
@@ -70,7 +72,9 @@ def overrides(base_url: str, ticks: int) -> dict[str, Any]:
 def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in extra.items():
-        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        out[key] = (
+            merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
     return out
 
 
@@ -111,7 +115,9 @@ def ledger_unhedged(path: Path) -> tuple[dict[tuple[str, str], Decimal], int, in
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--ticks", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--repo", type=Path, default=ROOT, help="the checkout whose command runs")
@@ -130,14 +136,31 @@ def main() -> int:
         (workdir / "config.yml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
         (workdir / ".live_trading_ok").write_text("yes\n", encoding="utf-8")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ARB_", "LIVE_TRADING"))}
-        env.update({
-            "LIVE_TRADING": "1",
-            "UPBIT_API_KEY": API_KEYS["upbit"], "UPBIT_API_SECRET": "drift-upbit-secret",
-            "BINANCE_API_KEY": API_KEYS["binance"], "BINANCE_API_SECRET": "drift-binance-secret",
-        })  # fmt: skip
-        command = [sys.executable, str(args.repo / "scripts" / "run_live.py"), "--config", "config.yml",
-                   "--mode", "live", "--loops", str(args.ticks), "--interval", "0",
-                   "--log-dir", "logs", "--data-dir", "data"]  # fmt: skip
+        env.update(
+            {
+                "LIVE_TRADING": "1",
+                "UPBIT_API_KEY": API_KEYS["upbit"],
+                "UPBIT_API_SECRET": "drift-upbit-secret",
+                "BINANCE_API_KEY": API_KEYS["binance"],
+                "BINANCE_API_SECRET": "drift-binance-secret",
+            }
+        )
+        command = [
+            sys.executable,
+            str(args.repo / "scripts" / "run_live.py"),
+            "--config",
+            "config.yml",
+            "--mode",
+            "live",
+            "--loops",
+            str(args.ticks),
+            "--interval",
+            "0",
+            "--log-dir",
+            "logs",
+            "--data-dir",
+            "data",
+        ]
         began = time.monotonic()
         proc = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, check=False)
         took = time.monotonic() - began
@@ -156,7 +179,9 @@ def main() -> int:
         print(f"filled Binance buys: {buys}; open positions at the end: {open_positions}")
         over = False
         for asset in DEFAULT_ASSETS:
-            bound = Decimal(str(limits.get("max_unhedged_qty_by_asset", {}).get(asset, limits["max_unhedged_qty"])))
+            bound = Decimal(
+                str(limits.get("max_unhedged_qty_by_asset", {}).get(asset, limits["max_unhedged_qty"]))
+            )
             change = sum((now[v].get(asset, ZERO) - start[v].get(asset, ZERO) for v in VENUES), ZERO)
             ledger = sum((q for (_, a), q in believed.items() if a == asset), ZERO)
             over = over or abs(change) > bound
