@@ -117,8 +117,10 @@ def _unwind(
     reference: float | Decimal = levels[0][0] if levels else lead.planned_price
     price = limit_price(reference, side, slippage_pct, rules)
     qty = rules.round_qty(gap)
-    if side == "buy":
-        qty = rules.buy_qty_for(qty)  # buying back what was oversold: it must arrive whole
+    if side == "buy" and rules.buy_fee_in_base:
+        # Buying back what was oversold, the fee taken from the coin: as much as arrives within
+        # the gap, never more (an unwind past its leg would leave the leg short the other way).
+        qty = rules.round_qty(gap / (1 - rules.buy_fee_in_base))
     if price <= 0 or rules.check(qty, price) is not None:
         return None
     return qty, price
