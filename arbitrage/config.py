@@ -53,6 +53,8 @@ BUILTIN_ENGINES = ("signal", "safety", "execution", "stoploss", "position")
 # Of watchdog.max_loop_latency_ms, what a tick's reads may take when market_data.tick_read_budget_ms
 # is unset: 2500 ms -> 1000 ms, the rest left for the engines and a trading tick's orders.
 READ_BUDGET_SHARE = 0.4
+# Exchanges that take a spot buy's fee from the coin bought (unless paid in BNB).
+COIN_FEE_EXCHANGES = frozenset({"binance", "binanceus"})
 
 
 class Section(BaseModel):
@@ -145,7 +147,21 @@ class VenueConfig(Section):
     # again after the cooldown (real venues only).
     circuit_failures: PosInt = 5
     circuit_cooldown_s: Pos = 30.0
+    # Where the venue takes a buy's fee: "base" from the coin bought (Binance), "quote" on top of
+    # the price (Upbit), "other" in a third currency (Binance with BNB fees on). "auto" follows
+    # the exchange: base on binance, quote elsewhere; a mock venue models Binance unless it
+    # quotes KRW (Upbit). A fee taken from the coin is made up for by buying that much more.
+    buy_fee_in: Literal["auto", "base", "quote", "other"] = "auto"
     mock: MockVenueConfig = MockVenueConfig()
+
+    @property
+    def buy_fee_in_base(self) -> bool:
+        """Whether a buy's fee comes out of the coin bought (buy_fee_in, "auto" resolved)."""
+        if self.buy_fee_in != "auto":
+            return self.buy_fee_in == "base"
+        if self.exchange == "mock":
+            return self.quote != "KRW"
+        return self.exchange in COIN_FEE_EXCHANGES
 
     @field_validator("exchange")
     @classmethod

@@ -24,15 +24,34 @@ def dec(value: float | int | str | Decimal) -> Decimal:
 
 @dataclass(frozen=True, slots=True)
 class MarketRules:
-    """A venue's trading rules for one market."""
+    """A venue's trading rules for one market.
+
+    `buy_fee_in_base` is the share of a buy's quantity that the venue keeps as its fee: its taker
+    rate where a buy's fee is taken from the coin bought (Binance, unless it is paid in BNB), 0
+    where the fee is paid in the quote or a third currency (Upbit, Binance with BNB fees).
+    """
 
     price_tick: Decimal
     qty_step: Decimal
     min_notional: Decimal = ZERO
     min_qty: Decimal = ZERO
+    buy_fee_in_base: Decimal = ZERO
 
     def round_qty(self, qty: Decimal) -> Decimal:
         return (qty / self.qty_step).to_integral_value(ROUND_DOWN) * self.qty_step
+
+    def buy_qty_for(self, net: Decimal) -> Decimal:
+        """The buy quantity that delivers at least `net` of the coin once the venue took its fee
+        from it: grossed up by the fee and rounded up to the step, so that it is never short.
+        `net` unchanged where the fee is not taken from the coin."""
+        if not self.buy_fee_in_base or net <= 0:
+            return net
+        gross = net / (1 - self.buy_fee_in_base)
+        return (gross / self.qty_step).to_integral_value(ROUND_CEILING) * self.qty_step
+
+    def received(self, bought: Decimal) -> Decimal:
+        """The coin a buy of `bought` delivers, the fee the venue takes from it deducted."""
+        return bought - bought * self.buy_fee_in_base if self.buy_fee_in_base else bought
 
     def round_price(self, price: Decimal, side: str) -> Decimal:
         """Round to the tick in the direction that keeps a limit order within its bound."""

@@ -75,12 +75,15 @@ class Order:
     state: OrderState = OrderState.PENDING
     filled_qty: Decimal = ZERO
     avg_fill_price: Decimal = ZERO
-    fee: Decimal = ZERO  # in the market's quote currency
+    fee: Decimal = ZERO  # every fee, valued in the market's quote currency
     venue_order_id: str | None = None
     purpose: str = "entry"
     position_id: str | None = None
     opportunity_id: str | None = None
     reason: str | None = None
+    # The part of the fee the venue took in the base coin itself, in the coin (Binance on a buy):
+    # also inside `fee` at its quote value, but it changes how much coin the order moved.
+    fee_base: Decimal = ZERO
 
     @classmethod
     def from_request(cls, req: OrderRequest, opportunity_id: str | None = None) -> Order:
@@ -104,6 +107,14 @@ class Order:
     def notional(self) -> Decimal:
         return self.filled_qty * self.avg_fill_price
 
+    @property
+    def net_qty(self) -> Decimal:
+        """The coin this order moved in the account: a buy's fill less the fee taken in the coin
+        (what arrived), a sell's fill plus such a fee (what left)."""
+        if not self.fee_base:
+            return self.filled_qty
+        return self.filled_qty - self.fee_base if self.side == "buy" else self.filled_qty + self.fee_base
+
 
 # Events ----------------------------------------------------------------------------------
 
@@ -120,12 +131,14 @@ class OrderAccepted:
 
 @dataclass(frozen=True, slots=True)
 class OrderFilled:
-    """A fill of `qty` at `price` with `fee` (quote currency); `final` when nothing is left."""
+    """A fill of `qty` at `price` with `fee` (valued in the quote currency), of which `fee_base`
+    was taken in the base coin itself."""
 
     qty: Decimal
     price: Decimal
     fee: Decimal = ZERO
     trade_id: str | None = None
+    fee_base: Decimal = ZERO
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +190,14 @@ def apply(order: Order, event: OrderEvent) -> Order:
             )
         filled = order.filled_qty + event.qty
         avg = (order.filled_qty * order.avg_fill_price + event.qty * event.price) / filled
-        return replace(order, state=dst, filled_qty=filled, avg_fill_price=avg, fee=order.fee + event.fee)
+        return replace(
+            order,
+            state=dst,
+            filled_qty=filled,
+            avg_fill_price=avg,
+            fee=order.fee + event.fee,
+            fee_base=order.fee_base + event.fee_base,
+        )
     if isinstance(event, OrderAccepted):
         return replace(order, state=dst, venue_order_id=event.venue_order_id or order.venue_order_id)
     if isinstance(event, OrderRejected | OrderCancelled | OrderExpired):
@@ -193,9 +213,10 @@ class OrderReport:
     state: OrderState
     filled_qty: Decimal = ZERO
     avg_price: Decimal = ZERO
-    fee: Decimal = ZERO
+    fee: Decimal = ZERO  # every fee, valued in the quote currency
     venue_order_id: str | None = None
     reason: str | None = None
+    fee_base: Decimal = ZERO  # the part of the fee taken in the base coin, in the coin
 
 
 def events_from_report(order: Order, report: OrderReport) -> list[OrderEvent]:
@@ -222,7 +243,8 @@ def events_from_report(order: Order, report: OrderReport) -> list[OrderEvent]:
         # The new part's price from the change in cumulative notional.
         new_notional = report.filled_qty * report.avg_price - order.filled_qty * order.avg_fill_price
         price = new_notional / new_qty
-        events.append(OrderFilled(new_qty, price, max(report.fee - order.fee, ZERO)))
+        fee_base = max(report.fee_base - order.fee_base, ZERO)
+        events.append(OrderFilled(new_qty, price, max(report.fee - order.fee, ZERO), fee_base=fee_base))
     if max(report.filled_qty, order.filled_qty) >= order.qty:
         # The last fill finished it, whatever the venue calls the end (a cancel racing the fill).
         return events

@@ -26,7 +26,9 @@ class PairPosition:
     buy_symbol: str
     sell_symbol: str
     qty: Decimal  # hedged quantity still open
-    buy_qty: Decimal  # filled on the buy venue at entry, net of any unwind
+    # The coin that arrived on the buy venue at entry (less a fee taken from it and any unwind);
+    # what it holds beyond `qty` (part of a step) is unhedged inventory, not the position's.
+    buy_qty: Decimal
     sell_qty: Decimal  # filled on the sell venue at entry, net of any unwind
     entry_cost: Decimal  # paid on the buy venue for the hedged quantity, accounting currency
     entry_proceeds: Decimal  # received on the sell venue for the hedged quantity

@@ -101,7 +101,9 @@ def plan_exit(
     if qty <= 0:
         return dust_exit(position, trade.net_spread_pct)
     sell = LegPlan(position.buy_venue, position.buy_symbol, "sell", qty, sell_price, trade.sell_fx)
-    buy = LegPlan(position.sell_venue, position.sell_symbol, "buy", qty, buy_price, trade.buy_fx)
+    # More where the venue takes the fee from the coin bought, so what arrives closes `qty`.
+    buy_qty = buy_rules.buy_qty_for(qty)
+    buy = LegPlan(position.sell_venue, position.sell_symbol, "buy", buy_qty, buy_price, trade.buy_fx)
     return ExitIntent(
         position_id=position.position_id,
         reason=reason,
@@ -173,13 +175,27 @@ class ExecutionPlanner:
         by_quote = free(opp.buy_venue, quote) / (buy_price * (1 + fee / HUNDRED))
         by_base = free(opp.sell_venue, opp.asset)
         by_size = self._max_position / (buy_price * dec(opp.buy_fx))
+        coin_fee = buy_rules.buy_fee_in_base
+        if coin_fee:
+            # The buy is grossed up (buy_qty_for): by the fee, and up to one step more.
+            by_quote = (by_quote - buy_rules.qty_step) * (1 - coin_fee)
         qty = round_to_both(max(ZERO, min(dec(opp.qty), by_quote, by_base, by_size)), buy_rules, sell_rules)
-        for side, rules, price in (("buy", buy_rules, buy_price), ("sell", sell_rules, sell_price)):
-            problem = rules.check(qty, price)
+        # Where the buy venue takes its fee from the coin bought (Binance), buying `qty` would
+        # deliver qty * (1 - fee) against `qty` sold: every such entry would leave the pair short
+        # by the fee. So the buy is grossed up until what arrives covers what is sold (rounded up
+        # to the step: never short). The sell stays on both venues' steps, so the position does
+        # too and its exit can close it whole; the part of a step that arrives beyond it is booked
+        # as unhedged inventory, which is unwound once past execution.max_unhedged_qty. Booking
+        # the whole fee's shortfall there instead would leave every pair unhedged by the fee
+        # until an extra order (with its own fee and spread) bought it back.
+        buy_qty = buy_rules.buy_qty_for(qty)
+        legs = (("buy", buy_rules, buy_qty, buy_price), ("sell", sell_rules, qty, sell_price))
+        for side, rules, leg_qty, price in legs:
+            problem = rules.check(leg_qty, price)
             if problem is not None:
                 return f"{side} leg not tradable: {problem}"
         return EntryIntent(
             opportunity=opp,
-            buy=LegPlan(opp.buy_venue, opp.buy_symbol, "buy", qty, buy_price, opp.buy_fx),
+            buy=LegPlan(opp.buy_venue, opp.buy_symbol, "buy", buy_qty, buy_price, opp.buy_fx),
             sell=LegPlan(opp.sell_venue, opp.sell_symbol, "sell", qty, sell_price, opp.sell_fx),
         )

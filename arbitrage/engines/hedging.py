@@ -3,7 +3,9 @@
 Pure planning for the runtime, called after both legs come back and after each repair order:
 first retry the missing quantity on the lagging venue within the leg's own limit, then unwind
 the excess on the over-filled venue, within a bounded number of attempts (see
-docs/ARCHITECTURE.md, Single legs).
+docs/ARCHITECTURE.md, Single legs). Quantities are the coin that arrived or left (net of a fee
+taken from the coin bought); a buy that repairs them is grossed up by such a fee
+(MarketRules.buy_qty_for).
 """
 
 from __future__ import annotations
@@ -95,6 +97,8 @@ def _retry(
 ) -> tuple[Decimal, Decimal] | None:
     """(qty, price) to retry at the leg's planned price, if the book can fill it there now."""
     qty = rules.round_qty(gap)
+    if lag.side == "buy":
+        qty = rules.buy_qty_for(qty)  # `gap` must arrive, the fee taken from the coin bought
     price = rules.round_price(lag.planned_price, lag.side)
     if book is None or rules.check(qty, price) is not None:
         return None
@@ -114,6 +118,10 @@ def _unwind(
     reference: float | Decimal = levels[0][0] if levels else lead.planned_price
     price = limit_price(reference, side, slippage_pct, rules)
     qty = rules.round_qty(gap)
+    if side == "buy" and rules.buy_fee_in_base:
+        # Buying back what was oversold, the fee taken from the coin: as much as arrives within
+        # the gap, never more (an unwind past its leg would leave the leg short the other way).
+        qty = rules.round_qty(gap / (1 - rules.buy_fee_in_base))
     if price <= 0 or rules.check(qty, price) is not None:
         return None
     return qty, price

@@ -1,9 +1,10 @@
 """Accounting for the legs of a pair trade and for the inventory they leave unhedged.
 
 A `LegTally` sums one venue leg's fills: forward fills (the leg's own side, retries included)
-and unwind fills (the opposite side on the same venue). A `ResidualBook` holds the quantities
-that ended outside any hedged position, with their value in the accounting currency, and books
-the result when they are netted or unwound. Everything here is Decimal and pure.
+and unwind fills (the opposite side on the same venue), in the coin they moved in the account
+(a buy whose fee the venue took from the coin delivered less than it filled). A `ResidualBook`
+holds the quantities that ended outside any hedged position, with their value in the accounting
+currency, and books the result when they are netted or unwound. Everything here is Decimal and pure.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from arbitrage.domain.orders import Order
 
 
 def fee_in_quote(order: Order) -> Decimal:
-    """Venue adapters report fees in the market's quote currency (see venues.base)."""
+    """Venue adapters value every fee in the market's quote currency, one taken in the coin too."""
     return order.fee
 
 
@@ -36,16 +37,20 @@ class LegTally:
     orders: list[Order] = field(default_factory=list)
 
     def add(self, order: Order) -> None:
+        """Count an order's fills by the coin they moved (a fee taken from the coin bought left
+        less of it), valued at the fill price: with the fee at its quote value on top, that is
+        exactly the cash paid or received."""
         self.orders.append(order)
         if order.filled_qty <= 0:
             return
-        notional = order.filled_qty * order.avg_fill_price
+        qty = order.net_qty
+        notional = qty * order.avg_fill_price
         if order.side == self.side:
-            self.fwd_qty += order.filled_qty
+            self.fwd_qty += qty
             self.fwd_notional += notional
             self.fwd_fee += fee_in_quote(order)
         else:
-            self.back_qty += order.filled_qty
+            self.back_qty += qty
             self.back_notional += notional
             self.back_fee += fee_in_quote(order)
 

@@ -156,7 +156,7 @@ class OrderSender:
                 order = replace(order, venue_order_id=report.venue_order_id)
             self._ledger.update_order(order, now)
         log.info(
-            "order %s %s %s %s %s@%s -> %s filled=%s avg=%s fee=%s%s",
+            "order %s %s %s %s %s@%s -> %s filled=%s avg=%s fee=%s%s%s",
             order.client_order_id,
             order.purpose,
             order.venue,
@@ -167,6 +167,7 @@ class OrderSender:
             order.filled_qty,
             order.avg_fill_price,
             order.fee,
+            f" (of it {order.fee_base} in the coin, {order.net_qty} moved)" if order.fee_base else "",
             f" ({order.reason})" if order.reason else "",
         )
         return order
@@ -180,6 +181,9 @@ class OrderSender:
         self, order: Order, fill: OrderFilled, cumulative: Decimal, fx: float, now: float
     ) -> None:
         # The cumulative filled quantity names the fill, so re-applying a report never records it twice.
+        # A fee taken from the coin itself is written in the coin (the order row keeps its quote value).
+        base, _, quote = order.symbol.partition("/")
+        fee, currency = (fill.fee_base, base) if fill.fee_base else (fill.fee, quote)
         self._ledger.record_fill(
             order.client_order_id,
             order.venue,
@@ -187,8 +191,8 @@ class OrderSender:
             order.side,
             fill.qty,
             fill.price,
-            fill.fee,
-            order.symbol.partition("/")[2],
+            fee,
+            currency,
             fx,
             now,
             trade_id=fill.trade_id or f"cum:{cumulative}",

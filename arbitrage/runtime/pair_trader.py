@@ -502,30 +502,39 @@ class PairTrader:
             net = self.residuals.net(asset)
             if abs(net) <= limit:
                 continue
-            venue = max(
+            venues = sorted(
                 (v for (v, a) in self.residuals.items if a == asset),
                 key=lambda v: abs(self.residuals.items[(v, asset)].qty),
+                reverse=True,
             )
-            self._unwind_residual(venue, asset, snapshot)
+            # The venue holding the most unwinds its own part; when no part alone is tradable
+            # (each below its venue's step or minimum, as the parts a step of a fee taken in the
+            # coin leaves), the asset's net is unwound on whichever venue takes it.
+            tries = [(venues[0], self.residuals.items[(venues[0], asset)].qty)] + [(v, net) for v in venues]
+            for venue, qty in tries:
+                if self._unwind_residual(venue, asset, qty, snapshot):
+                    break
         self._state.unhedged = self.residuals.quantities()
 
-    def _unwind_residual(self, venue: str, asset: str, snapshot: MarketSnapshot) -> None:
-        item = self.residuals.items[(venue, asset)]
-        side = "sell" if item.qty > 0 else "buy"
+    def _unwind_residual(self, venue: str, asset: str, signed_qty: Decimal, snapshot: MarketSnapshot) -> bool:
+        """Send the order that takes `signed_qty` out of the market on `venue`; False if it cannot."""
+        side = "sell" if signed_qty > 0 else "buy"
         book = self._fresh_book(venue, asset)
         symbol = self._cfg.venue_symbol(venue, asset)
         rules = self._state.rules.get((venue, symbol))
         if book is None or rules is None:
-            return
+            return False
         top = book.best_bid if side == "sell" else book.best_ask
         if top is None:
-            return
+            return False
         slip = dec(self._cfg.execution.unwind_slippage_pct) / 100
         price = dec(top) * (1 - slip if side == "sell" else 1 + slip)
-        qty = rules.round_qty(abs(item.qty))
+        qty = rules.round_qty(abs(signed_qty))
+        if side == "buy":
+            qty = rules.buy_qty_for(qty)  # what arrives must cover it, the fee taken from the coin
         price = rules.round_price(price, side)
         if rules.check(qty, price) is not None:
-            return
+            return False
         fx = snapshot.fx.get(self._venues[venue].quote, 0.0)
         with self._ledger.transaction():
             group = f"{self._prefix}R{self._ledger.next_sequence('residual'):07d}"
@@ -536,14 +545,17 @@ class PairTrader:
         failpoints.hit("residual.orders_written")
         done = self._sender.send(order, fx)
         self._park_fills(done, fx, f"unwound residual {side} {done.filled_qty}", conclude=True)
+        return True
 
     def _park_fills(self, order: Order, fx: float, detail: str, conclude: bool = False) -> None:
         """Book an order's fills as inventory outside any position (netted against what is there)."""
         asset = order.symbol.partition("/")[0]
         with self._ledger.transaction(durable=False):
             if order.filled_qty > 0:
-                cash = order.filled_qty * order.avg_fill_price * dec(fx)
-                signed = order.filled_qty if order.side == "buy" else -order.filled_qty
+                # The coin that moved (a fee taken from the coin bought arrived short), valued at
+                # the fill price; with the fee's quote value below, the cash that changed hands.
+                cash = order.net_qty * order.avg_fill_price * dec(fx)
+                signed = order.net_qty if order.side == "buy" else -order.net_qty
                 value = (-cash if order.side == "buy" else cash) - order.fee * dec(fx)
                 realized = booked(self.residuals.add(order.venue, asset, signed, value))
                 self._record_hedge(

@@ -237,10 +237,9 @@ class Recovery:
         held: dict[tuple[str, str], Decimal] = {}
         for order in self._ledger.orders():
             if order.filled_qty:
+                # The coin that moved: a buy whose fee was taken from the coin delivered less.
                 key = (order.venue, order.symbol.partition("/")[0])
-                held[key] = held.get(key, ZERO) + (
-                    order.filled_qty if order.side == "buy" else -order.filled_qty
-                )
+                held[key] = held.get(key, ZERO) + (order.net_qty if order.side == "buy" else -order.net_qty)
         for position in self._ledger.positions():
             _account_position(held, position)
         book = ResidualBook()

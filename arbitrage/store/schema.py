@@ -163,7 +163,12 @@ _V2 = (
     "SELECT DISTINCT opportunity_id, 'migrated', 0 FROM orders WHERE opportunity_id IS NOT NULL",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+# v3: the part of an order's fee taken in the base coin itself (Binance takes a buy's fee from
+# the coin bought), so that the coin an order moved is known; `fee` keeps every fee's quote value.
+# Orders already in a v2 ledger were booked as if their whole fill had arrived.
+_V3 = ("ALTER TABLE orders ADD COLUMN fee_base {money} NOT NULL DEFAULT 0",)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -186,8 +191,8 @@ TABLES: dict[str, TableShape] = {
     "orders": _shape(
         "client_order_id",
         "client_order_id venue symbol side qty price state filled_qty avg_fill_price fee fee_currency "
-        "venue_order_id purpose position_id opportunity_id reason created_at updated_at",
-        "qty price filled_qty avg_fill_price fee",
+        "venue_order_id purpose position_id opportunity_id reason created_at updated_at fee_base",
+        "qty price filled_qty avg_fill_price fee fee_base",
     ),
     "fills": _shape(
         "id",
@@ -237,13 +242,13 @@ NEXT_SEQUENCE = (
 # The columns an Order is rebuilt from (fee_currency is derived from the symbol when written).
 ORDER_COLUMNS = (
     "client_order_id, venue, symbol, side, qty, price, state, filled_qty, avg_fill_price, fee, "
-    "venue_order_id, purpose, position_id, opportunity_id, reason"
+    "venue_order_id, purpose, position_id, opportunity_id, reason, fee_base"
 )
 INSERT_ORDER = _insert("orders")
 UPDATE_ORDER = (
     "UPDATE orders SET qty = ?, price = ?, state = ?, filled_qty = ?, avg_fill_price = ?, fee = ?, "
-    "venue_order_id = ?, purpose = ?, position_id = ?, opportunity_id = ?, reason = ?, updated_at = ? "
-    "WHERE client_order_id = ?"
+    "fee_base = ?, venue_order_id = ?, purpose = ?, position_id = ?, opportunity_id = ?, reason = ?, "
+    "updated_at = ? WHERE client_order_id = ?"
 )
 OPEN_STATES = tuple(s.value for s in OrderState if not s.terminal)
 SELECT_OPEN_ORDERS = (

@@ -68,6 +68,7 @@ def _order(row: Row) -> Order:
         position_id=row[12],
         opportunity_id=row[13],
         reason=row[14],
+        fee_base=Decimal(row[15]),
     )
 
 
@@ -280,7 +281,8 @@ class SqlLedger(ABC):
                         sq.INSERT_ORDER,
                         (o.client_order_id, o.venue, o.symbol, o.side, m(o.qty), m(o.price), o.state.value,
                          m(o.filled_qty), m(o.avg_fill_price), m(o.fee), _quote_currency(o.symbol),
-                         o.venue_order_id, o.purpose, o.position_id, o.opportunity_id, o.reason, ts, ts),
+                         o.venue_order_id, o.purpose, o.position_id, o.opportunity_id, o.reason, ts, ts,
+                         m(o.fee_base)),
                     )  # fmt: skip
                 except UniqueViolation:
                     raise DuplicateOrder(f"order {o.client_order_id} is already in the ledger") from None
@@ -290,7 +292,8 @@ class SqlLedger(ABC):
         changed = self._run(
             sq.UPDATE_ORDER,
             (m(o.qty), m(o.price), o.state.value, m(o.filled_qty), m(o.avg_fill_price), m(o.fee),
-             o.venue_order_id, o.purpose, o.position_id, o.opportunity_id, o.reason, ts, o.client_order_id),
+             m(o.fee_base), o.venue_order_id, o.purpose, o.position_id, o.opportunity_id, o.reason, ts,
+             o.client_order_id),
         )  # fmt: skip
         if not changed:
             raise self._failed(f"order {o.client_order_id} is not in the ledger (insert it before updating)")

@@ -1,10 +1,11 @@
-"""ccxt order structures as OrderReports: the state, cumulative totals, and the fee in the quote.
+"""ccxt order structures as OrderReports: the state, cumulative totals, and the fees.
 
 All our orders are IOC limits, so a venue that ends one with a remainder (Binance "expired",
 Upbit "cancel") ended it by its time in force: EXPIRED, unless the bot itself cancelled it.
-Fees are reported in the market's quote currency: a fee charged in the base asset (Binance on a
+Fees are valued in the market's quote currency: a fee charged in the base asset (Binance on a
 buy) is converted at the fill's average price; one in a third currency (BNB) is estimated from
-the venue's taker rate, since its price is not at hand.
+the venue's taker rate, since its price is not at hand. A fee charged in the base asset is also
+reported as such (`fee_base`), since it changes how much of the coin the order moved.
 """
 
 from __future__ import annotations
@@ -60,6 +61,19 @@ def quote_fee(
         else:
             total += notional * fee_rate
     return total.quantize(FEE_UNIT, ROUND_HALF_EVEN)
+
+
+def base_fee(fees: Sequence[Mapping[str, Any]] | None, symbol: str) -> Decimal | None:
+    """The part of `fees` charged in the base asset of `symbol`, in it; None when no fee is known."""
+    if not fees:
+        return None
+    base = split_symbol(symbol)[0]
+    total = ZERO
+    for fee in fees:
+        cost = to_decimal(fee.get("cost"))
+        if cost and str(fee.get("currency") or "").upper() == base:
+            total += cost
+    return total
 
 
 def fees_of(order: Mapping[str, Any]) -> list[Mapping[str, Any]] | None:
@@ -128,6 +142,7 @@ def order_report(
     avg: Decimal,
     fee: Decimal,
     cancelled_by_us: bool = False,
+    fee_base: Decimal = ZERO,
 ) -> OrderReport:
     """The report for a ccxt order structure, `requested` the quantity sent when known."""
     amount = to_decimal(order.get("amount"))
@@ -142,6 +157,7 @@ def order_report(
         fee=fee if filled > 0 else ZERO,
         venue_order_id=str(venue_id) if venue_id is not None else None,
         reason=reason,
+        fee_base=fee_base if filled > 0 else ZERO,
     )
 
 

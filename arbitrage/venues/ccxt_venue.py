@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
@@ -40,9 +41,16 @@ from arbitrage.errors import (
 from arbitrage.venues.base import AlertFn
 from arbitrage.venues.ccxt_dialects import Order, dialect_for
 from arbitrage.venues.ccxt_errors import Failure, classify, reason, retry_after_s, venue_error
-from arbitrage.venues.ccxt_reports import fees_of, fill_totals, order_report, quote_fee, to_decimal
+from arbitrage.venues.ccxt_reports import (
+    base_fee,
+    fees_of,
+    fill_totals,
+    order_report,
+    quote_fee,
+    to_decimal,
+)
 from arbitrage.venues.circuit import CircuitBreaker, Outcome
-from arbitrage.venues.fills import DUPLICATE_ID, malformed
+from arbitrage.venues.fills import DUPLICATE_ID, coin_fee, malformed
 from arbitrage.venues.order_rate import OrderRateLimiter
 from arbitrage.venues.read_deadline import attempt_timeout_s, smoothed
 
@@ -96,6 +104,10 @@ class CcxtVenue:
         self.taker_fee_pct = config.taker_fee_pct
         self.exchange_id = str(exchange.id)
         self._fee_rate = dec(config.taker_fee_pct) / 100
+        # Where a buy's fee is expected (venues.<name>.buy_fee_in): it sizes buys (MarketRules);
+        # what each fill reports is what the bot books.
+        self._buy_fee_in_base = config.buy_fee_in_base
+        self._fee_place_warned = False
         self._exchange = exchange
         self._clock = clock
         self._stream = stream
@@ -257,9 +269,12 @@ class CcxtVenue:
             except VenueError as err:
                 log.warning("%s: minimums of %s unreadable (%s); using the defaults", self.name, symbol, err)
         try:
-            return self._dialect.rules(self._exchange, symbol, price)
+            rules = self._dialect.rules(self._exchange, symbol, price)
         except Exception as err:
             raise venue_error(self.name, err, None, self._secrets) from None
+        if self._buy_fee_in_base:
+            rules = replace(rules, buy_fee_in_base=self._fee_rate)
+        return rules
 
     # Orders ----------------------------------------------------------------------------------
 
@@ -520,15 +535,33 @@ class CcxtVenue:
 
     def _report(self, symbol: str, cid: str, order: Order, cancelled_by_us: bool = False) -> OrderReport:
         filled, avg = fill_totals(order, self._dialect.totals(order), self._qty_step(symbol))
-        fee = ZERO
+        fee = fee_base = ZERO
         if filled > 0:
             fees = fees_of(order)
             if fees is None:  # Binance's order query carries no fees: its trades do
                 fees = self._trade_fees(symbol, order)
             fee = quote_fee(fees, symbol, avg, filled * avg, self._fee_rate)
+            fee_base = self._coin_fee(order, symbol, filled, fees)
         with self._state_lock:
             requested = self._requested.get(cid)
-        return order_report(order, cid, requested, filled, avg, fee, cancelled_by_us)
+        return order_report(order, cid, requested, filled, avg, fee, cancelled_by_us, fee_base)
+
+    def _coin_fee(self, order: Order, symbol: str, filled: Decimal, fees: list[Any] | None) -> Decimal:
+        """The fee taken in the coin itself, as the venue reported it; estimated when it did not say."""
+        found = base_fee(fees, symbol)
+        coin_fee_expected = self._buy_fee_in_base and order.get("side") == "buy"
+        if found is None:
+            return coin_fee(filled, self._fee_rate) if coin_fee_expected else ZERO
+        if coin_fee_expected != (found > 0) and order.get("side") == "buy" and not self._fee_place_warned:
+            self._fee_place_warned = True
+            log.warning(
+                "%s: a buy's fee was %s the coin bought, not as venues.%s.buy_fee_in expects; "
+                "what arrived is booked as reported, and buys are sized by the setting",
+                self.name,
+                "taken from" if found > 0 else "not taken from",
+                self.name,
+            )
+        return found
 
     def _qty_step(self, symbol: str) -> Decimal | None:
         """The market's quantity step from what ccxt loaded (no request); None if unknown."""

@@ -2,7 +2,8 @@
 
 Shared by the venues whose fills are simulated (mock and paper). Book levels are floats; a fill
 takes them as Decimal at these units (sizes rounded down, so a fill never exceeds what a level
-shows), and the fee is rounded to FEE_UNIT of the quote currency.
+shows), and the fee is rounded to FEE_UNIT of the currency it is paid in: the quote, or, on a
+venue that takes a buy's fee from the coin bought (Binance), the base coin.
 """
 
 from __future__ import annotations
@@ -58,6 +59,11 @@ def taker_fee(notional: Decimal, fee_rate: Decimal) -> Decimal:
     return (notional * fee_rate).quantize(FEE_UNIT, ROUND_HALF_EVEN)
 
 
+def coin_fee(qty: Decimal, fee_rate: Decimal) -> Decimal:
+    """The fee a venue takes from the coin a buy of `qty` delivers (Binance rounds it to 1e-8)."""
+    return (qty * fee_rate).quantize(FEE_UNIT, ROUND_HALF_EVEN)
+
+
 def affordable(
     balances: dict[str, Decimal], symbol: str, side: str, qty: Decimal, price: Decimal, fee_rate: Decimal
 ) -> bool:
@@ -69,13 +75,20 @@ def affordable(
 
 
 def settle(
-    balances: dict[str, Decimal], symbol: str, side: str, qty: Decimal, notional: Decimal, fee: Decimal
+    balances: dict[str, Decimal],
+    symbol: str,
+    side: str,
+    qty: Decimal,
+    notional: Decimal,
+    fee: Decimal,
+    fee_base: Decimal = ZERO,
 ) -> None:
-    """Move a fill's base and quote amounts, the fee paid in the quote currency."""
+    """Move a fill's base and quote amounts: `fee` paid in the quote currency, `fee_base` taken
+    from the coin a buy delivers."""
     base, quote = split_symbol(symbol)
     if side == "buy":
         balances[quote] = balances.get(quote, ZERO) - notional - fee
-        balances[base] = balances.get(base, ZERO) + qty
+        balances[base] = balances.get(base, ZERO) + qty - fee_base
     else:
         balances[base] = balances.get(base, ZERO) - qty
         balances[quote] = balances.get(quote, ZERO) + notional - fee
@@ -83,11 +96,18 @@ def settle(
 
 @dataclass(frozen=True, slots=True)
 class IocFill:
-    """What an IOC limit order takes from a book: quantity, exact quote notional and fee."""
+    """What an IOC limit order takes from a book: quantity, exact quote notional and fee (valued
+    in the quote), and the part of the fee taken from the coin bought."""
 
     qty: Decimal
     notional: Decimal
     fee: Decimal
+    fee_base: Decimal = ZERO
+
+    @property
+    def quote_fee(self) -> Decimal:
+        """The fee paid in the quote currency (none when it was taken from the coin)."""
+        return ZERO if self.fee_base else self.fee
 
     @property
     def avg_price(self) -> Decimal:
@@ -103,8 +123,17 @@ class IocFill:
 
 
 def fill_ioc(
-    levels: Sequence[Level], side: str, qty: Decimal, limit: Decimal, fee_rate: Decimal
+    levels: Sequence[Level],
+    side: str,
+    qty: Decimal,
+    limit: Decimal,
+    fee_rate: Decimal,
+    buy_fee_in_base: bool = False,
 ) -> IocFill:
-    """An IOC limit order of `qty` at `limit` against `levels` (the side it takes), with its fee."""
+    """An IOC limit order of `qty` at `limit` against `levels` (the side it takes), with its fee,
+    taken from the coin on a buy when `buy_fee_in_base`."""
     filled, notional = take(levels, qty, limit, side)
-    return IocFill(filled, notional, taker_fee(notional, fee_rate) if filled > 0 else ZERO)
+    if filled <= 0:
+        return IocFill(filled, notional, ZERO)
+    fee_base = coin_fee(filled, fee_rate) if buy_fee_in_base and side == "buy" else ZERO
+    return IocFill(filled, notional, taker_fee(notional, fee_rate), fee_base)

@@ -15,7 +15,7 @@ from decimal import ROUND_DOWN, Decimal
 from arbitrage.clock import Clock
 from arbitrage.config import VenueConfig
 from arbitrage.domain.book import OrderBook
-from arbitrage.domain.money import MarketRules, dec, upbit_krw_tick
+from arbitrage.domain.money import ZERO, MarketRules, dec, upbit_krw_tick
 from arbitrage.domain.orders import OrderReport, OrderRequest, OrderState
 from arbitrage.domain.rates import RateWindow
 from arbitrage.errors import PermanentVenueError
@@ -26,6 +26,7 @@ from arbitrage.venues.fills import (
     NO_LIQUIDITY,
     QTY_UNIT,
     affordable,
+    coin_fee,
     settle,
     take,
     taker_fee,
@@ -53,6 +54,8 @@ class MockVenue:
         self.quote = config.quote
         self.taker_fee_pct = config.taker_fee_pct
         self._fee_rate = dec(config.taker_fee_pct) / 100
+        # A Binance-like venue takes a buy's fee from the coin bought (venues.<name>.buy_fee_in).
+        self._coin_fee_rate = self._fee_rate if config.buy_fee_in_base else Decimal(0)
         self._depth = config.mock.depth_levels
         self._market = market
         self._faults = faults
@@ -95,10 +98,15 @@ class MockVenue:
         if self.quote == "KRW":
             # Upbit's price unit depends on the price itself, so it follows the current mid.
             tick = upbit_krw_tick(dec(self._market.mid(self.name, symbol)))
-            return MarketRules(price_tick=tick, qty_step=KRW_QTY_STEP, min_notional=KRW_MIN_NOTIONAL)
+            return MarketRules(
+                price_tick=tick,
+                qty_step=KRW_QTY_STEP,
+                min_notional=KRW_MIN_NOTIONAL,
+                buy_fee_in_base=self._coin_fee_rate,
+            )
         rules = self._fixed_rules.get(symbol)
         if rules is None:
-            rules = _foreign_rules(self._market.opening_mid(self.name, symbol))
+            rules = _foreign_rules(self._market.opening_mid(self.name, symbol), self._coin_fee_rate)
             self._fixed_rules[symbol] = rules
         return rules
 
@@ -178,8 +186,13 @@ class MockVenue:
 
         # The notional stays exact (1e-8 prices times 1e-8 sizes), so a one-level fill reports
         # exactly the level's price; only the fee is rounded.
-        fee = taker_fee(notional, self._fee_rate)
-        settle(self._balances, req.symbol, req.side, qty, notional, fee)
+        fee = taker_fee(notional, self._fee_rate)  # reported at its quote value wherever it is paid
+        if self._coin_fee_rate and req.side == "buy":
+            fee_base = coin_fee(qty, self._coin_fee_rate)
+            settle(self._balances, req.symbol, req.side, qty, notional, ZERO, fee_base)
+        else:
+            fee_base = ZERO
+            settle(self._balances, req.symbol, req.side, qty, notional, fee)
         self._market.consume(self.name, req.symbol, req.side, float(qty))
         reason: str | None = None
         if qty == req.qty:
@@ -187,7 +200,7 @@ class MockVenue:
         else:
             state = OrderState.EXPIRED
             reason = PARTIAL_BY_FAULT if fraction is not None else IOC_REMAINDER
-        return OrderReport(cid, state, qty, notional / qty, fee, vid, reason)
+        return OrderReport(cid, state, qty, notional / qty, fee, vid, reason, fee_base)
 
     def _invalid(self, req: OrderRequest) -> str | None:
         if req.side not in ("buy", "sell"):
@@ -201,9 +214,11 @@ class MockVenue:
         return None
 
 
-def _foreign_rules(price: float) -> MarketRules:
+def _foreign_rules(price: float, coin_fee_rate: Decimal) -> MarketRules:
     """Binance-like rules from the price's magnitude: a step worth 1-10 quote units, tick <= 0.01."""
     magnitude = math.floor(math.log10(price))
     tick = min(FOREIGN_MAX_TICK, Decimal(10) ** (magnitude - 4))
     step = Decimal(10) ** (-magnitude)
-    return MarketRules(price_tick=tick, qty_step=step, min_notional=FOREIGN_MIN_NOTIONAL)
+    return MarketRules(
+        price_tick=tick, qty_step=step, min_notional=FOREIGN_MIN_NOTIONAL, buy_fee_in_base=coin_fee_rate
+    )

@@ -1,9 +1,10 @@
 """Paper trading: real books from a venue's market data, simulated IOC fills and balances.
 
 An order is rounded and checked against the real venue's rules, then fills by walking the real
-book it would hit, with the venue's taker fee (in the quote currency, like the mock venue), from
-the balances in the config. Nothing is ever sent to the exchange. Within one book snapshot a fill
-takes its liquidity away, so a retry does not fill twice against the same levels.
+book it would hit, with the venue's taker fee (in the quote currency, or taken from the coin
+bought where the real venue does so, like the mock venue), from the balances in the config.
+Nothing is ever sent to the exchange. Within one book snapshot a fill takes its liquidity away,
+so a retry does not fill twice against the same levels.
 """
 
 from __future__ import annotations
@@ -142,12 +143,22 @@ class PaperVenue:
             raise RateLimited(self.name, "order rate above venues.max_orders_per_s; not sent")
         book = self._market.order_book(req.symbol, PAPER_DEPTH)
         levels = self._untaken(book, req.side)
-        fill = fill_ioc(levels, req.side, qty, price, self._fee_rate)
+        # Where the real venue takes a buy's fee (the coin bought, on Binance) its rules say.
+        fill = fill_ioc(levels, req.side, qty, price, self._fee_rate, rules.buy_fee_in_base > 0)
         if fill.qty > 0:
-            settle(self._balances, req.symbol, req.side, fill.qty, fill.notional, fill.fee)
+            settle(
+                self._balances, req.symbol, req.side, fill.qty, fill.notional, fill.quote_fee, fill.fee_base
+            )
             self._take(book, req.side, levels, fill.qty)
         return OrderReport(
-            cid, fill.state(req.qty), fill.qty, fill.avg_price, fill.fee, vid, fill.reason(req.qty)
+            cid,
+            fill.state(req.qty),
+            fill.qty,
+            fill.avg_price,
+            fill.fee,
+            vid,
+            fill.reason(req.qty),
+            fill.fee_base,
         )
 
     def _untaken(self, book: OrderBook, side: str) -> Sequence[Level]:

@@ -245,24 +245,21 @@ def audit(sim: SimControl, ledger_path: Path, config: AppConfig) -> Audit:
             if traded and group not in positions and group not in hedged_groups:
                 problems.append(f"ledger: entry {group} filled but has no position and no unwind or residual")
 
-        # Per venue, what the simulator's balances moved must be what the ledger's fills say.
+        # Per venue, what the simulator's balances moved must be what the ledger's orders say they
+        # moved (a fee the venue took in the coin itself, on Binance buys, arrived short).
         start = start_balances()
         held: dict[tuple[str, str], Decimal] = {}
         for order in orders.values():
             key = (order.venue, order.symbol.partition("/")[0])
-            signed = order.filled_qty if order.side == "buy" else -order.filled_qty
+            signed = order.net_qty if order.side == "buy" else -order.net_qty
             held[key] = held.get(key, ZERO) + signed
         open_positions = [p for p in positions.values() if p.qty > 0]
         result.open_positions = len(open_positions)
         for asset in config.symbols:
             outside = ZERO
             for venue in VENUES:
-                # A fee the venue took in the coin itself (Binance buys) is a coin the bot bought.
-                coin_fees = sum(
-                    (Decimal(o["fee"]) for o in placed[venue] if o["fee_asset"] == asset and o["fee"]), ZERO
-                )
                 before = start[venue].get(asset, ZERO)
-                moved = sim_totals(sim, venue, API_KEYS[venue]).get(asset, ZERO) - before + coin_fees
+                moved = sim_totals(sim, venue, API_KEYS[venue]).get(asset, ZERO) - before
                 if moved != held.get((venue, asset), ZERO):
                     problems.append(
                         f"{venue}: {asset} moved {moved} at the venue, the ledger's fills say "

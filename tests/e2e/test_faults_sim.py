@@ -251,14 +251,11 @@ def check_breaker(seen: dict[str, Any], log_dir: Path) -> None:
 
 
 def check_hedged(sim: SimControl, placed: dict[str, list[dict[str, Any]]]) -> None:
-    """Each coin's total over both venues is back where it started, but for the fees paid in the coin."""
+    """Each coin's total over both venues is back where it started, within the bound: the fees
+    Binance took in the coin itself were made up for by buying that much more."""
     start = start_balances()
     zero = Decimal(0)
     for asset, bound in MAX_UNHEDGED.items():
         now = sum((sim_totals(sim, v, API_KEYS[v]).get(asset, zero) for v in VENUES), zero)
         before = sum((start[v].get(asset, zero) for v in VENUES), zero)
-        coin_fees = sum(
-            (Decimal(o["fee"]) for v in VENUES for o in placed[v] if o["fee_asset"] == asset and o["fee"]),
-            zero,
-        )
-        assert abs(now + coin_fees - before) <= bound, (asset, now, coin_fees, before)
+        assert abs(now - before) <= bound, (asset, now, before)

@@ -9,14 +9,17 @@ import pytest
 
 from arbitrage.domain.decisions import EntryIntent, SafetyVerdict
 from arbitrage.domain.money import MarketRules
-from arbitrage.engines.execution import ExecutionPlanner, limit_price, round_to_both
+from arbitrage.domain.pnl import ReverseTrade
+from arbitrage.engines.execution import ExecutionPlanner, limit_price, plan_exit, round_to_both
 from tests.engines.factories import (
     USDT_KRW,
     btc_books,
     ctx,
     default_balances,
+    default_rules,
     make_config,
     opportunity,
+    pair_position,
     snapshot,
     state,
 )
@@ -143,3 +146,63 @@ def test_limit_price(price, side, pct, tick, expected):
 def test_round_to_both_steps(step_a, step_b, qty, expected):
     a, b = MarketRules(D(1), D(step_a)), MarketRules(D(1), D(step_b))
     assert round_to_both(D(qty), a, b) == D(expected)
+
+
+# A fee taken from the coin bought (Binance) ------------------------------------------------
+
+
+def coin_fee_rules() -> dict[tuple[str, str], MarketRules]:
+    rules = dict(default_rules())
+    binance = rules[("binance", "BTC/USDT")]
+    rules[("binance", "BTC/USDT")] = MarketRules(
+        binance.price_tick, binance.qty_step, binance.min_notional, buy_fee_in_base=D("0.001")
+    )
+    return rules
+
+
+def test_a_buy_whose_fee_is_taken_from_the_coin_is_grossed_up_to_cover_the_sell():
+    out = plan(
+        [approved(qty=0.0312345678, buy_price=100_010.0, sell_price=140_990_000.0)], rules=coin_fee_rules()
+    )
+    (intent,) = out.decisions
+    # The sell stays on both venues' steps; the buy delivers at least as much after Binance's fee.
+    assert intent.sell.qty == D("0.03123")
+    assert intent.buy.qty == D("0.03127")  # 0.03123 / 0.999 = 0.0312613 -> up to the 0.00001 step
+    assert coin_fee_rules()[("binance", "BTC/USDT")].received(intent.buy.qty) >= intent.sell.qty
+
+
+def test_with_the_fee_in_the_quote_or_in_bnb_the_legs_are_equal():
+    # The rules of a venue whose fee is not taken from the coin carry no rate: nothing changes.
+    out = plan([approved(qty=0.0312345678, buy_price=100_010.0, sell_price=140_990_000.0)])
+    (intent,) = out.decisions
+    assert intent.buy.qty == intent.sell.qty == D("0.03123")
+
+
+def test_the_grossed_up_buy_stays_within_the_quote_balance():
+    # 1,000 USDT at the 100,210.02 limit with the fee: the gross buy too must be affordable.
+    out = plan([approved()], balances=bal(binance={"USDT": "1000"}), rules=coin_fee_rules())
+    (intent,) = out.decisions
+    assert intent.buy.qty * intent.buy.price * D("1.001") <= D(1000)
+    assert coin_fee_rules()[("binance", "BTC/USDT")].received(intent.buy.qty) >= intent.sell.qty
+
+
+def test_an_exit_buying_back_where_the_fee_is_taken_from_the_coin_is_grossed_up():
+    # Bought on upbit, sold on binance: the exit buys back on binance, whose fee is in the coin.
+    position = pair_position(
+        buy_venue="upbit", sell_venue="binance", qty="0.01",
+        buy_price=141_000_000.0, sell_price=100_000.0, buy_fx=1.0, sell_fx=USDT_KRW,
+    )  # fmt: skip
+    trade = ReverseTrade(
+        qty=0.01, sell_vwap=141e6, sell_worst=141e6, buy_vwap=100_000.0, buy_worst=100_000.0, sell_fx=1.0,
+        buy_fx=USDT_KRW, proceeds=0.0, cost=0.0, fees=0.0, net_spread_pct=0.0, complete=True,
+    )  # fmt: skip
+    sell_rules = default_rules()[("upbit", "BTC/KRW")]
+    buy_rules = coin_fee_rules()[("binance", "BTC/USDT")]
+    intent = plan_exit(position, trade, "TAKE_PROFIT", 0.2, sell_rules, buy_rules)
+    assert intent.sell is not None and intent.buy is not None
+    assert intent.sell.qty == D("0.01")
+    assert intent.buy.qty == D("0.01002") and buy_rules.received(intent.buy.qty) >= D("0.01")
+    plain = plan_exit(
+        position, trade, "TAKE_PROFIT", 0.2, sell_rules, default_rules()[("binance", "BTC/USDT")]
+    )
+    assert plain.buy is not None and plain.buy.qty == D("0.01")

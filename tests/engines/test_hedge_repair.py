@@ -164,3 +164,27 @@ def test_hedge_cost_of_an_unwound_round_trip():
     ) == (pytest.approx(2.0))
     # a favourable unwind is a negative cost
     assert hedge_cost(side="buy", qty=D(1), entry_price=D(100), unwind_price=D(102), fx=1.0, fee_pct=0.0) < 0
+
+
+def test_a_buy_that_repairs_on_a_venue_taking_its_fee_from_the_coin_is_grossed_up():
+    coin_fee = replace(RULES["binance"], buy_fee_in_base=D("0.001"))
+    rules = {**RULES, "binance": coin_fee}
+    # The buy leg delivered 0.004 of the 0.01 sold: 0.006 must still arrive.
+    retry = repair(buy_leg("0.004"), sell_leg("0.01"), rules=rules)
+    assert retry is not None and (retry.purpose, retry.leg.venue, retry.leg.side) == (
+        "retry",
+        "binance",
+        "buy",
+    )
+    assert retry.leg.qty == D("0.00601") and coin_fee.received(retry.leg.qty) >= D("0.006")
+    # Sold too much on binance (its sell leg): the unwind buys back what arrives within the gap.
+    first = LegState("binance", "BTC/USDT", "sell", D("99800.00"), D("0.01"))
+    second = LegState("upbit", "BTC/KRW", "buy", D("141200000"), D("0.004"))
+    unwind = repair(first, second, attempt=CONFIG.hedge_retries, rules=rules)
+    assert unwind is not None and (unwind.purpose, unwind.leg.venue, unwind.leg.side) == (
+        "unwind",
+        "binance",
+        "buy",
+    )
+    assert unwind.leg.qty == D("0.00600")  # 0.006 / 0.999 rounded down: never past the gap
+    assert coin_fee.received(unwind.leg.qty) <= D("0.006")

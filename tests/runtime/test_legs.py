@@ -167,3 +167,26 @@ def test_residual_table(
     assert got == realized
     item = book.items.get(("upbit", "ETH"))
     assert (None if item is None else (item.qty, item.value)) == left
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    qty=qtys, price=prices, rate=fee_rates, hedged_share=st.decimals(min_value=D(0), max_value=D(1), places=3)
+)
+def test_a_buy_whose_fee_was_taken_from_the_coin_counts_the_coin_that_arrived(
+    qty: Decimal, price: Decimal, rate: Decimal, hedged_share: Decimal
+) -> None:
+    fee_base = (qty * rate).quantize(D("1e-8"))
+    # The venue took its fee from the coin: the cash paid is the fill alone, the fee's quote value
+    # is reported alongside (at the fill price, as ccxt_reports converts it).
+    order = replace(fill("buy", qty, price, fee_base * price), fee_base=fee_base)
+    tally = LegTally("binance", "BTC/USDT", "buy", D(1400), price)
+    tally.add(order)
+    assert tally.net == qty - fee_base  # what arrived, not what filled
+    paid = qty * price * D(1400)
+    hedged = tally.net * hedged_share
+    extra_qty, extra_value = tally.leftover(hedged)
+    assert extra_qty == tally.net - hedged
+    # The position's cost and fees and the leftover's value are the cash that was really paid.
+    total = tally.value(hedged) + tally.fee_share(hedged) - extra_value
+    assert abs(total - paid) <= EXACT * paid

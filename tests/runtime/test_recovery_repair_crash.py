@@ -26,6 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 def bot(tmp_path: Path) -> Iterator[Bot]:
     """A mock-venue bot on a real SQLite ledger, its market stepped once so that books exist."""
     data = yaml.safe_load((REPO / "config" / "live.yml").read_text(encoding="utf-8"))
+    data["venues"]["binance"]["buy_fee_in"] = "quote"  # whole quantities arrive (see test_recovery.py)
     b = build_bot(
         parse_config(data), data_dir=tmp_path, interval_s=0, max_ticks=1, env={}, clock=FakeClock(),
         alert=lambda key, text: None,

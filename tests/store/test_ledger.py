@@ -20,7 +20,7 @@ from arbitrage.domain.orders import (
 from arbitrage.domain.positions import PositionState
 from arbitrage.errors import DuplicateOrder, LedgerError
 from arbitrage.store.ledger import Ledger, open_ledger
-from arbitrage.store.schema import SCHEMA_VERSION
+from arbitrage.store.schema import SCHEMA_VERSION, TABLES
 from tests.store.ledger_factories import make_opportunity, make_order, make_position
 
 D = Decimal
@@ -261,9 +261,11 @@ def test_orders_carry_position_and_fee_currency(ledger: Ledger) -> None:
     order = make_order(position_id="E0000001", purpose="exit")
     ledger.insert_orders([order], TS)
     ledger.update_order(replace(order, position_id="E0000002"), TS + 1)
-    row = ledger.dump_rows("orders")[0]
-    assert row[10] == "KRW"  # fee_currency: the quote of BTC/KRW
-    assert (row[12], row[13], row[-2], row[-1]) == ("exit", "E0000002", TS, TS + 1)
+    row = dict(zip(TABLES["orders"].columns, ledger.dump_rows("orders")[0], strict=True))
+    assert row["fee_currency"] == "KRW"  # the quote of BTC/KRW
+    assert (row["purpose"], row["position_id"], row["created_at"], row["updated_at"]) == (
+        "exit", "E0000002", TS, TS + 1
+    )  # fmt: skip
 
 
 def _commit_waits_for_disk(ledger: Ledger) -> bool:

@@ -243,3 +243,40 @@ def test_a_book_with_one_side_shorter_has_no_empty_levels(sim_server: SimServer,
     assert book.bids == ((140_000_000.0, 0.5),)
     assert book.asks == ((140_100_000.0, 1.0), (140_200_000.0, 2.0))
     venue.close()
+
+
+# Where a buy's fee is taken ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("venue_name", VENUES)
+def test_a_buys_fee_taken_from_the_coin_is_reported_in_the_coin(
+    sim_server: SimServer, sim: SimControl, venue_name: str
+) -> None:
+    venue, key = venue_on(sim_server, venue_name)
+    order = marketable_buy(venue, venue_name, "cfee-B")
+    report = venue.submit(order)
+    (placed,) = sim.orders(client_id=order.client_order_id, api_key=key)
+    fetched = venue.fetch_order(order.symbol, order.client_order_id)  # Binance: fees from myTrades
+    assert fetched is not None and report.state is OrderState.FILLED
+    rate = venue.rules(order.symbol).buy_fee_in_base
+    if venue_name == "binance":  # commissionAsset BTC: the coin bought
+        assert placed["fee_asset"] == "BTC"
+        assert report.fee_base == fetched.fee_base == Decimal(placed["fee"]) > 0
+        assert rate == Decimal("0.001")  # buys are sized to make up for it
+    else:  # Upbit takes its fee in KRW on top of the price
+        assert placed["fee_asset"] == "KRW"
+        assert report.fee_base == fetched.fee_base == 0 and rate == 0
+    venue.close()
+
+
+def test_with_bnb_fees_configured_buys_are_not_grossed_up_and_fills_are_booked_as_reported(
+    sim_server: SimServer, sim: SimControl
+) -> None:
+    venue, key = venue_on(sim_server, "binance", buy_fee_in="other")
+    assert venue.rules("BTC/USDT").buy_fee_in_base == 0
+    order = marketable_buy(venue, "binance", "cbnb-B")
+    report = venue.submit(order)
+    (placed,) = sim.orders(client_id=order.client_order_id, api_key=key)
+    # This simulated account pays in BTC after all: what the venue reports is what is booked.
+    assert report.fee_base == Decimal(placed["fee"]) > 0
+    venue.close()

@@ -402,3 +402,28 @@ def test_one_leg_decisions_are_remembered_for_a_bounded_number_of_groups() -> No
     # A remembered group never fails both legs.
     assert not any(x and y for x, y in zip(first[2990:], again, strict=True))
     assert faults.remembered_groups == 1024
+
+
+def test_the_binance_like_venue_takes_a_buys_fee_from_the_coin_and_says_so() -> None:
+    rig = Rig()
+    assert rig.binance.rules("BTC/USDT").buy_fee_in_base == Decimal("0.001")  # auto: not KRW
+    assert rig.upbit.rules("BTC/KRW").buy_fee_in_base == 0  # Upbit-like: the fee is in KRW
+    ask = rig.binance.order_book("BTC/USDT", 10).asks[0]
+    report = rig.binance.submit(order("cf-B", "BTC/USDT", "buy", "0.001", dec(ask[0]) * 2))
+    assert report.state is OrderState.FILLED and report.filled_qty == Decimal("0.001")
+    notional = report.filled_qty * report.avg_price
+    assert report.fee_base == Decimal("0.000001")  # 0.1% of the coin bought
+    assert report.fee == (notional * Decimal("0.001")).quantize(E8, ROUND_HALF_EVEN)  # its quote value
+    # The quote pays the fill alone; the coin arrives short of the fee.
+    assert rig.binance.balances() == {"USDT": Decimal("100000.1") - notional, "BTC": Decimal("0.700999")}
+
+
+def test_a_venue_configured_to_take_the_fee_in_the_quote_credits_the_whole_fill() -> None:
+    rig = Rig()
+    config = rig.config.venues["binance"].model_copy(update={"buy_fee_in": "quote"})
+    venue = MockVenue("binance", config, rig.market, rig.faults, rig.clock)
+    assert venue.rules("BTC/USDT").buy_fee_in_base == 0
+    ask = venue.order_book("BTC/USDT", 10).asks[0]
+    report = venue.submit(order("cq-B", "BTC/USDT", "buy", "0.001", dec(ask[0]) * 2))
+    assert report.fee_base == 0 and report.fee > 0
+    assert venue.balances()["BTC"] == Decimal("0.701")

@@ -46,7 +46,13 @@ def test_paper_fills_walk_the_real_book_and_never_reach_the_exchange(
     assert report.fee == (notional * fee_rate).quantize(E8)
     start = {a: Decimal(repr(v)) for a, v in PAPER_BALANCES[venue_name].items()}
     quote = symbol.split("/")[1]
-    assert venue.balances() == {"BTC": start["BTC"] + qty, quote: start[quote] - notional - report.fee}
+    if venue_name == "binance":  # like Binance, the fee is taken from the coin bought
+        fee_base = (qty * fee_rate).quantize(E8)
+        assert report.fee_base == fee_base
+        assert venue.balances() == {"BTC": start["BTC"] + qty - fee_base, quote: start[quote] - notional}
+    else:  # like Upbit, the fee is paid in the quote on top of the price
+        assert report.fee_base == 0
+        assert venue.balances() == {"BTC": start["BTC"] + qty, quote: start[quote] - notional - report.fee}
     assert len(sim.requests(op="create_order", limit=5000)) == creates
     assert sim.orders(client_id="pp-B") == []
     venue.close()
