@@ -93,6 +93,7 @@ class Run:
     shutdown: Shutdown
     signals: StopSignals
     lock: InstanceLock | None
+    closed: bool = False
 
     def start(self) -> None:
         """Serve health, take the stop signals, and say what runs."""
@@ -130,6 +131,10 @@ class Run:
             self.close()
 
     def close(self) -> None:
+        """Once; a second call (a caller's own cleanup after finish) does nothing."""
+        if self.closed:
+            return
+        self.closed = True
         if self.health is not None:
             self.health.stop()
         self.bot.close()

@@ -1,25 +1,24 @@
-"""One run of the bot, start to exit: config, logging, guards, the bot, its watchers, signals,
-the loop and the graceful shutdown. Returns the process exit code (see docs/ARCHITECTURE.md, Exit codes).
+"""One run of the bot, start to exit: the config, the engines and live guards checked, the instance
+lock, then the run assembled (runtime.assembly), ticked, shut down and closed. Returns the process
+exit code (see docs/ARCHITECTURE.md, Exit codes).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from arbitrage.clock import SystemClock
 from arbitrage.config import AppConfig, load_config
-from arbitrage.engines.base import Engine
 from arbitrage.engines.registry import build_engines
 from arbitrage.errors import ConfigError, LiveRefused
 from arbitrage.ops.live_guards import check_live_guards
 from arbitrage.ops.logs import RedactingFilter, secrets_from_env
 from arbitrage.runtime import failpoints
-from arbitrage.runtime.assembly import RunSettings, assemble
+from arbitrage.runtime.assembly import Run, RunSettings, assemble
 from arbitrage.runtime.wiring import lock_instance
-from arbitrage.store.instance_lock import InstanceLock
 
 log = logging.getLogger("arbitrage.live_loop")
 
@@ -73,8 +72,7 @@ def _redact_exception(err: BaseException, redactor: RedactingFilter) -> None:
 def _run(opts: RunOptions, config: AppConfig, env: Mapping[str, str]) -> int:
     # A user engine that cannot load is a config error too: found before logs/ or data/ exist.
     engines = build_engines(config)
-    mode = config.mode.current
-    if mode == "live":
+    if config.mode.current == "live":
         failed = check_live_guards(config, env, Path.cwd())
         if failed:
             raise LiveRefused(failed)
@@ -82,22 +80,16 @@ def _run(opts: RunOptions, config: AppConfig, env: Mapping[str, str]) -> int:
     # One bot per ledger: a second one is refused here, before it logs, touches the ledger or trades.
     lock = lock_instance(config, opts.data_dir, clock)
     try:
-        return _run_locked(opts, config, env, engines, clock, lock)
+        interval = opts.interval_s if opts.interval_s is not None else config.loop.interval_s
+        settings = RunSettings(opts.data_dir, opts.log_dir, interval, opts.max_ticks, opts.log_level)
+        return _trade(assemble(config, settings, env, clock, engines=engines, lock=lock))
     finally:
         lock.release()  # after the ledger is closed; the kernel or the server frees it should we die
 
 
-def _run_locked(
-    opts: RunOptions,
-    config: AppConfig,
-    env: Mapping[str, str],
-    engines: Sequence[Engine],
-    clock: SystemClock,
-    lock: InstanceLock,
-) -> int:
-    interval = opts.interval_s if opts.interval_s is not None else config.loop.interval_s
-    settings = RunSettings(opts.data_dir, opts.log_dir, interval, opts.max_ticks, opts.log_level)
-    run = assemble(config, settings, env, clock, engines=engines, lock=lock)
+def _trade(run: Run) -> int:
+    """Start, tick until stopped, then the graceful shutdown and every part closed, whatever
+    happened in between."""
     run.start()
     code, reason = 1, "unexpected failure"
     try:

@@ -1,4 +1,5 @@
-"""The one place where objects are built from the config. Everything else receives what it needs."""
+"""The bot built from the config: ledger, venues, feed, sender, pair trader, recovery and loop.
+runtime.assembly builds the run around it; everything else receives what it needs."""
 
 from __future__ import annotations
 
