@@ -1,6 +1,6 @@
 """The benchmark's driver: every measurement in turn, each block printed as soon as it is done.
 
-A loop run is the real loop (wiring.build_bot plus the Supervisor hook, file logging, no console)
+A loop run is the real loop (runtime.assembly, as `arb run` builds it: file logging, no console)
 in mock mode on the synthetic market of options.bench_config, with a TickRecorder plugged into
 the loop's StageTimer seam and its hooks; figures turns what it recorded into the printed lines.
 """
@@ -21,14 +21,9 @@ from arbitrage.bench.machine import cold_starts, noise_floor
 from arbitrage.bench.options import REDIS_URL, BenchOptions, bench_config
 from arbitrage.bench.recorder import CallTimer, LateTick, LoopRun, TickRecorder, instrument, rss_mb
 from arbitrage.clock import SystemClock
-from arbitrage.ops.alerts import LogAlerter
-from arbitrage.ops.logs import reset_logging, setup_logging
-from arbitrage.ops.metrics import BotMetrics
-from arbitrage.ops.sysmonitor import SysMonitor
-from arbitrage.ops.watchdog import Watchdog
+from arbitrage.ops.logs import reset_logging
+from arbitrage.runtime.assembly import RunSettings, assemble
 from arbitrage.runtime.loop import TickHook
-from arbitrage.runtime.supervisor import Supervisor
-from arbitrage.runtime.wiring import build_bot
 
 LEDGER_WRITES = ("transaction", "next_sequence", "record_opportunity", "insert_orders", "update_order",
                  "record_fill", "save_position", "record_hedge_event", "add_daily_pnl")  # fmt: skip
@@ -37,24 +32,12 @@ LEDGER_WRITES = ("transaction", "next_sequence", "record_opportunity", "insert_o
 def run_loop(options: BenchOptions, synchronous: str, ticks: int, workdir: Path, *, warmup: int = 0,
              interval_s: float = 0.0, extra_hooks: Sequence[TickHook] = ()) -> LoopRun:  # fmt: skip
     """Build the bot as a real run does, tick it `warmup + ticks` times and record every tick."""
-    clock = SystemClock()
     redis_prefix = f"bench-{os.getpid()}" if options.redis else None
     config = bench_config(options, synchronous, redis_prefix=redis_prefix, interval_s=interval_s)
-    setup_logging(workdir / "logs", config.logging.level, console=False,
-                  backup_count=config.logging.backup_count)  # fmt: skip
-    alerter = LogAlerter()
-    redis = None
-    if config.redis.enabled:
-        from arbitrage.store.redis_state import RedisState
-
-        redis = RedisState.from_config(config.redis, config.instance, clock)
-    bot = build_bot(config, data_dir=workdir / "data", interval_s=interval_s, max_ticks=warmup + ticks,
-                    alert=alerter.send, env={}, clock=clock)  # fmt: skip
+    settings = RunSettings(workdir / "data", workdir / "logs", interval_s, warmup + ticks)
+    run = assemble(config, settings, {}, SystemClock())
+    bot, redis, supervisor = run.bot, run.redis, run.supervisor
     try:
-        supervisor = Supervisor(config, clock, bot.state, Watchdog(config.watchdog),
-                                SysMonitor(config.sys_monitor, clock), BotMetrics(), alerter, redis,
-                                ws_lag=bot.feed.ws_lag)  # fmt: skip
-        bot.loop.sys_sample = supervisor.sys_sample
         # What lies outside the loop's own stages is timed by wrapping the objects' methods.
         timers = {"ledger": CallTimer(), "watchdog": CallTimer()}
         instrument(bot.ledger, LEDGER_WRITES, timers["ledger"])
@@ -67,7 +50,7 @@ def run_loop(options: BenchOptions, synchronous: str, ticks: int, workdir: Path,
                   "logging", "sysmonitor", "watchdog", *timers]  # fmt: skip
         recorder = TickRecorder(list(dict.fromkeys(stages)), warmup + ticks, timers, warmup)
         bot.loop.stage_timer = recorder
-        bot.loop.hooks.extend([supervisor, *extra_hooks, recorder])
+        bot.loop.hooks.extend([*extra_hooks, recorder])  # after the Recovery and Supervisor hooks
         started = time.perf_counter()
         recorder.start()
         code = bot.loop.run()
@@ -78,11 +61,9 @@ def run_loop(options: BenchOptions, synchronous: str, ticks: int, workdir: Path,
         return LoopRun(synchronous, recorder, warmup, wall, code, bot.loop.stop_reason, redis is not None,
                        counters.entries + counters.exits)  # fmt: skip
     finally:
-        bot.close()
-        alerter.close(1.0)
+        run.close()
         if redis is not None:
             _drop_redis_keys(redis)
-            redis.close()
         reset_logging()
 
 

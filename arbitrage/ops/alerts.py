@@ -12,9 +12,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from arbitrage.clock import Clock
 from arbitrage.config import AlertsConfig
@@ -197,6 +197,30 @@ class TelegramAlerter:
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._url, "<telegram>").replace(self._token, "***")
+
+
+class AlertFanout:
+    """A run's alerts, to its alerter (the log, Telegram) and, with Redis, to the event stream.
+
+    Passwords in URLs are masked first: Redis and Telegram are outside the log's redaction. Like
+    the alerter it wraps, send() never blocks and never raises (a publish to a Redis that is away
+    returns False, it does not raise).
+    """
+
+    def __init__(
+        self, alerter: Alerter, publish: Callable[[str, Mapping[str, Any]], object] | None = None
+    ) -> None:
+        self.alerter = alerter
+        self._publish = publish
+
+    def send(self, key: str, text: str, level: str = "ERROR") -> None:
+        text = mask_url_credentials(text)
+        self.alerter.send(key, text, level)
+        if self._publish is not None:
+            self._publish("alert", {"key": key, "text": text, "level": level})
+
+    def close(self, timeout_s: float = 2.0) -> None:
+        self.alerter.close(timeout_s)
 
 
 def build_alerter(

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from arbitrage.clock import Clock
-from arbitrage.config import AppConfig
 from arbitrage.domain import ids
 from arbitrage.domain.money import ZERO, dec
 from arbitrage.domain.orders import Order, OrderCancelled, OrderRejected, OrderState, apply
@@ -57,7 +56,6 @@ class RecoveryReport:
 class Recovery:
     def __init__(
         self,
-        config: AppConfig,
         ledger: Ledger,
         venues: Mapping[str, Venue],
         sender: OrderSender,
@@ -69,7 +67,6 @@ class Recovery:
         mid: MidFn,
         retry_every_s: float = 5.0,
     ) -> None:
-        self._cfg = config
         self._ledger = ledger
         self._venues = venues
         self._sender = sender

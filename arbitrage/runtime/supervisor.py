@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from arbitrage.clock import Clock
-from arbitrage.config import AppConfig
+from arbitrage.config import AppConfig, WatchdogConfig
 from arbitrage.domain.rates import RateWindow
 from arbitrage.ops.alerts import Alerter
 from arbitrage.ops.live_guards import DryRunGate
@@ -31,15 +32,27 @@ EXIT_LIVE_REFUSED = 4
 AUDIT_LOG_BLOCK = "audit log cannot be written: "
 
 
+@dataclass(frozen=True)
+class SupervisorConfig:
+    """What the Supervisor reads of the config: whose alerts, the watchdog, the heartbeat's pace."""
+
+    instance: str
+    watchdog: WatchdogConfig
+    heartbeat_interval_s: float
+
+    @classmethod
+    def of(cls, config: AppConfig) -> SupervisorConfig:
+        return cls(config.instance, config.watchdog, config.redis.heartbeat_interval_s)
+
+
 class Supervisor:
     """After each tick: sample the process, beat the heart, grade the metrics, export them."""
 
     def __init__(
         self,
-        config: AppConfig,
+        config: SupervisorConfig,
         clock: Clock,
         state: BotState,
-        watchdog: Watchdog,
         sysmon: SysMonitor | None,
         metrics: BotMetrics,
         alerter: Alerter,
@@ -51,7 +64,7 @@ class Supervisor:
         self._cfg = config
         self._clock = clock
         self._state = state
-        self.watchdog = watchdog
+        self.watchdog = Watchdog(config.watchdog)
         self._sysmon = sysmon
         self._metrics = metrics
         self._alerter = alerter
@@ -143,7 +156,7 @@ class Supervisor:
     def _heartbeat(self, mono: float) -> float | None:
         if self._redis is None:
             return None
-        if mono - self._last_beat >= self._cfg.redis.heartbeat_interval_s:
+        if mono - self._last_beat >= self._cfg.heartbeat_interval_s:
             self._last_beat = mono
             if self._redis.heartbeat() and self._snapshot is not None:
                 # The state snapshot rides on the heartbeat: dashboards and a restarted bot see

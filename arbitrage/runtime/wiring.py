@@ -1,10 +1,11 @@
-"""The one place where objects are built from the config. Everything else receives what it needs."""
+"""The bot built from the config: ledger, venues, feed, sender, pair trader, recovery and loop.
+runtime.assembly builds the run around it; everything else receives what it needs."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,9 @@ from arbitrage.store.instance_lock import InstanceLock, acquire_instance_lock
 from arbitrage.store.ledger import Ledger, ledger_url, open_ledger
 from arbitrage.venues.base import AlertFn, Venue, Venues
 from arbitrage.venues.build import build_venues
+
+# How a run gets its venues: build_venues for run and bench; a replay passes venues of its own.
+VenueFactory = Callable[[AppConfig, Clock, Mapping[str, str], AlertFn], Venues]
 
 
 def lock_instance(config: AppConfig, data_dir: Path, clock: Clock) -> InstanceLock:
@@ -64,7 +68,7 @@ class Bot:
     sender: OrderSender
     trader: PairTrader
     loop: LiveLoop
-    extras: dict[str, Any] = field(default_factory=dict)
+    recovery: Recovery  # its `last` report: what the start-up reconciliation found
     _pool: ThreadPoolExecutor | None = None
 
     def close(self) -> None:
@@ -106,15 +110,16 @@ def build_bot(
     print_line: Callable[[str], None] | None = None,
     publish: Callable[[str, dict[str, Any]], object] | None = None,
     engines: Sequence[Engine] | None = None,
+    make_venues: VenueFactory = build_venues,
 ) -> Bot:
     """The bot for `config`; `engines` already built from it (by the session, before any file
-    is created) or None to build them here."""
+    is created) or None to build them here; its venues from `make_venues`."""
     clock = clock or SystemClock()
     if engines is None:
         engines = build_engines(config)  # a bad engine path fails before anything opens
     ledger = open_ledger(ledger_url(config, data_dir), config.storage.synchronous)
     try:
-        venues = build_venues(config, clock, env, alert)
+        venues = make_venues(config, clock, env, alert)
     except BaseException:
         ledger.close()
         raise
@@ -152,7 +157,7 @@ def build_bot(
         publish=publish,
     )
     recovery = Recovery(
-        config, ledger, venues.by_name, sender, trader, state, clock, alert, fx=feed.fx_now, mid=feed.mid
+        ledger, venues.by_name, sender, trader, state, clock, alert, fx=feed.fx_now, mid=feed.mid
     )
     halt = Path(config.safety.halt_file)
     loop = LiveLoop(
@@ -171,6 +176,6 @@ def build_bot(
         live=config.mode.current == "live",
         print_line=print_line,
     )
-    bot = Bot(config, clock, ledger, venues, state, feed, sender, trader, loop, _pool=pool)
-    bot.extras["recovery"] = recovery.run()  # reconcile with the venues before the first tick
+    bot = Bot(config, clock, ledger, venues, state, feed, sender, trader, loop, recovery, _pool=pool)
+    recovery.run()  # reconcile with the venues before the first tick
     return bot

@@ -5,15 +5,18 @@ import logging
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+import redis as redis_py
 
 from arbitrage.clock import FakeClock, SystemClock
-from arbitrage.config import AlertsConfig
-from arbitrage.ops.alerts import TELEGRAM_MAX_TEXT, LogAlerter, TelegramAlerter, build_alerter
+from arbitrage.config import AlertsConfig, RedisConfig
+from arbitrage.ops.alerts import TELEGRAM_MAX_TEXT, AlertFanout, LogAlerter, TelegramAlerter, build_alerter
+from arbitrage.store.redis_state import RedisState
 
 TOKEN = "123456:AAE-fake_Token_value"
 CHAT = "4242"
@@ -270,3 +273,34 @@ def test_url_passwords_never_reach_telegram(telegram: FakeTelegram) -> None:
     assert (
         body["text"] == "[ERROR] ledger: ledger postgresql://arb:***@db:5432/arb failed; redis://:***@cache/0"
     )
+
+
+def test_the_fanout_sends_each_alert_to_telegram_and_the_redis_stream_passwords_masked(
+    telegram: FakeTelegram,
+) -> None:
+    # A real Redis (db 12, a prefix of this test's own): the stream is outside the log's redaction.
+    config = RedisConfig(
+        enabled=True, url="redis://127.0.0.1:6379/12", key_prefix=f"test-fanout-{uuid.uuid4().hex[:12]}"
+    )
+    redis = RedisState.from_config(config, "main", SystemClock())
+    fanout = AlertFanout(alerter(telegram.base_url), redis.publish)
+    try:
+        fanout.send("storage", "ledger postgresql://bot:s3cret@127.0.0.1/x unreachable", "CRITICAL")
+        fanout.send("start", "main started in mock mode", "INFO")
+        texts = [body["text"] for _, body in telegram.wait_for(2)]
+        events = [(e["kind"], e["payload"]) for e in redis.events()]
+    finally:
+        fanout.close()
+        redis.close()
+        client = redis_py.Redis.from_url("redis://127.0.0.1:6379/12")
+        client.delete(redis.events_key)
+        client.close()
+    assert texts == [
+        "[CRITICAL] storage: ledger postgresql://bot:***@127.0.0.1/x unreachable",
+        "[INFO] start: main started in mock mode",
+    ]
+    assert events == [
+        ("alert", {"key": "storage", "text": "ledger postgresql://bot:***@127.0.0.1/x unreachable",
+                   "level": "CRITICAL"}),
+        ("alert", {"key": "start", "text": "main started in mock mode", "level": "INFO"}),
+    ]  # fmt: skip

@@ -12,11 +12,11 @@ from arbitrage.clock import FakeClock
 from arbitrage.config import AppConfig, parse_config
 from arbitrage.ops.log_health import LogWriteHealth
 from arbitrage.ops.metrics import BotMetrics
-from arbitrage.ops.watchdog import Level, Watchdog
+from arbitrage.ops.watchdog import Level
 from arbitrage.runtime.loop import TickReport
 from arbitrage.runtime.metrics_line import TickFigures
 from arbitrage.runtime.state import BotState
-from arbitrage.runtime.supervisor import EXIT_CRITICAL, Supervisor
+from arbitrage.runtime.supervisor import EXIT_CRITICAL, Supervisor, SupervisorConfig
 
 WATCHDOG_LOG = "arbitrage.watchdog"
 
@@ -41,7 +41,7 @@ def make(watchdog: dict[str, Any]) -> tuple[Supervisor, FakeClock, RecordingAler
     alerter = RecordingAlerter()
     metrics = BotMetrics()
     state = BotState(mode="mock", accounting_currency="KRW", utc_offset_h=9)
-    sup = Supervisor(config, clock, state, Watchdog(config.watchdog), None, metrics, alerter, None)
+    sup = Supervisor(SupervisorConfig.of(config), clock, state, None, metrics, alerter, None)
     return sup, clock, alerter, metrics
 
 
@@ -146,7 +146,7 @@ def test_an_unwritable_audit_log_blocks_entries_at_once_and_ends_critical() -> N
     state = BotState(mode="mock", accounting_currency="KRW", utc_offset_h=9)
     health = LogWriteHealth(stderr=io.StringIO())
     sup = Supervisor(
-        config, clock, state, Watchdog(config.watchdog), None, BotMetrics(), alerter, None, log_health=health
+        SupervisorConfig.of(config), clock, state, None, BotMetrics(), alerter, None, log_health=health
     )
     assert sup.after_tick(tick(1, 1.0)) is None and state.entries_blocked is None
     health.failed("logs/execution.log", OSError(28, "No space left on device"))
@@ -172,7 +172,7 @@ def test_a_recovered_audit_log_lets_entries_go_on() -> None:
     state = BotState(mode="mock", accounting_currency="KRW", utc_offset_h=9)
     health = LogWriteHealth(stderr=io.StringIO())
     sup = Supervisor(
-        config, clock, state, Watchdog(config.watchdog), None, BotMetrics(), alerter, None, log_health=health
+        SupervisorConfig.of(config), clock, state, None, BotMetrics(), alerter, None, log_health=health
     )
     health.failed("logs/live_loop.log", OSError(28, "No space left on device"))
     sup.after_tick(tick(1, 1.0))

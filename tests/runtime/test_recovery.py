@@ -43,7 +43,6 @@ def bot(tmp_path: Path) -> Iterator[Bot]:
         clock=FakeClock(),
         alert=lambda k, t: alerts.append((k, t)),
     )
-    b.extras["alerts"] = alerts
     b.venues.before_tick[0]()  # one market step, so books exist
     yield b
     b.close()
@@ -89,7 +88,6 @@ def restart(bot: Bot) -> Recovery:
     bot.trader.residuals = ResidualBook()
     bot.sender.unresolved.clear()
     return Recovery(
-        bot.config,
         bot.ledger,
         bot.venues.by_name,
         bot.sender,

@@ -44,7 +44,7 @@ def restart(bot: Bot) -> Recovery:
     bot.trader.residuals = ResidualBook()
     bot.sender.unresolved.clear()
     return Recovery(
-        bot.config, bot.ledger, bot.venues.by_name, bot.sender, bot.trader, bot.state, bot.clock,
+        bot.ledger, bot.venues.by_name, bot.sender, bot.trader, bot.state, bot.clock,
         lambda key, text: None, fx=bot.feed.fx_now, mid=bot.feed.mid,
     )  # fmt: skip
 

@@ -1,0 +1,247 @@
+"""A whole run put together in one place, for `arb run`, the benchmark and what comes next (a
+replay): logging, alerts, Redis, the bot, its supervisor and dry-run gate, the health server, the
+graceful shutdown and the stop signals. The venues and the clock are injected; everything else
+follows from the config and the RunSettings.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from arbitrage.clock import Clock
+from arbitrage.config import AppConfig
+from arbitrage.engines.base import Engine
+from arbitrage.ops.alerts import AlertFanout, build_alerter
+from arbitrage.ops.health_server import HealthServer
+from arbitrage.ops.live_guards import DryRunGate
+from arbitrage.ops.logs import secrets_from_env, setup_logging
+from arbitrage.ops.metrics import BotMetrics
+from arbitrage.ops.sysmonitor import SysMonitor
+from arbitrage.runtime.health_status import health_status
+from arbitrage.runtime.loop import LiveLoop, TickHook
+from arbitrage.runtime.shutdown import Shutdown, state_document
+from arbitrage.runtime.stop_signals import StopSignals
+from arbitrage.runtime.supervisor import DryRunHook, Supervisor, SupervisorConfig
+from arbitrage.runtime.wiring import Bot, VenueFactory, build_bot
+from arbitrage.store.instance_lock import InstanceLock
+from arbitrage.url_credentials import mask_url_credentials
+from arbitrage.venues.base import AlertFn
+from arbitrage.venues.build import build_venues
+
+if TYPE_CHECKING:  # redis-py is imported only by runs that enable Redis
+    from arbitrage.store.redis_state import RedisState
+
+log = logging.getLogger("arbitrage.live_loop")
+
+EXIT_LEASE_LOST = 3  # the exit code of a CRITICAL shutdown: the operator must look before a restart
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What a run takes besides its config: where it writes, how fast and how long it ticks."""
+
+    data_dir: Path
+    log_dir: Path
+    interval_s: float
+    max_ticks: int | None
+    log_level: str | None = None  # None: logging.level from the config
+
+
+class LeaseLostStop:
+    """A bot that can no longer prove it is alone on its ledger must not trade on: another one may
+    already be starting on it. The lease is lost from its heartbeat thread, possibly before the
+    loop exists; either way the run ends through the graceful shutdown with exit 3.
+    """
+
+    def __init__(self, alert: AlertFn) -> None:
+        self._alert = alert
+        self._lost = threading.Event()
+        self._loop: LiveLoop | None = None
+
+    def __call__(self, text: str) -> None:
+        self._alert("instance_lease", f"{text}; stopping this bot", "CRITICAL")
+        self._lost.set()
+        if self._loop is not None:
+            self._loop.request_stop("instance lease lost", EXIT_LEASE_LOST)
+
+    def stop(self, loop: LiveLoop) -> None:
+        """From now on a lost lease stops this loop; if it is lost already, it stops now."""
+        self._loop = loop
+        if self._lost.is_set():
+            loop.request_stop("instance lease lost", EXIT_LEASE_LOST)
+
+
+@dataclass
+class Run:
+    """The parts of one run; `start`, `loop`, `finish` in that order (the benchmark ticks the
+    loop itself and only `close`s)."""
+
+    config: AppConfig
+    settings: RunSettings
+    bot: Bot
+    alerts: AlertFanout
+    redis: RedisState | None
+    supervisor: Supervisor
+    dry_run: DryRunHook | None
+    health: HealthServer | None
+    shutdown: Shutdown
+    signals: StopSignals
+    lock: InstanceLock | None
+    closed: bool = False
+
+    def start(self) -> None:
+        """Serve health, take the stop signals, and say what runs."""
+        config = self.config
+        if self.health is not None:
+            self.health.start()
+        self.signals.install()
+        log.info(
+            "starting %s in %s mode: %d venues, %d assets, interval %.3fs, ticks %s, ledger %s",
+            config.instance,
+            config.mode.current,
+            len(config.venues),
+            len(config.symbols),
+            self.settings.interval_s,
+            self.settings.max_ticks or "unlimited",
+            mask_url_credentials(str(config.storage.url or self.settings.data_dir / "ledger.sqlite3")),
+        )
+        if self.lock is not None:
+            log.info("holding %s: a second bot here is refused", "; ".join(self.lock.where))
+        self.alerts.send("start", f"{config.instance} started in {config.mode.current} mode", "INFO")
+
+    def loop(self) -> tuple[int, str]:
+        """Tick until the loop stops; its exit code and why it stopped."""
+        code = self.bot.loop.run()
+        return code, self.supervisor.stop_reason or self.bot.loop.stop_reason or "finished"
+
+    def finish(self, reason: str, code: int) -> None:
+        """The graceful shutdown, then every part closed even if the shutdown failed."""
+        try:
+            self.shutdown.run(reason, code)
+        finally:
+            # The handlers stay installed until the process exits: a stop signal from here on is
+            # logged and ignored, and the exit code stays that of the first stop.
+            self.signals.shutdown_finished(code)
+            self.close()
+
+    def close(self) -> None:
+        """Once; a second call (a caller's own cleanup after finish) does nothing."""
+        if self.closed:
+            return
+        self.closed = True
+        if self.health is not None:
+            self.health.stop()
+        self.bot.close()
+        self.alerts.close(2.0)
+        if self.redis is not None:
+            self.redis.close()
+
+
+def assemble(
+    config: AppConfig,
+    settings: RunSettings,
+    env: Mapping[str, str],
+    clock: Clock,
+    *,
+    engines: Sequence[Engine] | None = None,
+    lock: InstanceLock | None = None,
+    make_venues: VenueFactory = build_venues,
+) -> Run:
+    """Logging first (so that the ledger's and venues' first lines are kept), then the alerts and
+    Redis the bot reports to, the bot (which opens the ledger, builds the venues and recovers),
+    and what watches and stops it. Nothing is started or installed until Run.start()."""
+    log_health = setup_logging(
+        settings.log_dir,
+        settings.log_level or config.logging.level,
+        console=config.logging.console,
+        backup_count=config.logging.backup_count,
+        secrets=secrets_from_env(config, env),
+    )
+    alerter = build_alerter(config.alerts, env, clock, log_health)
+    redis = None
+    if config.redis.enabled:
+        from arbitrage.store.redis_state import RedisState
+
+        redis = RedisState.from_config(config.redis, config.instance, clock)
+    sysmon = SysMonitor(config.sys_monitor, clock) if config.sys_monitor.enabled else None
+    metrics = BotMetrics()
+    started = time.monotonic()
+    alerts = AlertFanout(alerter, redis.publish if redis is not None else None)
+    lease_lost = LeaseLostStop(alerts.send)
+    if lock is not None:
+        lock.watch(lease_lost)
+    bot = build_bot(
+        config,
+        data_dir=settings.data_dir,
+        interval_s=settings.interval_s,
+        max_ticks=settings.max_ticks,
+        alert=alerts.send,
+        env=env,
+        clock=clock,
+        engines=engines,
+        publish=redis.publish if redis is not None else None,
+        make_venues=make_venues,
+    )
+    lease_lost.stop(bot.loop)
+    supervisor = Supervisor(
+        SupervisorConfig.of(config),
+        clock,
+        bot.state,
+        sysmon,
+        metrics,
+        alerter,
+        redis,
+        ws_lag=bot.feed.ws_lag,
+        snapshot=lambda: state_document(bot, "running", 0),
+        log_health=log_health,
+    )
+    bot.loop.sys_sample = supervisor.sys_sample
+    hooks: list[TickHook] = [supervisor]
+    dry_run = None
+    if config.mode.current == "live":
+        dry_run = DryRunHook(
+            DryRunGate(config.live_guards.dry_run_cycles),
+            bot.state,
+            config.live_guards.dry_run_cycles,
+            len(config.symbols) * len(config.venues),
+            lambda: _balances_readable(bot),
+        )
+        hooks.append(dry_run)
+    bot.loop.hooks.extend(hooks)
+    health = None
+    if config.health_server.enabled:
+        health = HealthServer(
+            config.health_server.host,
+            config.health_server.port,
+            lambda: health_status(bot, supervisor, started),
+            metrics,
+            max_connections=config.health_server.max_connections,
+            request_timeout_s=config.health_server.request_timeout_s,
+        )
+    shutdown = Shutdown(
+        bot,
+        alerts.send,
+        settings.data_dir / "state.json",
+        save_remote=redis.save_state if redis is not None else None,
+    )
+    signals = StopSignals(
+        request_stop=lambda reason: bot.loop.request_stop(reason, 0),
+        stopping=lambda: shutdown.in_progress or bot.loop.stopping,
+    )
+    return Run(config, settings, bot, alerts, redis, supervisor, dry_run, health, shutdown, signals, lock)
+
+
+def _balances_readable(bot: Bot) -> bool:
+    try:
+        for name, venue in bot.venues.by_name.items():
+            bot.state.balances[name] = venue.balances()
+    except Exception as err:
+        log.warning("balances unreadable during the dry run: %s", err)
+        return False
+    return True
