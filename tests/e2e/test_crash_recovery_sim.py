@@ -103,26 +103,43 @@ def _kill(rig: CrashRig, sim: SimControl, point: KillPoint) -> str | None:
     return None
 
 
-@pytest.mark.slow  # about 30 kills and 30 restarts of the real command: two to three minutes
-def test_sigkill_anywhere_loses_no_fill_and_places_no_order_twice(
-    tmp_path: Path, sim_server: SimServer, sim: SimControl
-) -> None:
-    rig = CrashRig(tmp_path / "bot", sim_server.base_url)
+def _kill_point_id(point: KillPoint) -> str:
+    """A unique test id: the failpoint, the refusals of its run, and the recovery failpoint if any."""
+    name = point.spec
+    if point.faults:
+        name += f"-refused{sum(int(f.get('count', 1)) for f in point.faults)}"
+    if point.drain:
+        name += "-drained"
+    if point.in_recovery:
+        name += f"-then-{point.in_recovery}"
+    return name
+
+
+@pytest.fixture
+def rig(tmp_path: Path, sim_server: SimServer, sim: SimControl) -> CrashRig:
+    """A fresh bot directory and ledger on a fresh simulator market that trades in every tick."""
     # At the simulator's default premium (0.8%) the net spread wanders near signal.min_spread_pct
     # and a few quiet seconds can pass without an entry; every kill point needs trades to reach.
     sim.steer(asset="BTC", premium_pct=PREMIUM_PCT, set_mean=True)
-    missed: list[str] = []
-    killed_at: list[str] = []
-    for point in KILL_POINTS:
-        miss = _kill(rig, sim, point)
-        if miss is not None:
-            missed.append(miss)
-            continue
-        again = f" + {point.in_recovery} in recovery" if point.in_recovery else ""
-        killed_at.append(f"{point.spec}{again}: {point.where}")
-        restart = _restart_and_audit(rig, sim, point.spec)
-        assert restart.recovered(), f"nothing recovered after {point.spec}:\n{restart.stdout[-3000:]}"
+    return CrashRig(tmp_path / "bot", sim_server.base_url)
 
+
+# One test per kill point, each on its own ledger and a reset simulator, so that parallel workers
+# spread the matrix (about 60 runs of the real command in all).
+@pytest.mark.slow
+@pytest.mark.parametrize("point", KILL_POINTS, ids=_kill_point_id)
+def test_sigkill_at_a_failpoint_loses_no_fill_and_places_no_order_twice(
+    rig: CrashRig, sim: SimControl, point: KillPoint
+) -> None:
+    miss = _kill(rig, sim, point)
+    assert miss is None, f"failpoint never reached: {miss}"
+    restart = _restart_and_audit(rig, sim, point.spec)
+    assert restart.recovered(), f"nothing recovered after {point.spec}:\n{restart.stdout[-3000:]}"
+    print("runs:\n  " + "\n  ".join(f"{r.label}: exit {r.code} in {r.seconds:.1f}s" for r in rig.runs))
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_on_one_ledger_keeps_it_whole(rig: CrashRig, sim: SimControl) -> None:
     rng = random.Random(SEED)
     for n in range(RANDOM_KILLS):
         delay = round(rng.uniform(1.5, 4.5), 2)
@@ -134,10 +151,7 @@ def test_sigkill_anywhere_loses_no_fill_and_places_no_order_twice(
     assert final.code == 0, final.stderr[-3000:]
     report = audit(sim, rig.ledger_path, rig.config)
     assert not report.problems, _problems(report, final)
-    print(f"\n{len(killed_at)} kill points exercised:\n  " + "\n  ".join(killed_at))
     print("runs:\n  " + "\n  ".join(f"{r.label}: exit {r.code} in {r.seconds:.1f}s" for r in rig.runs))
     print(f"final: {report}")
-    assert not missed, "failpoints never reached:\n  " + "\n  ".join(missed)
-    assert len(killed_at) >= 20
-    # Many kills land before a position is booked; still, the runs between them trade.
-    assert report.sim_orders >= 2 * len(KILL_POINTS) and report.positions >= len(KILL_POINTS) // 2
+    # The kills land anywhere; still, the runs between them trade.
+    assert report.sim_orders >= 2 and report.positions >= 1

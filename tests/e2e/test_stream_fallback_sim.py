@@ -24,7 +24,8 @@ from tests.e2e.runner import METRICS_RE, merge
 from tests.e2e.sim_fixture import API_KEYS, LIVE_ENV, VENUES, sim_overrides
 from tests.e2e.sim_fixture import sim as sim  # the fixtures, re-exported for pytest
 from tests.e2e.sim_fixture import sim_server as sim_server
-from tests.e2e.sim_run_probe import health_detail, log_lines, market_data, stream_states, ticks, wait_until
+from tests.e2e.sim_run_probe import health_detail, log_lines, market_data, stream_states, ticks
+from tests.waiting import wait_until
 
 REFUSE_S = 4.0
 STALE_AFTER_S = 1.0
@@ -64,12 +65,12 @@ def test_streams_cut_fall_back_to_rest_within_a_tick_and_come_back(
     overrides = stream_overrides(sim_server.base_url, port)
     with bot_process(tmp_path, "--mode", mode, "--interval", "0.1", overrides=overrides, env=env) as bot:
         bot.wait_for(r"trades=[1-9]", 60)  # streaming, past the live dry run, and trading
-        wait_until(lambda: set(stream_states(health_detail(port)).values()) == {"stream"}, 10, "streams")
+        wait_until(lambda: set(stream_states(health_detail(port)).values()) == {"stream"}, 30, "streams")
 
         sim.refuse_streams(REFUSE_S)  # the reconnects after the cut are refused for a while
         cut_at = time.time()
         assert sim.drop_streams(abort=True) >= len(VENUES)
-        wait_until(lambda: set(stream_states(health_detail(port)).values()) == {"poll"}, 10, "REST polling")
+        wait_until(lambda: set(stream_states(health_detail(port)).values()) == {"poll"}, 30, "REST polling")
         polling_at = time.time()
         wait_until(
             lambda: set(stream_states(health_detail(port)).values()) == {"stream"},
@@ -77,7 +78,10 @@ def test_streams_cut_fall_back_to_rest_within_a_tick_and_come_back(
             "the streams restored",
         )
         back_at = time.time()
-        time.sleep(1.0)  # a few ticks on the restored streams
+        done = len(ticks(tmp_path / "logs"))  # a few ticks on the restored streams
+        wait_until(
+            lambda: len(ticks(tmp_path / "logs")) >= done + 5, 30, "five ticks on the restored streams"
+        )
         venues = health_detail(port)["venues"]
         bot.send(signal.SIGINT)
         run = bot.finish(60)

@@ -25,7 +25,8 @@ from tests.e2e.runner import merge
 from tests.e2e.sim_fixture import VENUES, sim_overrides
 from tests.e2e.sim_fixture import sim as sim  # the fixtures, re-exported for pytest
 from tests.e2e.sim_fixture import sim_server as sim_server
-from tests.e2e.sim_run_probe import health_detail, log_lines, market_data, ticks, wait_until
+from tests.e2e.sim_run_probe import health_detail, log_lines, market_data, ticks
+from tests.waiting import wait_until
 
 COOLDOWN_S = 1.5  # the breaker's cooldown: a minute-long outage in seconds
 PROBES = 4  # failed probes the burst lasts through, besides the opening

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,6 +14,7 @@ from arbitrage.sim.control import SimControl
 from arbitrage.sim.server import SimServer
 from arbitrage.sim.urls import sim_options, sim_urls
 from tests.sim.sim_clients import upbit_client
+from tests.waiting import wait_until
 
 VENUES = [("binance", "BTC/USDT"), ("upbit", "BTC/KRW")]
 
@@ -27,7 +27,7 @@ def run_with(venue: str, base_url: str, body: Callable[[Any], Awaitable[None]]) 
     async def main() -> None:
         client = pro_client(venue, base_url)
         try:
-            await asyncio.wait_for(body(client), timeout=20)
+            await asyncio.wait_for(body(client), timeout=60)  # an upper bound for a loaded machine
         finally:
             await client.close()
 
@@ -105,9 +105,11 @@ def test_frozen_book_keeps_its_old_exchange_timestamp(sim_server: SimServer, sim
     sim.freeze("upbit", "KRW-ETH")
     frozen_before = upbit.fetch_order_book("ETH/KRW")
     live_before = upbit.fetch_order_book("BTC/KRW")
-    time.sleep(0.5)  # several market ticks
+    # Until the live market has ticked on: the frozen one must not have.
+    wait_until(
+        lambda: upbit.fetch_order_book("BTC/KRW")["timestamp"] > live_before["timestamp"], 30, "a market tick"
+    )
     frozen_after = upbit.fetch_order_book("ETH/KRW")
     assert frozen_after["timestamp"] == frozen_before["timestamp"]
     assert frozen_after["bids"] == frozen_before["bids"]
-    assert upbit.fetch_order_book("BTC/KRW")["timestamp"] > live_before["timestamp"]
     assert sim.book("upbit", "KRW-ETH")["frozen"] is True
