@@ -1,7 +1,9 @@
 """State that survives anything: the live bot, trading against the exchange simulator, is killed
-with SIGKILL at every point where a crash is hardest to recover from, and restarted each time on
-the same ledger. The simulator is the witness: no order placed twice, every fill in the ledger,
-every position accounted for, the coins outside positions within execution.max_unhedged_qty.
+with SIGKILL at every point where a crash is hardest to recover from (one test per point, each on
+its own ledger and a fresh simulator market, so parallel workers share the matrix out), and at
+random moments several times on one ledger; each time it is restarted on the same ledger. The
+simulator is the witness: no order placed twice, every fill in the ledger, every position
+accounted for, the coins outside positions within execution.max_unhedged_qty.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import pytest
 from arbitrage.sim.control import SimControl
 from arbitrage.sim.server import SimServer
 from tests.e2e.crash_harness import SIGKILLED, Audit, BotRun, CrashRig, KillPoint, audit, coins_away
-from tests.e2e.sim_fixture import sim as sim  # the fixtures, re-exported for pytest
-from tests.e2e.sim_fixture import sim_server as sim_server
+
+SIM_SEED = 5  # the simulator fixtures of tests/conftest.py: this seed,
+SIM_RESET_EACH_TEST = True  # and every test from the seeded market with fresh accounts
 
 # Both legs of a pair go out at once in live mode, so the N-th order hit may be either leg. In a
 # tick the entry's two legs go first, then the exit's: every position is exited in the tick that
@@ -131,6 +134,7 @@ def rig(tmp_path: Path, sim_server: SimServer, sim: SimControl) -> CrashRig:
 def test_sigkill_at_a_failpoint_loses_no_fill_and_places_no_order_twice(
     rig: CrashRig, sim: SimControl, point: KillPoint
 ) -> None:
+
     miss = _kill(rig, sim, point)
     assert miss is None, f"failpoint never reached: {miss}"
     restart = _restart_and_audit(rig, sim, point.spec)

@@ -26,9 +26,10 @@ from arbitrage.sim.server import SimServer
 from tests.e2e.ops_harness import bot_process
 from tests.e2e.runner import merge, run_bot
 from tests.e2e.sim_fixture import API_KEYS, LIVE_ENV, VENUES, sim_overrides, sim_totals, start_balances
-from tests.e2e.sim_fixture import sim as sim  # the fixtures, re-exported for pytest
-from tests.e2e.sim_fixture import sim_server as sim_server
 from tests.waiting import wait_until
+
+SIM_SEED = 5  # the simulator fixtures of tests/conftest.py: this seed,
+SIM_RESET_EACH_TEST = True  # and every test from the seeded market with fresh accounts
 
 D = Decimal
 BINANCE_ETH_STEP = D("0.0001")  # the simulator's ETHUSDT step (arbitrage.sim.market)
@@ -120,6 +121,7 @@ def alerts(log_dir: Path, key: str) -> list[str]:
 def test_an_exit_upbit_refuses_is_backed_off_alerted_once_and_closes_when_funds_return(
     tmp_path: Path, sim_server: SimServer, sim: SimControl
 ) -> None:
+
     (tmp_path / ".live_trading_ok").write_text("yes\n", encoding="utf-8")
     config = overrides(sim_server.base_url, exit={"max_hold_s": 2})
     log_dir = tmp_path / "logs"

@@ -22,10 +22,11 @@ from arbitrage.sim.server import SimServer
 from tests.e2e.ops_harness import bot_process, free_port
 from tests.e2e.runner import METRICS_RE, merge
 from tests.e2e.sim_fixture import API_KEYS, LIVE_ENV, VENUES, sim_overrides
-from tests.e2e.sim_fixture import sim as sim  # the fixtures, re-exported for pytest
-from tests.e2e.sim_fixture import sim_server as sim_server
 from tests.e2e.sim_run_probe import health_detail, log_lines, market_data, stream_states, ticks
 from tests.waiting import wait_until
+
+SIM_SEED = 5  # the simulator fixtures of tests/conftest.py: this seed,
+SIM_RESET_EACH_TEST = True  # and every test from the seeded market with fresh accounts
 
 REFUSE_S = 4.0
 STALE_AFTER_S = 1.0
@@ -57,6 +58,7 @@ def stream_overrides(base_url: str, health_port: int) -> dict[str, Any]:
 def test_streams_cut_fall_back_to_rest_within_a_tick_and_come_back(
     tmp_path: Path, sim_server: SimServer, sim: SimControl, mode: str
 ) -> None:
+
     port = free_port()
     env = None
     if mode == "live":
