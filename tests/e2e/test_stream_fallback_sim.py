@@ -29,9 +29,11 @@ SIM_SEED = 5  # the simulator fixtures of tests/conftest.py: this seed,
 SIM_RESET_EACH_TEST = True  # and every test from the seeded market with fresh accounts
 
 REFUSE_S = 4.0
-STALE_AFTER_S = 1.0
+# Generous for a loaded machine (two suites at once on two cores): a restored stream must not go
+# stale again only because its thread waited for a core, and a tick may take a second longer.
+STALE_AFTER_S = 2.0
 RECOVER_EVERY_S = 2.0
-MAX_TICK_GAP_S = 2.5  # between two metrics lines, REST-polled ticks included
+MAX_TICK_GAP_S = 3.5  # between two metrics lines, REST-polled ticks included: less than REFUSE_S
 
 
 def stream_overrides(base_url: str, health_port: int) -> dict[str, Any]:
@@ -49,7 +51,7 @@ def stream_overrides(base_url: str, health_port: int) -> dict[str, Any]:
             "exit": {"mode": "none"},
             "signal": {"max_notional": 300000},
             "safety": {"max_orders_per_minute": 5000},
-            "watchdog": {"warn_loop_latency_ms": 2000, "max_loop_latency_ms": 2500},
+            "watchdog": {"warn_loop_latency_ms": 3000, "max_loop_latency_ms": 3500},
         },
     )
 
