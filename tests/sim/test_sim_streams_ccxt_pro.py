@@ -39,13 +39,17 @@ def test_watch_order_book_receives_updates(sim_server: SimServer, venue: str, sy
     seen: list[tuple[Any, ...]] = []
 
     async def body(client: Any) -> None:
-        for _ in range(4):
+        # Until four different books: a pump that fell behind (a loaded machine) sends the book as it
+        # is when it catches up, so two queued changes can arrive as the same book twice.
+        while len(set(seen)) < 4:
             book = await client.watch_order_book(symbol)
             assert book["bids"][0][0] < book["asks"][0][0]
             seen.append((book["nonce"], book["timestamp"], book["bids"][0][0], book["asks"][0][0]))
 
     run_with(venue, sim_server.base_url, body)
-    assert len(set(seen)) == 4  # every watch returned a newer book
+    if venue == "upbit":  # whole books, stamped when the book last changed
+        stamps = [s[1] for s in seen]
+        assert stamps == sorted(stamps)  # never an older book after a newer one
     if venue == "binance":
         nonces = [s[0] for s in seen]
         assert nonces == sorted(nonces)  # applied diff by diff, in update-id order
