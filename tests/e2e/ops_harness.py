@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.e2e.runner import REPO, SCRIPT, Run, write_config
+from tests.waiting import wait_until
 
 
 def free_port() -> int:
@@ -85,19 +86,14 @@ class BotProcess:
     def wait_for(self, pattern: str, timeout: float = 30.0) -> re.Match[str]:
         """The first match of `pattern` in stdout, waiting for it; fails if the bot exits first."""
         regex = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        while True:
-            match = regex.search(self.stdout())
-            if match:
-                return match
-            if self.proc.poll() is not None:
-                raise AssertionError(
-                    f"the bot exited ({self.proc.returncode}) before printing {pattern!r}:\n"
-                    + self.stderr()[-2000:]
-                )
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no {pattern!r} in the bot's output within {timeout}s")
-            time.sleep(0.01)
+        return wait_until(
+            lambda: regex.search(self.stdout()),
+            timeout,
+            f"{pattern!r} in the bot's output",
+            every_s=0.01,
+            proc=self.proc,
+            details=lambda: self.stderr()[-2000:],
+        )
 
     def send(self, sig: signal.Signals) -> None:
         self.proc.send_signal(sig)

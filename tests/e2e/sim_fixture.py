@@ -1,18 +1,16 @@
-"""The exchange simulator for end-to-end runs: a real SimServer on a free 127.0.0.1 port, and the
-config overrides that point the bot's venues at it (ccxt urls and options from arbitrage.sim.urls).
+"""The exchange simulator for end-to-end runs: the config overrides that point the bot's venues at it
+(ccxt urls and options from arbitrage.sim.urls), its accounts and balances. The simulator itself is
+the suite's one fixture, `sim_server`/`sim` in tests/conftest.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-import pytest
-
 from arbitrage.sim.control import SimControl
 from arbitrage.sim.market import DEFAULT_ASSETS
-from arbitrage.sim.server import SimServer, default_balances
+from arbitrage.sim.server import default_balances
 
 VENUES = ("upbit", "binance")
 API_KEYS = {"upbit": "e2e-upbit-key", "binance": "e2e-binance-key"}
@@ -23,22 +21,6 @@ LIVE_ENV = {
     "BINANCE_API_KEY": API_KEYS["binance"],
     "BINANCE_API_SECRET": "e2e-binance-secret",
 }
-
-
-@pytest.fixture(scope="module")
-def sim_server() -> Iterator[SimServer]:
-    server = SimServer(seed=5, tick_ms=100)
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def sim(sim_server: SimServer) -> Iterator[SimControl]:
-    control = SimControl(sim_server.base_url)
-    control.reset()  # every test starts from the seeded market with fresh accounts
-    yield control
-    control.reset()
 
 
 def sim_overrides(base_url: str) -> dict[str, Any]:

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -72,11 +70,3 @@ def stream_states(detail: dict[str, Any]) -> dict[str, str]:
         name: str(market_data(venue).get("stream", {}).get("state"))
         for name, venue in detail["venues"].items()
     }
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float, what: str, every_s: float = 0.05) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(every_s)

@@ -1,7 +1,9 @@
 """State that survives anything: the live bot, trading against the exchange simulator, is killed
-with SIGKILL at every point where a crash is hardest to recover from, and restarted each time on
-the same ledger. The simulator is the witness: no order placed twice, every fill in the ledger,
-every position accounted for, the coins outside positions within execution.max_unhedged_qty.
+with SIGKILL at every point where a crash is hardest to recover from (one test per point, each on
+its own ledger and a fresh simulator market, so parallel workers share the matrix out), and at
+random moments several times on one ledger; each time it is restarted on the same ledger. The
+simulator is the witness: no order placed twice, every fill in the ledger, every position
+accounted for, the coins outside positions within execution.max_unhedged_qty.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import pytest
 from arbitrage.sim.control import SimControl
 from arbitrage.sim.server import SimServer
 from tests.e2e.crash_harness import SIGKILLED, Audit, BotRun, CrashRig, KillPoint, audit, coins_away
-from tests.e2e.sim_fixture import sim as sim  # the fixtures, re-exported for pytest
-from tests.e2e.sim_fixture import sim_server as sim_server
+
+SIM_SEED = 5  # the simulator fixtures of tests/conftest.py: this seed,
+SIM_RESET_EACH_TEST = True  # and every test from the seeded market with fresh accounts
 
 # Both legs of a pair go out at once in live mode, so the N-th order hit may be either leg. In a
 # tick the entry's two legs go first, then the exit's: every position is exited in the tick that
@@ -103,26 +106,44 @@ def _kill(rig: CrashRig, sim: SimControl, point: KillPoint) -> str | None:
     return None
 
 
-@pytest.mark.slow  # about 30 kills and 30 restarts of the real command: two to three minutes
-def test_sigkill_anywhere_loses_no_fill_and_places_no_order_twice(
-    tmp_path: Path, sim_server: SimServer, sim: SimControl
-) -> None:
-    rig = CrashRig(tmp_path / "bot", sim_server.base_url)
+def _kill_point_id(point: KillPoint) -> str:
+    """A unique test id: the failpoint, the refusals of its run, and the recovery failpoint if any."""
+    name = point.spec
+    if point.faults:
+        name += f"-refused{sum(int(f.get('count', 1)) for f in point.faults)}"
+    if point.drain:
+        name += "-drained"
+    if point.in_recovery:
+        name += f"-then-{point.in_recovery}"
+    return name
+
+
+@pytest.fixture
+def rig(tmp_path: Path, sim_server: SimServer, sim: SimControl) -> CrashRig:
+    """A fresh bot directory and ledger on a fresh simulator market that trades in every tick."""
     # At the simulator's default premium (0.8%) the net spread wanders near signal.min_spread_pct
     # and a few quiet seconds can pass without an entry; every kill point needs trades to reach.
     sim.steer(asset="BTC", premium_pct=PREMIUM_PCT, set_mean=True)
-    missed: list[str] = []
-    killed_at: list[str] = []
-    for point in KILL_POINTS:
-        miss = _kill(rig, sim, point)
-        if miss is not None:
-            missed.append(miss)
-            continue
-        again = f" + {point.in_recovery} in recovery" if point.in_recovery else ""
-        killed_at.append(f"{point.spec}{again}: {point.where}")
-        restart = _restart_and_audit(rig, sim, point.spec)
-        assert restart.recovered(), f"nothing recovered after {point.spec}:\n{restart.stdout[-3000:]}"
+    return CrashRig(tmp_path / "bot", sim_server.base_url)
 
+
+# One test per kill point, each on its own ledger and a reset simulator, so that parallel workers
+# spread the matrix (about 60 runs of the real command in all).
+@pytest.mark.slow
+@pytest.mark.parametrize("point", KILL_POINTS, ids=_kill_point_id)
+def test_sigkill_at_a_failpoint_loses_no_fill_and_places_no_order_twice(
+    rig: CrashRig, sim: SimControl, point: KillPoint
+) -> None:
+
+    miss = _kill(rig, sim, point)
+    assert miss is None, f"failpoint never reached: {miss}"
+    restart = _restart_and_audit(rig, sim, point.spec)
+    assert restart.recovered(), f"nothing recovered after {point.spec}:\n{restart.stdout[-3000:]}"
+    print("runs:\n  " + "\n  ".join(f"{r.label}: exit {r.code} in {r.seconds:.1f}s" for r in rig.runs))
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_on_one_ledger_keeps_it_whole(rig: CrashRig, sim: SimControl) -> None:
     rng = random.Random(SEED)
     for n in range(RANDOM_KILLS):
         delay = round(rng.uniform(1.5, 4.5), 2)
@@ -134,10 +155,7 @@ def test_sigkill_anywhere_loses_no_fill_and_places_no_order_twice(
     assert final.code == 0, final.stderr[-3000:]
     report = audit(sim, rig.ledger_path, rig.config)
     assert not report.problems, _problems(report, final)
-    print(f"\n{len(killed_at)} kill points exercised:\n  " + "\n  ".join(killed_at))
     print("runs:\n  " + "\n  ".join(f"{r.label}: exit {r.code} in {r.seconds:.1f}s" for r in rig.runs))
     print(f"final: {report}")
-    assert not missed, "failpoints never reached:\n  " + "\n  ".join(missed)
-    assert len(killed_at) >= 20
-    # Many kills land before a position is booked; still, the runs between them trade.
-    assert report.sim_orders >= 2 * len(KILL_POINTS) and report.positions >= len(KILL_POINTS) // 2
+    # The kills land anywhere; still, the runs between them trade.
+    assert report.sim_orders >= 2 and report.positions >= 1

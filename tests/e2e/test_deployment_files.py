@@ -15,7 +15,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -27,6 +26,7 @@ import redis
 import yaml
 
 from arbitrage.config import AppConfig, load_config
+from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "Dockerfile"
@@ -325,15 +325,7 @@ def test_docker_config_is_live_yml_plus_its_overrides() -> None:
 
 def wait_for(what: str, probe: Callable[[], T | None], proc: subprocess.Popen[bytes], logs: Path) -> T:
     """Poll until `probe` returns something; fail at once if the bot exits, else after a generous minute."""
-    deadline = time.monotonic() + 60.0
-    while time.monotonic() < deadline:
-        found = probe()
-        if found is not None:
-            return found
-        code = proc.poll()
-        assert code is None, f"the bot exited with {code} while waiting for {what}; output:\n{tail(logs)}"
-        time.sleep(0.2)
-    raise AssertionError(f"no {what} within 60 s; output:\n{tail(logs)}")
+    return wait_until(probe, 60.0, what, every_s=0.2, proc=proc, details=lambda: f"output:\n{tail(logs)}")
 
 
 def tail(path: Path) -> str:

@@ -25,9 +25,11 @@ from arbitrage.sim.server import SimServer
 from tests.e2e.ops_harness import BotProcess, bot_process, free_port
 from tests.e2e.runner import METRICS_RE, merge
 from tests.e2e.sim_fixture import API_KEYS, LIVE_ENV, VENUES, sim_overrides, sim_totals, start_balances
-from tests.e2e.sim_fixture import sim as sim  # the fixtures, re-exported for pytest
-from tests.e2e.sim_fixture import sim_server as sim_server
-from tests.e2e.sim_run_probe import health_detail, ticks, wait_until
+from tests.e2e.sim_run_probe import health_detail, ticks
+from tests.waiting import wait_until
+
+SIM_SEED = 5  # the simulator fixtures of tests/conftest.py: this seed,
+SIM_RESET_EACH_TEST = True  # and every test from the seeded market with fresh accounts
 
 MAX_LOOP_MS = 2500.0
 # The venues' request timeout. A tick can hold an entry, then one whose create timed out: the
@@ -118,7 +120,7 @@ def drive_faults(bot: BotProcess, sim: SimControl, base_url: str, port: int) -> 
     )
     seen["ban_from"] = time.time()
     seen["pokes"] = [poke(base_url) for _ in range(3)]
-    time.sleep(4.0)
+    time.sleep(4.0)  # the bot lives through the ban, which the simulator times in real seconds
     # (c) create timeouts, longer than the venue's timeout: placed, and not placed
     for venue in VENUES:
         fire(bot, sim, "timeout", venue=venue, ops=["create_order"], hang_s=HANG_S, place=True)
@@ -143,7 +145,8 @@ def drive_faults(bot: BotProcess, sim: SimControl, base_url: str, port: int) -> 
         30,
         "an order on upbit after the faults were cleared",
     )
-    time.sleep(1.5)  # a few ticks more: orders of unknown outcome are looked up again
+    done = bot.stdout().count("[METRICS]")  # a few ticks more: orders of unknown outcome are looked up again
+    wait_until(lambda: bot.stdout().count("[METRICS]") >= done + 5, 30, "five ticks after the close")
     seen["closed"] = circuit(port, "upbit")
     return seen
 
@@ -210,6 +213,7 @@ def check_nothing_placed_twice(
 def check_ledger_matches_the_simulator(
     placed: dict[str, list[dict[str, Any]]], orders: list[dict[str, str]]
 ) -> None:
+
     mine = {o["client_order_id"]: o for o in orders}
     for venue in VENUES:
         for sim_order in placed[venue]:

@@ -12,9 +12,11 @@ from pathlib import Path
 from arbitrage.sim.control import SimControl
 from arbitrage.sim.server import SimServer
 from tests.e2e.runner import run_bot
-from tests.e2e.sim_fixture import sim as sim  # the fixtures, re-exported for pytest
 from tests.e2e.sim_fixture import sim_overrides
-from tests.e2e.sim_fixture import sim_server as sim_server
+
+SIM_SEED = 5  # the simulator fixtures of tests/conftest.py: this seed,
+SIM_RESET_EACH_TEST = True  # and every test from the seeded market with fresh accounts
+
 
 IMPORT_LINE = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|\s*(\S+)\s*$")
 NOT_IN_MOCK = ("ccxt", "aiohttp", "psycopg")

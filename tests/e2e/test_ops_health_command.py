@@ -53,7 +53,13 @@ def test_mock_mode_all_checks_pass(tmp_path: Path) -> None:
     code, rows, out = arb_health(tmp_path)
     assert code == 0, out
     assert list(rows) == [
-        "config", "log dir", "ledger", "instance lock", "redis", "venue upbit", "venue binance"
+        "config",
+        "log dir",
+        "ledger",
+        "instance lock",
+        "redis",
+        "venue upbit",
+        "venue binance",
     ], out
     assert rows["config"][0] == "OK" and "valid (mock mode, 2 venues, 2 assets)" in rows["config"][1]
     assert rows["log dir"] == ("OK", "logs writable")

@@ -7,14 +7,14 @@ import json
 import signal
 import sqlite3
 import time
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.ops_harness import BotProcess, bot_process
+from tests.e2e.ops_harness import bot_process
 from tests.e2e.runner import LOG_LINE_RE, Run
+from tests.waiting import wait_until
 
 STEPS = [
     "shutdown: 1/6 new entries stopped",
@@ -48,14 +48,6 @@ def _ledger(run: Run) -> tuple[dict[str, int], dict[str, int]]:
         orders = dict(db.execute("select state, count(*) from orders group by state").fetchall())
         positions = dict(db.execute("select state, count(*) from positions group by state").fetchall())
     return orders, positions
-
-
-def _wait_until(condition: Callable[[], bool], what: str, bot: BotProcess, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert bot.proc.poll() is None, f"the bot exited ({bot.proc.returncode}) waiting for {what}"
-        assert time.monotonic() < deadline, f"no {what} within {timeout}s"
-        time.sleep(0.01)
 
 
 # SIGHUP is what a closed SSH session sends: it used to kill the bot with no cancel, state or alert.
@@ -142,10 +134,16 @@ def test_a_second_sigint_during_shutdown_is_ignored(tmp_path: Path) -> None:
     ) as bot:
         bot.wait_for(r"open_pos=[1-9]", timeout=60)
         bot.send(signal.SIGINT)
-        _wait_until((pauses / "shutdown.begun.reached").exists, "shutdown begun", bot)
+        wait_until(
+            (pauses / "shutdown.begun.reached").exists, 30, "shutdown begun", every_s=0.01, proc=bot.proc
+        )
         bot.send(signal.SIGINT)
-        _wait_until(
-            lambda: "during shutdown: ignored" in live_log.read_text(encoding="utf-8"), "ignored", bot
+        wait_until(
+            lambda: "during shutdown: ignored" in live_log.read_text(encoding="utf-8"),
+            30,
+            "the second SIGINT ignored",
+            every_s=0.01,
+            proc=bot.proc,
         )
         (pauses / "shutdown.begun.go").touch()
         run = bot.finish(timeout=60)
@@ -189,18 +187,34 @@ def test_stop_signals_after_the_first_are_ignored_up_to_the_exit(tmp_path: Path)
     with bot_process(tmp_path, "--mock", "--loops", "100000", "--interval", "0.05", env=env) as bot:
         bot.wait_for(r"trades=[1-9]")
         bot.send(signal.SIGTERM)
-        _wait_until((pauses / "shutdown.begun.reached").exists, "shutdown begun", bot)
+        wait_until(
+            (pauses / "shutdown.begun.reached").exists, 30, "shutdown begun", every_s=0.01, proc=bot.proc
+        )
         during = "received during shutdown: ignored, the shutdown is finishing cleanly"
         for n, sig in enumerate((signal.SIGTERM, signal.SIGTERM, signal.SIGINT, signal.SIGHUP), 1):
             bot.send(sig)
-            _wait_until(lambda n=n: seen(during) >= n, f"{n} signal(s) ignored during the shutdown", bot)
+            wait_until(
+                lambda n=n: seen(during) >= n,
+                30,
+                f"{n} signal(s) ignored during the shutdown",
+                every_s=0.01,
+                proc=bot.proc,
+            )
         (pauses / "shutdown.begun.go").touch()
 
-        _wait_until((pauses / "session.closed.reached").exists, "the session closed", bot)
+        wait_until(
+            (pauses / "session.closed.reached").exists, 30, "the session closed", every_s=0.01, proc=bot.proc
+        )
         after = "received after the shutdown: ignored, exiting with code 0"
         for n, sig in enumerate((signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGTERM), 1):
             bot.send(sig)
-            _wait_until(lambda n=n: seen(after) >= n, f"{n} signal(s) ignored after the shutdown", bot)
+            wait_until(
+                lambda n=n: seen(after) >= n,
+                30,
+                f"{n} signal(s) ignored after the shutdown",
+                every_s=0.01,
+                proc=bot.proc,
+            )
         (pauses / "session.closed.go").touch()
         # And SIGTERM after SIGTERM while the interpreter exits, until the process is gone.
         sent = 0

@@ -17,8 +17,9 @@ from arbitrage.sim.control import SimControl
 from arbitrage.sim.server import SimServer
 from tests.e2e.runner import METRICS_RE, run_bot
 from tests.e2e.sim_fixture import API_KEYS, LIVE_ENV, VENUES, sim_overrides, sim_totals, start_balances
-from tests.e2e.sim_fixture import sim as sim  # the fixtures, re-exported for pytest
-from tests.e2e.sim_fixture import sim_server as sim_server
+
+SIM_SEED = 5  # the simulator fixtures of tests/conftest.py: this seed,
+SIM_RESET_EACH_TEST = True  # and every test from the seeded market with fresh accounts
 
 LOOPS = 30
 MAX_UNHEDGED = {"BTC": Decimal("0.0001"), "ETH": Decimal("0.002")}  # config/live.yml's bounds
@@ -51,6 +52,7 @@ def test_paper_mode_trades_on_real_books_and_never_sends_an_order(
 def test_live_mode_places_each_order_once_and_a_refused_leg_ends_hedged(
     tmp_path: Path, sim_server: SimServer, sim: SimControl
 ) -> None:
+
     (tmp_path / ".live_trading_ok").write_text("yes\n", encoding="utf-8")
     # The first three sells on Upbit are refused: the first entry's sell leg and both retries of
     # it, so the filled Binance leg has to be unwound.

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import re
 import signal
-import time
 from pathlib import Path
 
 import redis
@@ -15,13 +14,25 @@ import redis
 from tests.e2e.ops_harness import bot_process
 from tests.e2e.runner import BUSY_LOOP
 from tests.store.redis_server import PrivateRedisServer
+from tests.waiting import wait_until
 
 METRIC = re.compile(r"trades=(\d+)")
+
+
+MAX_AGE = re.compile(r"redis_heartbeat_age_ms=\d+(\.\d+)? >= max")
 
 
 def _trades(stdout: str) -> int:
     found = METRIC.findall(stdout)
     return int(found[-1]) if found else 0
+
+
+def _ticks(stdout: str) -> int:
+    return len(METRIC.findall(stdout))
+
+
+def _read(path: Path) -> str:
+    return path.read_text(encoding="utf-8") if path.exists() else ""
 
 
 def test_redis_outage_blocks_entries_escalates_and_recovers(tmp_path: Path) -> None:
@@ -50,30 +61,38 @@ def test_redis_outage_blocks_entries_escalates_and_recovers(tmp_path: Path) -> N
             client.close()
 
             server.kill()
-            time.sleep(4.0)  # heartbeat age passes the safety bound (1.5 s) and the watchdog max (2.5 s)
-            assert bot.proc.poll() is None, "the loop keeps running without Redis"
-            trades_during = _trades(bot.stdout())
-            time.sleep(1.0)
+            logs = tmp_path / "bot" / "logs"
+            safety_log, watchdog_log = logs / "safety.log", logs / "watchdog.log"
+            # The heartbeat age passes the safety bound (1.5 s), then the watchdog max (2.5 s).
+            wait_until(
+                lambda: "REDIS_HEARTBEAT_STALE" in _read(safety_log), 30, "entries refused", proc=bot.proc
+            )
+            wait_until(
+                lambda: MAX_AGE.search(_read(watchdog_log)), 30, "the watchdog at its max", proc=bot.proc
+            )
+            trades_during, ticks = _trades(bot.stdout()), _ticks(bot.stdout())
+            # Ten ticks more (not a time: a loaded machine ticks slower), the loop still running.
+            wait_until(
+                lambda: _ticks(bot.stdout()) >= ticks + 10, 30, "ten ticks without Redis", proc=bot.proc
+            )
             assert _trades(bot.stdout()) == trades_during, "no entry while the heartbeat is stale"
 
             server.start()
-            deadline = time.monotonic() + 30
-            while _trades(bot.stdout()) == trades_during and time.monotonic() < deadline:
-                time.sleep(0.2)
-            assert _trades(bot.stdout()) > trades_during, "entries resume once Redis is back"
-            watchdog_log = tmp_path / "bot" / "logs" / "watchdog.log"
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and not re.search(
-                r"-> OK", watchdog_log.read_text(encoding="utf-8").split("redis_heartbeat_age_ms")[-1]
-            ):
-                time.sleep(0.2)
+            wait_until(
+                lambda: _trades(bot.stdout()) > trades_during, 30, "entries to resume once Redis is back"
+            )
+            wait_until(
+                lambda: re.search(r"-> OK", _read(watchdog_log).split("redis_heartbeat_age_ms")[-1]),
+                30,
+                "the watchdog back to OK",
+            )
             bot.send(signal.SIGTERM)
             run = bot.finish(timeout=20)
         assert run.code == 0, run.stderr
         safety = (run.log_dir / "safety.log").read_text(encoding="utf-8")
         watchdog = (run.log_dir / "watchdog.log").read_text(encoding="utf-8")
         assert "REDIS_HEARTBEAT_STALE" in safety
-        assert re.search(r"redis_heartbeat_age_ms=\d+(\.\d+)? >= max", watchdog), watchdog[-2000:]
+        assert MAX_AGE.search(watchdog), watchdog[-2000:]
         assert re.search(r"-> OK", watchdog.split("redis_heartbeat_age_ms")[-1]), (
             "back to OK after Redis returned"
         )

@@ -8,7 +8,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import pytest
 from arbitrage.store.ledger import open_ledger
 from tests.e2e.ops_harness import bot_env, bot_process
 from tests.e2e.runner import BUSY_LOOP, METRICS_RE, merge, run_bot
+from tests.waiting import wait_until
 
 CENT = Decimal("0.01")
 # Faults make one-leg fills, retries, unwinds and residuals: every table of the report has rows.
@@ -220,10 +220,13 @@ def test_report_on_a_running_bot(tmp_path: Path) -> None:
             assert report.summary()["ledger check"] == "balanced"
             assert bot.proc.poll() is None
         ticks = bot.stdout().count("[METRICS]")
-        deadline = time.monotonic() + 30
-        while bot.stdout().count("[METRICS]") < ticks + 5:  # and it keeps ticking
-            assert bot.proc.poll() is None and time.monotonic() < deadline, bot.stderr()[-2000:]
-            time.sleep(0.02)
+        wait_until(  # and it keeps ticking
+            lambda: bot.stdout().count("[METRICS]") >= ticks + 5,
+            30,
+            "five more ticks",
+            proc=bot.proc,
+            details=lambda: bot.stderr()[-2000:],
+        )
         bot.send(signal.SIGTERM)
         run = bot.finish()
     assert run.code == 0, run.stderr

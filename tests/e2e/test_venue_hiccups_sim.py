@@ -24,9 +24,11 @@ from arbitrage.sim.server import SimServer
 from tests.e2e.ops_harness import BotProcess, bot_process, free_port
 from tests.e2e.runner import merge
 from tests.e2e.sim_fixture import VENUES, sim_overrides
-from tests.e2e.sim_fixture import sim as sim  # the fixtures, re-exported for pytest
-from tests.e2e.sim_fixture import sim_server as sim_server
-from tests.e2e.sim_run_probe import health_detail, log_lines, market_data, ticks, wait_until
+from tests.e2e.sim_run_probe import health_detail, log_lines, market_data, ticks
+from tests.waiting import wait_until
+
+SIM_SEED = 5  # the simulator fixtures of tests/conftest.py: this seed,
+SIM_RESET_EACH_TEST = True  # and every test from the seeded market with fresh accounts
 
 COOLDOWN_S = 1.5  # the breaker's cooldown: a minute-long outage in seconds
 PROBES = 4  # failed probes the burst lasts through, besides the opening
@@ -122,6 +124,7 @@ def test_a_burst_of_503s_degrades_the_venue_without_stopping_the_bot(
 def test_slow_and_hanging_reads_cost_stale_books_not_long_ticks(
     tmp_path: Path, sim_server: SimServer, sim: SimControl
 ) -> None:
+
     port = free_port()
     overrides = hiccup_overrides(sim_server.base_url, port)
     safety_log = tmp_path / "logs" / "safety.log"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ import pytest
 from arbitrage.clock import FakeClock, SystemClock
 from arbitrage.runtime.loop import LiveLoop, TickReport
 from tests.runtime.mock_bot import RecordingClock, TickLog, mock_bot
+from tests.waiting import wait_until
 
 
 @pytest.fixture(autouse=True)
@@ -184,9 +184,7 @@ def test_a_stop_from_another_thread_wakes_a_long_wait(tmp_path: Path) -> None:
 
     runner = threading.Thread(target=run, daemon=True)
     runner.start()
-    deadline = time.monotonic() + 30
-    while not ticks.reports and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: ticks.reports, 30, "the first tick", every_s=0.01)
     bot.loop.request_stop("signal SIGINT", 0)
     try:
         assert done.wait(30), "the loop did not wake up from its wait"

@@ -14,7 +14,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 INSTALL_HINT = "redis-server binary not found: apt-get install redis-server"
-START_TIMEOUT_S = 10.0
+START_TIMEOUT_S = 30.0  # generous: a loaded machine starts processes slowly
 
 
 def free_port() -> int:

@@ -17,6 +17,7 @@ from arbitrage.store.ledger import open_ledger
 from arbitrage.store.postgres_lease import PostgresLease, lease_key, probe_lease
 from arbitrage.store.postgres_ledger import split_schema
 from tests.conftest import PG_ADMIN_URL
+from tests.waiting import wait_until
 
 HOST = socket.gethostname()
 SINCE = 1_796_000_000.0  # 2026-11-30 00:53:20 UTC
@@ -89,10 +90,9 @@ def test_the_heartbeat_moves_and_a_lost_lease_is_reported(pg_schema_url: Callabl
     got_lost = threading.Event()
     lease.watch(lambda text: (lost.append(text), got_lost.set()))
     try:
-        deadline = time.monotonic() + 30
-        while (row := _lease_row(url, "arb-1")) is None or row[3] == SINCE:
-            assert time.monotonic() < deadline, "the heartbeat never moved"
-            time.sleep(0.02)
+        wait_until(
+            lambda: (row := _lease_row(url, "arb-1")) is not None and row[3] != SINCE, 30, "a heartbeat"
+        )
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
             admin.execute("SELECT pg_terminate_backend(%s)", (lease._conn.info.backend_pid,))
         assert got_lost.wait(30), "the lost lease was not reported"

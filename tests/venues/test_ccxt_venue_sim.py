@@ -11,6 +11,7 @@ from decimal import Decimal
 
 import pytest
 
+from arbitrage.clock import FakeClock
 from arbitrage.domain.money import dec, upbit_krw_tick
 from arbitrage.domain.orders import OrderRequest, OrderState
 from arbitrage.errors import RateLimited, TemporaryVenueError, UnknownOrderOutcome
@@ -109,7 +110,7 @@ def test_429_on_create_is_rate_limited_and_the_venue_waits_out_retry_after(
     with pytest.raises(RateLimited):
         venue.order_book(order.symbol, 5)  # fails fast: calling inside the window earns a 418
     assert len(requests_of(sim, venue_name, "order_book")) == books_before
-    time.sleep(1.2)
+    time.sleep(1.2)  # the simulator keeps its 429 window in real time: wait it out as a client would
     assert venue.order_book(order.symbol, 5).bids
     assert not venue.degraded
     assert all(r["status"] != 418 for r in requests_of(sim, venue_name, "order_book"))
@@ -158,7 +159,10 @@ def test_a_read_that_keeps_failing_raises_a_temporary_error(sim_server: SimServe
 def test_circuit_breaker_opens_after_n_failures_and_closes_after_a_good_probe(
     sim_server: SimServer, sim: SimControl
 ) -> None:
-    venue, _ = venue_on(sim_server, "upbit", circuit_failures=3, circuit_cooldown_s=0.5, read_delays_s=())
+    clock = FakeClock()  # the cooldown passes when the test says so, not after a sleep
+    venue, _ = venue_on(
+        sim_server, "upbit", clock=clock, circuit_failures=3, circuit_cooldown_s=0.5, read_delays_s=()
+    )
     rule = sim.add_fault("error", venue="upbit", ops=["order_book"], status=503)
     for _ in range(3):
         with pytest.raises(TemporaryVenueError):
@@ -168,12 +172,12 @@ def test_circuit_breaker_opens_after_n_failures_and_closes_after_a_good_probe(
     with pytest.raises(TemporaryVenueError, match="circuit breaker open"):
         venue.order_book("BTC/KRW", 5)
     assert len(requests_of(sim, "upbit", "order_book")) == before  # failed fast
-    time.sleep(0.6)
+    clock.advance(0.6)
     with pytest.raises(TemporaryVenueError):
         venue.order_book("BTC/KRW", 5)  # the probe fails: open for another cooldown
     assert venue.breaker.state == OPEN
     sim.remove_fault(rule)
-    time.sleep(0.6)
+    clock.advance(0.6)
     assert venue.order_book("BTC/KRW", 5).bids  # the probe succeeds
     assert venue.breaker.state == CLOSED and not venue.degraded
     assert venue.describe()["circuit"] == {
