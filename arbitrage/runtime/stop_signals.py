@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import atexit
 import logging
+import queue
 import signal
+import threading
 from collections.abc import Callable
 from types import FrameType
 
@@ -34,8 +36,16 @@ class StopSignals:
         self._request_stop = request_stop
         self._stopping = stopping
         self._exit_code: int | None = None
+        # The handler only queues the signal; a thread of its own logs it and stops the loop. A
+        # handler runs in the main thread between two bytecodes, possibly while that thread holds
+        # a plain (non-reentrant) lock: the loop's stop Event's own lock while it starts to wait,
+        # a log stream mid-write. Setting that Event or logging from the handler then deadlocks the
+        # bot or breaks the log. SimpleQueue.put is documented safe to call from a signal handler.
+        self._received: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._worker = threading.Thread(target=self._serve, name="stop-signals", daemon=True)
 
     def install(self) -> None:
+        self._worker.start()
         for sig in STOP_SIGNALS:
             signal.signal(sig, self._handle)
         # Registered after logging's own exit handler, so it runs first: logging still works.
@@ -46,6 +56,13 @@ class StopSignals:
         self._exit_code = exit_code
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self._received.put(signum)
+
+    def _serve(self) -> None:
+        while True:
+            self._answer(self._received.get())
+
+    def _answer(self, signum: int) -> None:
         name = signal.Signals(signum).name
         if self._exit_code is not None:
             code = self._exit_code
