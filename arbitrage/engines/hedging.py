@@ -78,6 +78,12 @@ def plan_repair(
     if gap <= 0 or attempt >= config.hedge_retries + config.unwind_attempts:
         return None
     lead, lag = (first, second) if first.filled_qty > second.filled_qty else (second, first)
+    lead_rules = rules[lead.venue]
+    if lead.side == "buy" and lead_rules.buy_fee_in_base and gap < lead_rules.qty_step:
+        # A buy grossed up for a fee taken from the coin is rounded up to its venue's step, so it
+        # delivers up to a step more than the other leg moves: by design, a residual. Selling that
+        # sliver too would leave the position off the coarser step, to be closed as dust later.
+        return None
     over = gap > dec(config.unhedged_limit(asset))
     if attempt < config.hedge_retries:
         retry = _retry(lag, gap, books.get(lag.venue), rules[lag.venue])

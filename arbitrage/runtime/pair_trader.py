@@ -699,7 +699,10 @@ class PairTrader:
         self._event(
             "hedge", group=group, asset=asset, venue=venue, kind=kind, qty=qty, result=cost, detail=detail
         )
-        log.warning("hedge %s %s %s %s qty=%s result=%s: %s", kind, group, asset, venue, qty, cost, detail)
+        # A residual is bookkeeping (a sliver booked, or dust moved out of a position): the unwind
+        # that follows past the bound is the event an operator must see.
+        level = logging.INFO if kind == "residual" else logging.WARNING
+        log.log(level, "hedge %s %s %s %s qty=%s result=%s: %s", kind, group, asset, venue, qty, cost, detail)
 
     def _save_position(self, position: PairPosition, realized_delta: Decimal, trades: int) -> None:
         self._ledger.save_position(position, self._clock.time())

@@ -20,9 +20,9 @@ from arbitrage.sim.server import SimServer
 from arbitrage.store.ledger import open_ledger
 from tests.e2e.runner import merge, run_bot
 from tests.e2e.sim_fixture import API_KEYS, LIVE_ENV, VENUES, sim_overrides, sim_totals, start_balances
-from tests.e2e.sim_fixture import sim as sim  # the fixtures, re-exported for pytest
-from tests.e2e.sim_fixture import sim_server as sim_server
 
+SIM_SEED = 5  # the simulator fixtures of tests/conftest.py: this seed,
+SIM_RESET_EACH_TEST = True  # and every test from the seeded market with fresh accounts
 LOOPS = 30
 ZERO = Decimal(0)
 BOUNDS = {"BTC": Decimal("0.0001"), "ETH": Decimal("0.002")}  # config/live.yml's bounds

@@ -188,3 +188,24 @@ def test_a_buy_that_repairs_on_a_venue_taking_its_fee_from_the_coin_is_grossed_u
     )
     assert unwind.leg.qty == D("0.00600")  # 0.006 / 0.999 rounded down: never past the gap
     assert coin_fee.received(unwind.leg.qty) <= D("0.006")
+
+
+@pytest.mark.parametrize(
+    ("fee_in_coin", "buy_filled", "purpose"),
+    [
+        # The grossed-up buy delivered less than a binance step beyond the sell: a residual by design.
+        (D("0.001"), "0.0109", None),
+        # The same sliver where binance takes its fee in the quote: the sell is topped up as usual.
+        (D(0), "0.0109", "retry"),
+        # A whole step or more short on the sell side is a real single leg, coin fee or not.
+        (D("0.001"), "0.011", "retry"),
+    ],
+)
+def test_a_coin_fee_buys_rounding_sliver_is_left_as_a_residual(
+    fee_in_coin: Decimal, buy_filled: str, purpose: str | None
+) -> None:
+    # A coarse binance step (0.001 BTC) so that the sliver is something upbit would trade.
+    coarse = replace(RULES["binance"], qty_step=D("0.001"), buy_fee_in_base=fee_in_coin)
+    rules = {**RULES, "binance": coarse}
+    order = repair(buy_leg(buy_filled), sell_leg("0.01"), rules=rules)
+    assert (order.purpose if order is not None else None) == purpose
