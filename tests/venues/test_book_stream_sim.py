@@ -130,8 +130,13 @@ def test_dropped_and_refused_stream_falls_back_to_poll_then_restores(
     assert info["errors"] >= 1 and info["reconnects"] >= 1
     assert info["fallbacks"] == 1 and info["restores"] == 1
     assert len(alerts.sent) == 1  # one alert for the whole episode, none for the failed attempts
+    # The stream thread logs the restore just after its first book lands: wait for the line too.
+    wait_until(
+        lambda: any("stream restored" in r.getMessage() for r in caplog.records if r.levelno == logging.INFO),
+        30,
+        "the restore logged",
+    )
     assert len(warnings_of(caplog)) == 1
-    assert any("stream restored" in r.getMessage() for r in caplog.records if r.levelno == logging.INFO)
 
 
 @pytest.mark.parametrize(("venue", "symbol"), VENUES)
