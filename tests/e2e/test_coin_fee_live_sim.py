@@ -20,8 +20,6 @@ from arbitrage.sim.server import SimServer
 from arbitrage.store.ledger import open_ledger
 from tests.e2e.runner import merge, run_bot
 from tests.e2e.sim_fixture import API_KEYS, LIVE_ENV, VENUES, sim_overrides, sim_totals, start_balances
-from tests.e2e.sim_fixture import sim as sim  # the fixtures, re-exported for pytest
-from tests.e2e.sim_fixture import sim_server as sim_server
 
 LOOPS = 30
 ZERO = Decimal(0)
