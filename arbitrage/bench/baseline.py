@@ -21,18 +21,20 @@ def bare_best_spread(snapshot: MarketSnapshot, assets: Sequence[str],
     """The least a spread bot must do: the best top-of-book net spread (%) over every asset and
     ordered venue pair, after both taker fees and FX (domain.spread, as the signal engine's).
     `venues` are (name, quote, taker fee %)."""
-    books, fx = snapshot.books, snapshot.fx
-    spread = taker_net_spread_pct
+    fx = snapshot.fx
+    get, spread = snapshot.books.get, taker_net_spread_pct  # local names, looked up once
     sides = [(name, fx[quote], *taker_rates(fx[quote], fee)) for name, quote, fee in venues]
     best: float | None = None
     for asset in assets:
         for buy_venue, buy_fx, buy_k, _ in sides:
-            buy = books.get((buy_venue, asset))
+            buy = get((buy_venue, asset))
             if buy is None or not buy.asks:
                 continue
             ask = buy.asks[0][0]
             for sell_venue, _, _, sell_k in sides:
-                sell = books.get((sell_venue, asset)) if sell_venue != buy_venue else None
+                if sell_venue == buy_venue:
+                    continue
+                sell = get((sell_venue, asset))
                 if sell is None or not sell.bids:
                     continue
                 net = spread(ask, buy_fx, buy_k, sell.bids[0][0], sell_k)
