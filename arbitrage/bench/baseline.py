@@ -10,6 +10,7 @@ from arbitrage.bench.options import BenchOptions, bench_config
 from arbitrage.clock import SystemClock
 from arbitrage.config import AppConfig
 from arbitrage.domain.book import MarketSnapshot
+from arbitrage.domain.spread import taker_net_spread_pct, taker_rates
 from arbitrage.runtime.market_feed import MarketFeed
 from arbitrage.runtime.wiring import build_fx
 from arbitrage.venues.build import build_mock_venues
@@ -18,21 +19,25 @@ from arbitrage.venues.build import build_mock_venues
 def bare_best_spread(snapshot: MarketSnapshot, assets: Sequence[str],
                      venues: Sequence[tuple[str, str, float]]) -> float | None:  # fmt: skip
     """The least a spread bot must do: the best top-of-book net spread (%) over every asset and
-    ordered venue pair, after both taker fees and FX. `venues` are (name, quote, taker fee %)."""
-    books, fx = snapshot.books, snapshot.fx
-    sides = [(name, fx[quote] * (1 + fee / 100), fx[quote] * (1 - fee / 100)) for name, quote, fee in venues]
+    ordered venue pair, after both taker fees and FX (domain.spread, as the signal engine's).
+    `venues` are (name, quote, taker fee %)."""
+    fx = snapshot.fx
+    get, spread = snapshot.books.get, taker_net_spread_pct  # local names, looked up once
+    sides = [(name, fx[quote], *taker_rates(fx[quote], fee)) for name, quote, fee in venues]
     best: float | None = None
     for asset in assets:
-        for buy_venue, buy_k, _ in sides:
-            buy = books.get((buy_venue, asset))
+        for buy_venue, buy_fx, buy_k, _ in sides:
+            buy = get((buy_venue, asset))
             if buy is None or not buy.asks:
                 continue
-            cost = buy.asks[0][0] * buy_k
-            for sell_venue, _, sell_k in sides:
-                sell = books.get((sell_venue, asset)) if sell_venue != buy_venue else None
+            ask = buy.asks[0][0]
+            for sell_venue, _, _, sell_k in sides:
+                if sell_venue == buy_venue:
+                    continue
+                sell = get((sell_venue, asset))
                 if sell is None or not sell.bids:
                     continue
-                net = (sell.bids[0][0] * sell_k - cost) / cost * 100.0
+                net = spread(ask, buy_fx, buy_k, sell.bids[0][0], sell_k)
                 if best is None or net > best:
                     best = net
     return best

@@ -20,7 +20,7 @@ from arbitrage.engines.base import EngineOutput, Note, TickContext
 
 HUNDRED = Decimal(100)
 # The reason of an exit that closes a position without a trade: its open qty is below what the
-# venues accept, so it moves to the residual book (runtime.legs) as inventory outside positions.
+# venues accept, so it moves to the residual book (domain.legs) as inventory outside positions.
 DUST = "DUST"
 
 FreeBalance = Callable[[str, str], Decimal]  # (venue, asset) -> what this tick has not yet planned

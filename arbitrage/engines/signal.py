@@ -9,6 +9,8 @@ from __future__ import annotations
 from arbitrage.config import AppConfig
 from arbitrage.domain.book import OrderBook
 from arbitrage.domain.opportunity import Opportunity
+from arbitrage.domain.pnl import fx_spread_pct
+from arbitrage.domain.spread import taker_net_spread_pct, taker_rates
 from arbitrage.engines.base import EngineOutput, TickContext
 
 
@@ -40,12 +42,12 @@ def find_opportunity(
         return None, None
     ask_price, ask_left = asks[0]
     bid_price, bid_left = bids[0]
-    buy_k = buy_fx * (1.0 + buy_fee_pct / 100.0)  # accounting cost per quote unit, fee included
-    sell_k = sell_fx * (1.0 - sell_fee_pct / 100.0)  # accounting proceeds per quote unit, net of fee
+    buy_k, _ = taker_rates(buy_fx, buy_fee_pct)
+    _, sell_k = taker_rates(sell_fx, sell_fee_pct)
     top_cost = ask_price * buy_fx
     if top_cost <= 0:
         return None, None
-    top_net = (bid_price * sell_k - ask_price * buy_k) / top_cost * 100.0 - buffer_pct
+    top_net = taker_net_spread_pct(ask_price, buy_fx, buy_k, bid_price, sell_k) - buffer_pct
     if top_net < min_spread_pct:
         return None, top_net
     # A level pair qualifies when bid * sell_k >= ask * hurdle (the marginal-spread test, rearranged).
@@ -104,7 +106,7 @@ def find_opportunity(
         sell_vwap=sell_vwap,
         buy_fx=buy_fx,
         sell_fx=sell_fx,
-        gross_spread_pct=(best_bid * sell_fx - top_cost) / top_cost * 100.0,
+        gross_spread_pct=fx_spread_pct(best_ask, buy_fx, best_bid, sell_fx),
         net_spread_pct=net,
         slippage_pct=(buy_vwap / best_ask - 1.0) * 100.0 + (1.0 - sell_vwap / best_bid) * 100.0,
         fees_pct=buy_fee_pct + sell_fee_pct,
@@ -138,8 +140,9 @@ class SignalEngine:
         ts = snapshot.ts
         min_spread = self._min_spread
         buffer = self._buffer
+        spread = taker_net_spread_pct  # a local name: looked up once per tick, not once per pair
         # (name, fx, fee %, cost per quote unit bought, proceeds per quote unit sold): the same
-        # arithmetic as find_opportunity's, done once per venue rather than once per pair.
+        # rates as find_opportunity's, computed once per venue rather than once per pair.
         venues: list[tuple[str, float | None, float, float, float]] = []
         for name, status in ctx.state.venues.items():
             rate = fx.get(status.quote)
@@ -147,7 +150,7 @@ class SignalEngine:
             if rate is None:
                 venues.append((name, None, fee, 0.0, 0.0))
             else:
-                venues.append((name, rate, fee, rate * (1.0 + fee / 100.0), rate * (1.0 - fee / 100.0)))
+                venues.append((name, rate, fee, *taker_rates(rate, fee)))
         found: list[Opportunity] = []
         best_top: float | None = None
         for asset in self._assets:
@@ -174,7 +177,7 @@ class SignalEngine:
                     except IndexError:
                         continue
                     # Most pairs end at the top of book: find_opportunity's own first test, inline.
-                    top_net = (bid_price * sell_k - ask_price * buy_k) / top_cost * 100.0 - buffer
+                    top_net = spread(ask_price, buy_fx, buy_k, bid_price, sell_k) - buffer
                     top: float | None = top_net
                     if not top_net < min_spread:  # written as find_opportunity's test, NaN included
                         opp, top = find_opportunity(

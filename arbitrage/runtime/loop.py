@@ -24,6 +24,7 @@ from arbitrage.domain.book import MarketSnapshot
 from arbitrage.domain.decisions import EntryIntent, ExitIntent, SafetyVerdict
 from arbitrage.domain.opportunity import Opportunity
 from arbitrage.engines.base import Engine, EngineOutput, TickContext
+from arbitrage.runtime.intent_executor import IntentExecutor
 from arbitrage.runtime.market_feed import MarketFeed
 from arbitrage.runtime.metrics_line import TickFigures, metrics_line
 from arbitrage.runtime.pair_trader import PairTrader
@@ -125,6 +126,7 @@ class LiveLoop:
         self.last_tick_wall: float | None = None
         self._loggers = {e.name: logging.getLogger(f"arbitrage.{e.name}") for e in self._engines}
         self._engine_metrics: dict[str, float] = {}
+        self._executor = IntentExecutor(config, clock, feed, trader, state, ledger, self._stop.is_set)
 
     # Control -------------------------------------------------------------------------------
 
@@ -171,20 +173,53 @@ class LiveLoop:
     # One tick ------------------------------------------------------------------------------
 
     def run_tick(self, started: float | None = None, scheduled: float | None = None) -> TickReport:
-        perf = time.perf_counter
-        t_start = perf()
+        """One tick, its steps in the order docs/ARCHITECTURE.md (The tick) gives them."""
+        t_start = time.perf_counter()
         started = self._clock.monotonic() if started is None else started
-        timer = self.stage_timer
-        state = self.state
-        counters = state.counters
+        counters = self.state.counters
         counters.ticks += 1
         tick = counters.ticks
+        snapshot, live_errors = self._snapshot()
+        self._trading_day_and_halt(snapshot)
+        live_errors += self._residuals(snapshot, resolve=True)
+        traded, rejections, errors = self._engines_and_intents(tick, snapshot)
+        live_errors += errors
+        if traded:
+            # Several pairs of one tick can each leave a residual within the bound and together
+            # exceed it: unwind now, so that no tick ends over execution.max_unhedged_qty.
+            live_errors += self._residuals(snapshot, resolve=False)
+        counters.live_errors += live_errors
+        loop_ms = (time.perf_counter() - t_start) * 1000.0
+        figures = self._metrics(loop_ms)
+        self.last_tick_wall = self._clock.time()
+        report = TickReport(
+            tick=tick,
+            started_at=started,
+            loop_ms=loop_ms,
+            figures=figures,
+            metrics=dict(self._engine_metrics),
+            traded=traded,
+            live_errors=live_errors,
+            rejections=rejections,
+            books=len(snapshot.books) - len(snapshot.carried),  # the books that came this tick
+            stale_books=self._stale_books(snapshot),
+            start_error_ms=0.0 if scheduled is None else (started - scheduled) * 1000.0,
+        )
+        self.last_report = report
+        return report
 
-        timer.enter("snapshot")
+    # The steps of a tick -------------------------------------------------------------------
+
+    def _snapshot(self) -> tuple[MarketSnapshot, int]:
+        """Every book on every venue and the FX rates; the reads that failed are live errors."""
+        self.stage_timer.enter("snapshot")
         snapshot = self._feed.snapshot()
         live_errors = self._feed.errors_last_tick
-        timer.leave("snapshot")
+        self.stage_timer.leave("snapshot")
+        return snapshot, live_errors
 
+    def _trading_day_and_halt(self, snapshot: MarketSnapshot) -> None:
+        state = self.state
         if state.roll_day(snapshot.ts, None):
             state.daily_realized = self._ledger.daily_pnl(state.day)
             log.info("trading day %s: realized so far %s", state.day, state.daily_realized)
@@ -195,16 +230,27 @@ class LiveLoop:
             state.halted = halted
             state.halt_reason = f"halt file {self._halt_file} exists" if halted else ""
 
-        timer.enter("residuals")
-        live_errors += self._guarded(
-            "resolving orders of unknown outcome", self._trader.resolve_unresolved, snapshot
-        )
-        live_errors += self._guarded("hedging residual inventory", self._trader.hedge_residuals, snapshot)
-        timer.leave("residuals")
+    def _residuals(self, snapshot: MarketSnapshot, resolve: bool) -> int:
+        """Orders of unknown outcome (at the start of a tick) and residual inventory; returns the
+        live errors."""
+        self.stage_timer.enter("residuals")
+        errors = 0
+        if resolve:
+            errors += self._guarded(
+                "resolving orders of unknown outcome", self._trader.resolve_unresolved, snapshot
+            )
+        errors += self._guarded("hedging residual inventory", self._trader.hedger.hedge_residuals, snapshot)
+        self.stage_timer.leave("residuals")
+        return errors
 
+    def _engines_and_intents(self, tick: int, snapshot: MarketSnapshot) -> tuple[bool, dict[str, int], int]:
+        """The engines in order, each one's intents carried out as it returns them; returns whether
+        anything traded, the safety rejections by reason, and the live errors."""
+        timer, state = self.stage_timer, self.state
         state.venues = self._feed.venue_statuses()
         ctx = TickContext(tick=tick, snapshot=snapshot, state=state.view())
         traded = False
+        live_errors = 0
         rejections: dict[str, int] = {}
         metrics = self._engine_metrics
         metrics.clear()
@@ -224,20 +270,16 @@ class LiveLoop:
             if intents:
                 orders = f"{engine.name}.orders"
                 timer.enter(orders)
-                live_errors += self._carry_out(intents, tick, snapshot)
+                live_errors += self._executor.carry_out(intents, tick, snapshot)
                 traded = True
                 ctx.state = state.view()
                 timer.leave(orders)
+        return traded, rejections, live_errors
 
-        if traded:
-            # Several pairs of one tick can each leave a residual within the bound and together
-            # exceed it: unwind now, so that no tick ends over execution.max_unhedged_qty.
-            timer.enter("residuals")
-            live_errors += self._guarded("hedging residual inventory", self._trader.hedge_residuals, snapshot)
-            timer.leave("residuals")
-
-        counters.live_errors += live_errors
-        loop_ms = (perf() - t_start) * 1000.0
+    def _metrics(self, loop_ms: float) -> TickFigures:
+        """The tick's figures, written as the metrics line."""
+        timer, state, counters = self.stage_timer, self.state, self.state.counters
+        metrics = self._engine_metrics
         timer.enter("sysmonitor")
         cpu, mem = self.sys_sample() if self.sys_sample else (0.0, 0.0)
         timer.leave("sysmonitor")
@@ -261,26 +303,14 @@ class LiveLoop:
         timer.enter("logging")
         self._print(metrics_line(figures, self._cfg.accounting_currency))
         timer.leave("logging")
-        self.last_tick_wall = self._clock.time()
+        return figures
+
+    def _stale_books(self, snapshot: MarketSnapshot) -> int:
         # OrderBook.age_ms written out, as this runs over every book of every tick (the limit is
         # positive, so age_ms's floor at zero changes nothing here).
         max_age = self._cfg.safety.max_book_age_ms
         now = snapshot.ts
-        report = TickReport(
-            tick=tick,
-            started_at=started,
-            loop_ms=loop_ms,
-            figures=figures,
-            metrics=dict(metrics),
-            traded=traded,
-            live_errors=live_errors,
-            rejections=rejections,
-            books=len(snapshot.books) - len(snapshot.carried),  # the books that came this tick
-            stale_books=sum(1 for b in snapshot.books.values() if (now - b.exchange_ts) * 1000.0 > max_age),
-            start_error_ms=0.0 if scheduled is None else (started - scheduled) * 1000.0,
-        )
-        self.last_report = report
-        return report
+        return sum(1 for b in snapshot.books.values() if (now - b.exchange_ts) * 1000.0 > max_age)
 
     def _guarded(self, what: str, step: Callable[[MarketSnapshot], None], snapshot: MarketSnapshot) -> int:
         """Run a trader step outside the engines; a failure is a live error, never the loop's end."""
@@ -310,119 +340,3 @@ class LiveLoop:
                     counters.safety_rejections += 1
                     counters.rejections[d.reason or ""] += 1
                     rejections[d.reason or ""] = rejections.get(d.reason or "", 0) + 1
-
-    def _carry_out(self, intents: list[EntryIntent | ExitIntent], tick: int, snapshot: MarketSnapshot) -> int:
-        """Execute intents; exits first (never blocked), entries only while entries are allowed.
-
-        Each kind is written in one commit before its first order goes out (one fsync for the
-        tick's pairs, not one each), then sent pair by pair; an entry that may no longer go
-        out when its turn comes is withdrawn unsent. What the venues answer is booked pair by
-        pair in one ledger batch: one commit, made before the entries are written and at the end.
-        """
-        with self._ledger.batch():
-            return self._carry_out_batch(intents, tick, snapshot)
-
-    def _carry_out_batch(
-        self, intents: list[EntryIntent | ExitIntent], tick: int, snapshot: MarketSnapshot
-    ) -> int:
-        errors = 0
-        exits: dict[str, ExitIntent] = {}
-        for intent in intents:
-            if isinstance(intent, ExitIntent) and intent.position_id not in exits:
-                why = self._exit_blocked(intent)
-                if why is None:
-                    exits[intent.position_id] = intent
-                else:
-                    exec_log.debug("exit of %s held: %s", intent.position_id, why)
-        for dust in [i for i in exits.values() if i.sell is None or i.buy is None]:
-            # Below what the venues trade: closed into the residual book, no venue call.
-            del exits[dust.position_id]
-            try:
-                self._trader.close_dust(dust)
-            except Exception:
-                errors += 1
-                exec_log.exception("dust close of %s failed", dust.position_id)
-        if exits:
-            try:
-                pending_exits = self._trader.write_exits(list(exits.values()))
-            except Exception:
-                exec_log.exception("exits of %s not written", ", ".join(exits))
-                pending_exits = []
-                errors += 1
-            for pending_exit in pending_exits:
-                # Asked again for each: the exits before it may have taken seconds.
-                why = self._exit_blocked(pending_exit.intent)
-                try:
-                    if why is None:
-                        self._trader.send_exit(pending_exit)
-                    else:
-                        self._trader.withdraw(pending_exit, why)
-                except Exception:
-                    errors += 1
-                    exec_log.exception("exit of %s failed", pending_exit.intent.position_id)
-        entries = []
-        for entry in intents:
-            if isinstance(entry, EntryIntent):
-                why = self._held_back(entry, snapshot)
-                if why is None:
-                    entries.append(entry)
-                else:
-                    exec_log.info("entry %s skipped: %s", entry.opportunity.key, why)
-        if not entries:
-            return errors
-        try:
-            pending_entries = self._trader.write_entries(entries, tick)
-        except Exception:
-            exec_log.exception("entries %s not written", ", ".join(e.opportunity.key for e in entries))
-            return errors + 1
-        for pending in pending_entries:
-            # Asked again for each: the pairs before it may have taken seconds.
-            why = self._held_back(pending.intent, snapshot)
-            try:
-                if why is None:
-                    self._trader.send_entry(pending)
-                else:
-                    self._trader.withdraw(pending, why)
-            except Exception:
-                errors += 1
-                exec_log.exception("entry %s failed", pending.intent.opportunity.key)
-        return errors
-
-    def _exit_blocked(self, intent: ExitIntent) -> str | None:
-        """Why an exit must not go out now: a leg's venue is degraded, so only the other leg could
-        fill, to be unwound at a cost and tried again. Exits are never held by entry limits."""
-        statuses = self._feed.venue_statuses()
-        venues = [leg.venue for leg in (intent.sell, intent.buy) if leg is not None]
-        for venue in venues:
-            status = statuses.get(venue)
-            if status is not None and status.degraded:
-                return f"{venue} is degraded (circuit breaker open or paused)"
-        return None
-
-    def _held_back(self, entry: EntryIntent, snapshot: MarketSnapshot) -> str | None:
-        """Why an entry must not go out now (entries blocked, stopping, overtaken), or None."""
-        if self.state.entries_blocked or self._stop.is_set():
-            return self.state.entries_blocked or "stopping"
-        return self._overtaken(entry, snapshot)
-
-    def _overtaken(self, entry: EntryIntent, snapshot: MarketSnapshot) -> str | None:
-        """Why an entry approved at the start of the tick must not go out now, or None.
-
-        The orders before it in this tick can take seconds (a create that timed out, its
-        lookups, the repairs): meanwhile a venue may have opened its breaker or been told to
-        pause (a 429), which would leave a single leg, and its books may have aged past what
-        safety accepts.
-        """
-        legs = (entry.buy.venue, entry.sell.venue)
-        statuses = self._feed.venue_statuses()
-        for venue in legs:
-            status = statuses.get(venue)
-            if status is not None and status.degraded:
-                return f"{venue} became degraded after the entry was approved"
-        limit = self._cfg.safety.max_book_age_ms
-        now = self._clock.time()
-        for venue in legs:
-            book = snapshot.book(venue, entry.opportunity.asset)
-            if book is not None and book.age_ms(now) > limit:
-                return f"{venue} book now {book.age_ms(now):.0f}ms old > safety.max_book_age_ms {limit:.0f}"
-        return None

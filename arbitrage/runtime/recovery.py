@@ -21,13 +21,14 @@ from decimal import Decimal
 
 from arbitrage.clock import Clock
 from arbitrage.domain import ids
+from arbitrage.domain.legs import LegTally, ResidualBook
 from arbitrage.domain.money import ZERO, dec
 from arbitrage.domain.orders import Order, OrderCancelled, OrderRejected, OrderState, apply
 from arbitrage.domain.positions import PairPosition
 from arbitrage.errors import InvalidTransition, VenueError
-from arbitrage.runtime.legs import LegTally, ResidualBook
 from arbitrage.runtime.loop import TickReport
 from arbitrage.runtime.order_sender import OrderSender
+from arbitrage.runtime.pair_kinds import EntryTrade, ExitTrade
 from arbitrage.runtime.pair_trader import PairTrader
 from arbitrage.runtime.state import BotState
 from arbitrage.store.ledger import Ledger
@@ -211,7 +212,7 @@ class Recovery:
         asset = buy.symbol.partition("/")[0]
         paid, got = buy.value(Decimal(1)), sell.value(Decimal(1))  # per unit, accounting currency
         spread = float((got / paid - 1) * 100) if paid and got else 0.0
-        position = self._trader.conclude_entry(group, asset, buy, sell, spread, self._clock.time())
+        position = self._trader.conclude(EntryTrade(group, asset, buy, sell, spread, self._clock.time()))
         if position is None:
             return f"{group}: entry ended without a position (bought {buy.net}, sold {sell.net})"
         return f"{group}: entry booked as position {position.position_id} qty {position.qty}"
@@ -224,7 +225,8 @@ class Recovery:
             self._ledger.conclude_group(group, "exit", self._clock.time())
             return f"{group}: exit of a position no longer open; its fills count as inventory"
         sell, buy = tallies
-        after = self._trader.conclude_exit(group, position, sell, buy, "RECOVERED", 0.0)
+        after = self._trader.conclude(ExitTrade(group, position, sell, buy, "RECOVERED", 0.0))
+        assert after is not None  # an exit books the position it closes, closed or not
         return f"{group}: exit booked, position {after.position_id} has {after.qty} left"
 
     # Residuals ----------------------------------------------------------------------------

@@ -11,15 +11,17 @@ from typing import Any
 
 from arbitrage.clock import Clock, SystemClock
 from arbitrage.config import AppConfig
+from arbitrage.domain.legs import ResidualBook
 from arbitrage.domain.orders import Order
 from arbitrage.engines.base import Engine, VenueStatus
 from arbitrage.engines.registry import build_engines
-from arbitrage.runtime.legs import ResidualBook
+from arbitrage.runtime.bookkeeper import Bookkeeper
 from arbitrage.runtime.loop import LiveLoop, TickHook
 from arbitrage.runtime.market_feed import FixedFx, FxSource, MarketFeed, VenueFx
 from arbitrage.runtime.order_sender import OrderSender, Placement
 from arbitrage.runtime.pair_trader import LegRunner, PairTrader
 from arbitrage.runtime.recovery import Recovery
+from arbitrage.runtime.residual_hedger import ResidualHedger
 from arbitrage.runtime.state import BotState
 from arbitrage.runtime.tick_reads import TickReader
 from arbitrage.store.instance_lock import InstanceLock, acquire_instance_lock
@@ -143,19 +145,9 @@ def build_bot(
     sender = OrderSender(venues.by_name, ledger, clock, alert)
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="leg") if venues.concurrent_legs else None
     run_legs = concurrent_legs(sender, pool) if pool is not None else sequential_legs(sender)
-    trader = PairTrader(
-        config,
-        state,
-        ledger,
-        venues.by_name,
-        sender,
-        run_legs,
-        feed.book,
-        ResidualBook(),
-        alert,
-        clock,
-        publish=publish,
-    )
+    books = Bookkeeper(config, state, ledger, venues.by_name, alert, clock, publish=publish)
+    hedger = ResidualHedger(config, books, venues.by_name, sender, feed.book, ResidualBook())
+    trader = PairTrader(config, books, hedger, venues.by_name, sender, run_legs, feed.book)
     recovery = Recovery(
         ledger, venues.by_name, sender, trader, state, clock, alert, fx=feed.fx_now, mid=feed.mid
     )

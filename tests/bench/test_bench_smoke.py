@@ -136,8 +136,9 @@ def _book(venue: str, bid: float, ask: float) -> OrderBook:
 @pytest.mark.parametrize(
     ("books", "fx", "fees", "expected"),
     [
-        # Buy on a at 100 (fee 1%), sell on b at 103 (fee 0): (103 - 101) / 101.
-        ({"a": (99.0, 100.0), "b": (103.0, 104.0)}, {"Q": 1.0}, (1.0, 0.0), (103 - 101) / 101 * 100),
+        # Buy on a at 100 (fee 1%), sell on b at 103 (fee 0): (103 - 101) / 100, of the buy's
+        # notional before its fee (domain.spread, as the signal engine's).
+        ({"a": (99.0, 100.0), "b": (103.0, 104.0)}, {"Q": 1.0}, (1.0, 0.0), (103 - 101) / 100 * 100),
         # No pair pays: the best is the least negative, buying on a (100) and selling on b (99.5).
         ({"a": (99.0, 100.0), "b": (99.5, 100.5)}, {"Q": 1.0}, (0.0, 0.0), (99.5 - 100.0) / 100.0 * 100),
         # FX applies to both sides alike: the spread in % does not change with the rate.

@@ -13,9 +13,9 @@ import yaml
 from arbitrage.clock import FakeClock
 from arbitrage.config import AppConfig, parse_config
 from arbitrage.domain import ids
+from arbitrage.domain.legs import ResidualBook
 from arbitrage.domain.money import dec
 from arbitrage.domain.orders import Order, OrderRequest, OrderState, OrderSubmitted, apply
-from arbitrage.runtime.legs import ResidualBook
 from arbitrage.runtime.recovery import Recovery
 from arbitrage.runtime.wiring import Bot, build_bot
 

@@ -14,8 +14,8 @@ import yaml
 from arbitrage.clock import FakeClock
 from arbitrage.config import parse_config
 from arbitrage.domain import ids
+from arbitrage.domain.legs import ResidualBook
 from arbitrage.domain.orders import Order, OrderRejected, OrderRequest, OrderState, OrderSubmitted, apply
-from arbitrage.runtime.legs import ResidualBook
 from arbitrage.runtime.recovery import Recovery
 from arbitrage.runtime.wiring import Bot, build_bot
 

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from arbitrage.domain.legs import LegTally, ResidualBook
 from arbitrage.domain.money import ZERO
 from arbitrage.domain.orders import Order, OrderState
-from arbitrage.runtime.legs import LegTally, ResidualBook
 
 D = Decimal
 # Decimal divisions carry 28 significant digits; sums of a few of them agree far below a booking unit.

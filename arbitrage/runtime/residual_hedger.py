@@ -1,0 +1,188 @@
+"""Inventory outside positions: what lands there is booked, and an asset's net is unwound when it
+exceeds execution.max_unhedged_qty.
+
+Inventory lands in the residual book from a pair whose legs stayed uneven after their repairs, from
+the late fills of an order whose outcome was unknown, and from a DUST exit (a position below what
+the venues trade, closed without an order). A residual unwind is written on disk before it is sent,
+as every order is (see docs/ARCHITECTURE.md, The ledger's write order).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+
+from arbitrage.config import AppConfig
+from arbitrage.domain import ids
+from arbitrage.domain.book import MarketSnapshot, OrderBook
+from arbitrage.domain.decisions import ExitIntent
+from arbitrage.domain.legs import LegTally, ResidualBook
+from arbitrage.domain.money import ZERO, booked, dec
+from arbitrage.domain.orders import Order, OrderRequest
+from arbitrage.domain.positions import PairPosition
+from arbitrage.runtime import failpoints
+from arbitrage.runtime.bookkeeper import Bookkeeper
+from arbitrage.runtime.order_sender import OrderSender
+from arbitrage.venues.base import Venue
+
+log = logging.getLogger("arbitrage.execution")
+
+BookFn = Callable[[str, str], OrderBook | None]  # (venue, asset) -> a fresh book
+
+
+class ResidualHedger:
+    def __init__(
+        self,
+        config: AppConfig,
+        books: Bookkeeper,
+        venues: Mapping[str, Venue],
+        sender: OrderSender,
+        fresh_book: BookFn,
+        residuals: ResidualBook,
+    ) -> None:
+        self._cfg = config
+        self._books = books
+        self._state = books.state
+        self._ledger = books.ledger
+        self._clock = books.clock
+        self._venues = venues
+        self._sender = sender
+        self._fresh_book = fresh_book
+        self._prefix = config.execution.client_id_prefix
+        self.residuals = residuals
+
+    def hedge_residuals(self, snapshot: MarketSnapshot) -> None:
+        """Unwind an asset's unhedged inventory when its net exceeds the bound."""
+        for asset in {a for (_, a) in self.residuals.items}:
+            limit = dec(self._cfg.execution.unhedged_limit(asset))
+            net = self.residuals.net(asset)
+            if abs(net) <= limit:
+                continue
+            venues = sorted(
+                (v for (v, a) in self.residuals.items if a == asset),
+                key=lambda v: abs(self.residuals.items[(v, asset)].qty),
+                reverse=True,
+            )
+            # The venue holding the most unwinds its own part; when no part alone is tradable
+            # (each below its venue's step or minimum, as the parts a step of a fee taken in the
+            # coin leaves), the asset's net is unwound on whichever venue takes it.
+            tries = [(venues[0], self.residuals.items[(venues[0], asset)].qty)] + [(v, net) for v in venues]
+            for venue, qty in tries:
+                if self._unwind(venue, asset, qty, snapshot):
+                    break
+        self._state.unhedged = self.residuals.quantities()
+
+    def _unwind(self, venue: str, asset: str, signed_qty: Decimal, snapshot: MarketSnapshot) -> bool:
+        """Send the order that takes `signed_qty` out of the market on `venue`; False if it cannot."""
+        side = "sell" if signed_qty > 0 else "buy"
+        book = self._fresh_book(venue, asset)
+        symbol = self._cfg.venue_symbol(venue, asset)
+        rules = self._state.rules.get((venue, symbol))
+        if book is None or rules is None:
+            return False
+        top = book.best_bid if side == "sell" else book.best_ask
+        if top is None:
+            return False
+        slip = dec(self._cfg.execution.unwind_slippage_pct) / 100
+        price = dec(top) * (1 - slip if side == "sell" else 1 + slip)
+        qty = rules.round_qty(abs(signed_qty))
+        if side == "buy":
+            qty = rules.buy_qty_for(qty)  # what arrives must cover it, the fee taken from the coin
+        price = rules.round_price(price, side)
+        if rules.check(qty, price) is not None:
+            return False
+        fx = snapshot.fx.get(self._venues[venue].quote, 0.0)
+        with self._ledger.transaction():
+            group = f"{self._prefix}R{self._ledger.next_sequence('residual'):07d}"
+            cid = ids.client_order_id(group, side[0].upper())
+            request = OrderRequest(cid, venue, symbol, side, qty, price, "unwind", None, group)
+            order = Order.from_request(request, group)
+            self._ledger.insert_orders([order], self._clock.time())
+        failpoints.hit("residual.orders_written")
+        done = self._sender.send(order, fx)
+        self.park_fills(done, fx, f"unwound residual {side} {done.filled_qty}", conclude=True)
+        return True
+
+    def park_fills(self, order: Order, fx: float, detail: str, conclude: bool = False) -> None:
+        """Book an order's fills as inventory outside any position (netted against what is there)."""
+        asset = order.symbol.partition("/")[0]
+        with self._ledger.transaction(durable=False):
+            if order.filled_qty > 0:
+                # The coin that moved (a fee taken from the coin bought arrived short), valued at
+                # the fill price; with the fee's quote value below, the cash that changed hands.
+                cash = order.net_qty * order.avg_fill_price * dec(fx)
+                signed = order.net_qty if order.side == "buy" else -order.net_qty
+                value = (-cash if order.side == "buy" else cash) - order.fee * dec(fx)
+                realized = booked(self.residuals.add(order.venue, asset, signed, value))
+                self._books.record_hedge(
+                    ids.group_of(order.client_order_id), asset, order.venue, "residual", order.filled_qty,
+                    realized, detail,
+                )  # fmt: skip
+                self._books.book_daily(realized, ZERO, realized, trades=0)
+            if conclude:
+                group = ids.group_of(order.client_order_id)
+                self._ledger.conclude_group(group, "residual", self._clock.time())
+        self._state.unhedged = self.residuals.quantities()
+        if order.filled_qty > 0:
+            self._books.refresh_balances(order.venue)
+
+    def park_leftover(self, group: str, asset: str, tally: LegTally, hedged: Decimal) -> Decimal:
+        """Park what a pair's leg holds beyond `hedged` in the residual book; returns the result
+        that netting it realized. Inside the pair's booking transaction."""
+        qty, value = tally.leftover(hedged)
+        if not qty:
+            return ZERO
+        realized = booked(self.residuals.add(tally.venue, asset, qty, value))
+        self._books.record_hedge(
+            group,
+            asset,
+            tally.venue,
+            "residual",
+            abs(qty),
+            realized,
+            f"{qty} left unhedged on {tally.venue} (bound {self._cfg.execution.unhedged_limit(asset)})",
+        )
+        if abs(self.residuals.net(asset)) > dec(self._cfg.execution.unhedged_limit(asset)):
+            self._books.alert(
+                f"unhedged:{asset}", f"{asset} unhedged {self.residuals.net(asset)} after {group}"
+            )
+        return realized
+
+    def close_dust(self, intent: ExitIntent) -> PairPosition | None:
+        """Close a position's open qty without a trade (a DUST exit): it is below what the venues
+        accept, so it moves to the residual book, long on the buy venue and short on the sell venue
+        (the asset's net is unchanged). Its entry spread is realized with the position; the
+        inventory enters the residual book at no value, so whatever it fetches later is realized then.
+        """
+        position = self._state.positions.get(intent.position_id)
+        if position is None:
+            return None
+        qty = min(intent.qty, position.qty)
+        now = self._clock.time()
+        with self._ledger.transaction(durable=False):  # lost, the next tick closes it again
+            realized_before = position.realized_pnl
+            after = position.close_part(qty, ZERO, ZERO, ZERO, intent.spread_pct, intent.reason, now)
+            self._books.save_position(after, after.realized_pnl - realized_before, trades=0)
+            netted = ZERO
+            for venue, signed in ((position.buy_venue, qty), (position.sell_venue, -qty)):
+                realized = booked(self.residuals.add(venue, position.asset, signed, ZERO))
+                netted += realized
+                self._books.record_hedge(
+                    position.position_id, position.asset, venue, "residual", qty, realized,
+                    f"dust of {position.position_id}: {signed} below what the venues trade, "
+                    f"moved to inventory outside positions",
+                )  # fmt: skip
+            self._books.book_daily(netted, ZERO, netted, trades=0)
+        self._state.unhedged = self.residuals.quantities()
+        log.info(
+            "position %s %s: %s %s closed as %s into the residual book, realized %s %s",
+            after.position_id, intent.reason, qty, position.asset, "dust",
+            after.realized_pnl.quantize(Decimal("1")), self._cfg.accounting_currency,
+        )  # fmt: skip
+        self._books.event(
+            "exit", group=position.position_id, position=position.position_id, reason=intent.reason,
+            closed=qty, left=after.qty, realized_pnl=after.realized_pnl,
+        )  # fmt: skip
+        self._books.exit_done(after, f"{qty} closed as dust into the residual book")
+        return after
