@@ -26,6 +26,10 @@ from arbitrage.runtime.bookkeeper import Bookkeeper
 from arbitrage.runtime.order_sender import OrderSender
 from arbitrage.venues.base import Venue
 
+# How long an unwind that no venue would take (below every step or minimum, no book) waits before
+# it is priced again while the residual stays the same.
+UNTRADABLE_RETRY_S = 5.0
+
 log = logging.getLogger("arbitrage.execution")
 
 BookFn = Callable[[str, str], OrderBook | None]  # (venue, asset) -> a fresh book
@@ -51,13 +55,25 @@ class ResidualHedger:
         self._fresh_book = fresh_book
         self._prefix = config.execution.client_id_prefix
         self.residuals = residuals
+        # asset -> (its parts, snapshot time) of an unwind no venue would take. Looking again
+        # every tick (a fresh book and the Decimal pricing per venue) cost more than the rest of
+        # a quiet tick; the parts changing, or UNTRADABLE_RETRY_S passing, is reason to look again.
+        self._untradable: dict[str, tuple[tuple[tuple[str, Decimal], ...], float]] = {}
+        self._limit = dec(config.execution.max_unhedged_qty)
+        self._limits = {a: dec(q) for a, q in config.execution.max_unhedged_qty_by_asset.items()}
 
     def hedge_residuals(self, snapshot: MarketSnapshot) -> None:
         """Unwind an asset's unhedged inventory when its net exceeds the bound."""
-        for asset in {a for (_, a) in self.residuals.items}:
-            limit = dec(self._cfg.execution.unhedged_limit(asset))
-            net = self.residuals.net(asset)
-            if abs(net) <= limit:
+        by_asset: dict[str, list[tuple[str, Decimal]]] = {}
+        for (venue, asset), residual in self.residuals.items.items():  # one pass, not one per asset
+            by_asset.setdefault(asset, []).append((venue, residual.qty))
+        for asset, held in by_asset.items():
+            net = sum((qty for _, qty in held), ZERO)
+            if abs(net) <= self._limits.get(asset, self._limit):
+                continue
+            parts = tuple(sorted(held))
+            known = self._untradable.get(asset)
+            if known is not None and known[0] == parts and snapshot.ts < known[1] + UNTRADABLE_RETRY_S:
                 continue
             venues = sorted(
                 (v for (v, a) in self.residuals.items if a == asset),
@@ -70,7 +86,10 @@ class ResidualHedger:
             tries = [(venues[0], self.residuals.items[(venues[0], asset)].qty)] + [(v, net) for v in venues]
             for venue, qty in tries:
                 if self._unwind(venue, asset, qty, snapshot):
+                    self._untradable.pop(asset, None)
                     break
+            else:
+                self._untradable[asset] = (parts, snapshot.ts)
         self._state.unhedged = self.residuals.quantities()
 
     def _unwind(self, venue: str, asset: str, signed_qty: Decimal, snapshot: MarketSnapshot) -> bool:
