@@ -187,35 +187,26 @@ def test_stop_signals_after_the_first_are_ignored_up_to_the_exit(tmp_path: Path)
     with bot_process(tmp_path, "--mock", "--loops", "100000", "--interval", "0.05", env=env) as bot:
         bot.wait_for(r"trades=[1-9]")
         bot.send(signal.SIGTERM)
-        wait_until(
-            (pauses / "shutdown.begun.reached").exists, 30, "shutdown begun", every_s=0.01, proc=bot.proc
-        )
-        during = "received during shutdown: ignored, the shutdown is finishing cleanly"
-        for n, sig in enumerate((signal.SIGTERM, signal.SIGTERM, signal.SIGINT, signal.SIGHUP), 1):
-            bot.send(sig)
-            wait_until(
-                lambda n=n: seen(during) >= n,
-                30,
-                f"{n} signal(s) ignored during the shutdown",
-                every_s=0.01,
-                proc=bot.proc,
-            )
-        (pauses / "shutdown.begun.go").touch()
 
-        wait_until(
-            (pauses / "session.closed.reached").exists, 30, "the session closed", every_s=0.01, proc=bot.proc
-        )
+        def held_at(point: str, ignored: str, signals: tuple[signal.Signals, ...]) -> None:
+            """Wait for the bot to pause at `point`, send each signal once the one before it is
+            logged as ignored, then let the bot go on."""
+            wait_until((pauses / f"{point}.reached").exists, 30, point, every_s=0.01, proc=bot.proc)
+            for n, sig in enumerate(signals, 1):
+                bot.send(sig)
+                wait_until(
+                    lambda n=n: seen(ignored) >= n,
+                    30,
+                    f"{n} signal(s) ignored at {point}",
+                    every_s=0.01,
+                    proc=bot.proc,
+                )
+            (pauses / f"{point}.go").touch()
+
+        during = "received during shutdown: ignored, the shutdown is finishing cleanly"
+        held_at("shutdown.begun", during, (signal.SIGTERM, signal.SIGTERM, signal.SIGINT, signal.SIGHUP))
         after = "received after the shutdown: ignored, exiting with code 0"
-        for n, sig in enumerate((signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGTERM), 1):
-            bot.send(sig)
-            wait_until(
-                lambda n=n: seen(after) >= n,
-                30,
-                f"{n} signal(s) ignored after the shutdown",
-                every_s=0.01,
-                proc=bot.proc,
-            )
-        (pauses / "session.closed.go").touch()
+        held_at("session.closed", after, (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGTERM))
         # And SIGTERM after SIGTERM while the interpreter exits, until the process is gone.
         sent = 0
         while bot.proc.poll() is None:
