@@ -56,6 +56,7 @@ def stream_overrides(base_url: str, health_port: int) -> dict[str, Any]:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["paper", "live"])
 def test_streams_cut_fall_back_to_rest_within_a_tick_and_come_back(
     tmp_path: Path, sim_server: SimServer, sim: SimControl, mode: str
