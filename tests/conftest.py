@@ -31,6 +31,15 @@ def _pg_admin() -> psycopg.Connection[Any]:
         pytest.fail(f"PostgreSQL at 127.0.0.1:5432 is unreachable ({exc}); start it with: {PG_START}")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The long tests (marked slow) first, the rest in their usual order after them.
+
+    Parallel workers then start on the long runs and fill the end with short tests; a long test
+    collected last would leave the other workers idle while it alone finishes the suite.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture
 def pg_schema_url() -> Iterator[Callable[[], str]]:
     """Makes URLs of fresh throwaway schemas; drops every one of them afterwards."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import re
 import subprocess
@@ -29,8 +30,15 @@ LOG_LINE_RE = re.compile(
 BUSY_LOOP = {"sys_monitor": {"warn_cpu_pct": 1000, "max_cpu_pct": 1000}}
 
 
+@functools.cache
+def _shipped_config() -> dict[str, Any]:
+    # Parsed once per test process: most tests start from it, and a pure-Python parse costs tens of ms.
+    return yaml.load((REPO / "config" / "live.yml").read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)
+
+
 def base_config() -> dict[str, Any]:
-    return yaml.safe_load((REPO / "config" / "live.yml").read_text(encoding="utf-8"))
+    """The shipped config/live.yml, as a fresh copy the caller may change."""
+    return copy.deepcopy(_shipped_config())
 
 
 def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,8 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from arbitrage.sim.control import SimControl
 from arbitrage.sim.server import SimServer
 from arbitrage.store.ledger import open_ledger
@@ -52,6 +54,7 @@ def ledger_unhedged(path: Path) -> dict[str, Decimal]:
         ledger.close()
 
 
+@pytest.mark.slow
 def test_binance_buys_are_grossed_up_so_the_coins_match_the_ledger(
     tmp_path: Path, sim_server: SimServer, sim: SimControl
 ) -> None:

@@ -21,6 +21,8 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from arbitrage.sim.control import SimControl
 from arbitrage.sim.server import SimServer
 from tests.e2e.ops_harness import bot_process
@@ -49,6 +51,7 @@ def rows(path: Path, sql: str) -> list[dict[str, Any]]:
         return [dict(row) for row in db.execute(sql)]
 
 
+@pytest.mark.slow
 def test_a_position_finer_than_binance_trades_exits_once_and_its_dust_is_booked(
     tmp_path: Path, sim_server: SimServer, sim: SimControl
 ) -> None:
@@ -117,6 +120,7 @@ def alerts(log_dir: Path, key: str) -> list[str]:
     return [line for line in text.splitlines() if f"ALERT [{key}" in line]
 
 
+@pytest.mark.slow
 def test_an_exit_upbit_refuses_is_backed_off_alerted_once_and_closes_when_funds_return(
     tmp_path: Path, sim_server: SimServer, sim: SimControl
 ) -> None:

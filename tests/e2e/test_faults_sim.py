@@ -20,6 +20,8 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from arbitrage.sim.control import SimControl
 from arbitrage.sim.server import SimServer
 from tests.e2e.ops_harness import BotProcess, bot_process, free_port
@@ -151,6 +153,7 @@ def drive_faults(bot: BotProcess, sim: SimControl, base_url: str, port: int) -> 
     return seen
 
 
+@pytest.mark.slow
 def test_live_trading_through_5xx_429_418_timeouts_and_failing_reads(
     tmp_path: Path, sim_server: SimServer, sim: SimControl
 ) -> None:

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.e2e.ops_harness import BotProcess, bot_env, bot_process, run_clean
 from tests.e2e.runner import BUSY_LOOP, write_config
 
@@ -87,6 +89,7 @@ def test_a_sqlite_ledger_shared_through_storage_url_refuses_a_bot_with_another_d
         assert not (tmp_path / "second" / "data").exists()  # refused at the ledger, before its own data dir
 
 
+@pytest.mark.slow
 def test_two_machines_on_one_postgres_ledger_the_second_refuses(
     tmp_path: Path, pg_schema_url: Callable[[], str]
 ) -> None:

@@ -50,7 +50,9 @@ def test_alerts_reach_the_bot_api(tmp_path: Path) -> None:
 def test_a_hung_telegram_neither_slows_the_ticks_nor_holds_the_exit(tmp_path: Path) -> None:
     args = ("--mock", "--loops", "100", "--interval", "0.02")
     faults = {"mock": {"faults": {"one_leg_failure_rate": 1.0}}, "alerts": {"cooldown_s": 0}}
+    started = time.monotonic()
     baseline = run_clean(tmp_path / "plain", *args, overrides=faults)
+    baseline_wall = time.monotonic() - started
     with fake_telegram("hang", hang_s=30) as telegram:
         overrides = merge(faults, {"alerts": {"telegram_base_url": telegram.url}})
         started = time.monotonic()
@@ -65,8 +67,10 @@ def test_a_hung_telegram_neither_slows_the_ticks_nor_holds_the_exit(tmp_path: Pa
     assert statistics.median(hung_ms) < 5.0, statistics.median(hung_ms)
     assert statistics.median(hung_ms) < statistics.median(plain_ms) * 3 + 2.0
     assert max(hung_ms) < 1000.0
-    # 100 ticks of 20 ms plus start-up plus at most 2 s waiting on the alerter at close: far below 30 s.
-    assert wall < 15.0, f"the run took {wall:.1f}s"
+    # At most 2 s waiting on the alerter at close over the same run without Telegram; an exit held by
+    # the hung request would come some 30 s after the first alert. Against the plain run, not a fixed
+    # time, so that a loaded machine slows both alike.
+    assert wall - baseline_wall < 12.0, f"the run took {wall:.1f}s, {baseline_wall:.1f}s without Telegram"
     live = (hung.log_dir / "live_loop.log").read_text(encoding="utf-8")
     assert (
         "telegram alert delivery did not finish within 2.0s" in live

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.ops_harness import run_clean
 from tests.e2e.runner import LOG_LINE_RE, REPO
 
 LOG_FILES = ("live_loop", "health", "safety", "watchdog", "sys_monitor", "execution")
 
 
+@pytest.mark.slow
 def test_fifty_ticks_at_half_a_second_with_the_default_config(tmp_path: Path) -> None:
     run = run_clean(
         tmp_path, "--mode", "mock", "--loops", "50", "--interval", "0.5", config=REPO / "config" / "live.yml"

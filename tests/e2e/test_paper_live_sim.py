@@ -13,6 +13,8 @@ from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from arbitrage.sim.control import SimControl
 from arbitrage.sim.server import SimServer
 from tests.e2e.runner import METRICS_RE, run_bot
@@ -32,6 +34,7 @@ def ledger_orders(path: Path) -> list[tuple[str, str, str, str, str]]:
         ).fetchall()
 
 
+@pytest.mark.slow
 def test_paper_mode_trades_on_real_books_and_never_sends_an_order(
     tmp_path: Path, sim_server: SimServer, sim: SimControl
 ) -> None:
@@ -49,6 +52,7 @@ def test_paper_mode_trades_on_real_books_and_never_sends_an_order(
     assert sim.requests(op="order_book"), "paper must read the simulator's books"
 
 
+@pytest.mark.slow
 def test_live_mode_places_each_order_once_and_a_refused_leg_ends_hedged(
     tmp_path: Path, sim_server: SimServer, sim: SimControl
 ) -> None:

@@ -146,6 +146,7 @@ def test_report_sums_match_the_sqlite_ledger(mock_run: Path) -> None:
     assert report.stdout.startswith("arb report: sqlite data/ledger.sqlite3, whole ledger")
 
 
+@pytest.mark.slow
 def test_report_sums_match_the_postgres_ledger(tmp_path: Path, pg_schema_url: Callable[[], str]) -> None:
     url = pg_schema_url()
     run = run_bot(tmp_path, "--mock", "--loops", "200", "--interval", "0", "--seed", "11",

@@ -56,6 +56,7 @@ def stream_overrides(base_url: str, health_port: int) -> dict[str, Any]:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["paper", "live"])
 def test_streams_cut_fall_back_to_rest_within_a_tick_and_come_back(
     tmp_path: Path, sim_server: SimServer, sim: SimControl, mode: str
@@ -121,9 +122,12 @@ def test_streams_cut_fall_back_to_rest_within_a_tick_and_come_back(
     safety_log = (run.log_dir / "safety.log").read_text(encoding="utf-8")
     assert "STALE_DATA" not in safety_log
     seen = ticks(run.log_dir)
-    around = [t for t in seen if cut_at - 1.0 <= t.ts <= back_at + 1.0]
+    # Ticks on both sides of the episode and none further apart than MAX_TICK_GAP_S in between: how
+    # many fit in it depends on how busy the machine is, the gap does not.
+    around = [t for t in seen if cut_at - MAX_TICK_GAP_S <= t.ts <= back_at + MAX_TICK_GAP_S]
     gaps = [b.ts - a.ts for a, b in pairwise(around)]
-    assert len(around) >= 5 and max(gaps) <= MAX_TICK_GAP_S, (len(around), max(gaps, default=None))
+    assert around and around[0].ts <= cut_at and around[-1].ts >= back_at, [t.ts for t in around]
+    assert max(gaps) <= MAX_TICK_GAP_S, (len(around), max(gaps))
     while_polling = [t for t in seen if polling_at <= t.ts <= back_at]
     assert len(while_polling) >= 3, len(while_polling)
 

@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from arbitrage.sim.control import SimControl
 from arbitrage.sim.server import SimServer
 from tests.e2e.ops_harness import BotProcess, bot_process, free_port
@@ -77,6 +79,7 @@ def paper_orders(ledger: Path) -> list[tuple[str, str, float]]:
         return db.execute("select client_order_id, venue, created_at from orders order by rowid").fetchall()
 
 
+@pytest.mark.slow
 def test_a_burst_of_503s_degrades_the_venue_without_stopping_the_bot(
     tmp_path: Path, sim_server: SimServer, sim: SimControl
 ) -> None:
@@ -121,6 +124,7 @@ def test_a_burst_of_503s_degrades_the_venue_without_stopping_the_bot(
     assert [at for at in created if at > closed[0].ts]
 
 
+@pytest.mark.slow
 def test_slow_and_hanging_reads_cost_stale_books_not_long_ticks(
     tmp_path: Path, sim_server: SimServer, sim: SimControl
 ) -> None:

@@ -8,7 +8,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-import yaml
 
 from arbitrage.clock import FakeClock
 from arbitrage.config import AppConfig, parse_config
@@ -18,12 +17,11 @@ from arbitrage.domain.money import dec
 from arbitrage.domain.orders import Order, OrderRequest, OrderState, OrderSubmitted, apply
 from arbitrage.runtime.recovery import Recovery
 from arbitrage.runtime.wiring import Bot, build_bot
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.e2e.runner import base_config
 
 
 def config(**overrides: object) -> AppConfig:
-    data = yaml.safe_load((REPO / "config" / "live.yml").read_text(encoding="utf-8"))
+    data = base_config()
     # Whole quantities arrive here: the fee taken from the coin bought has tests of its own
     # (test_recovery_coin_fee.py).
     data["venues"]["binance"]["buy_fee_in"] = "quote"

@@ -9,7 +9,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-import yaml
 
 from arbitrage.clock import FakeClock
 from arbitrage.config import parse_config
@@ -18,14 +17,13 @@ from arbitrage.domain.legs import ResidualBook
 from arbitrage.domain.orders import Order, OrderRejected, OrderRequest, OrderState, OrderSubmitted, apply
 from arbitrage.runtime.recovery import Recovery
 from arbitrage.runtime.wiring import Bot, build_bot
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.e2e.runner import base_config
 
 
 @pytest.fixture
 def bot(tmp_path: Path) -> Iterator[Bot]:
     """A mock-venue bot on a real SQLite ledger, its market stepped once so that books exist."""
-    data = yaml.safe_load((REPO / "config" / "live.yml").read_text(encoding="utf-8"))
+    data = base_config()
     data["venues"]["binance"]["buy_fee_in"] = "quote"  # whole quantities arrive (see test_recovery.py)
     b = build_bot(
         parse_config(data), data_dir=tmp_path, interval_s=0, max_ticks=1, env={}, clock=FakeClock(),

@@ -324,6 +324,7 @@ class LedgerTransactions(RuleBasedStateMachine):
             self.ledger.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_transactions_batches_and_savepoints_commit_what_the_model_says(
     backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
