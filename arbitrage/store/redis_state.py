@@ -94,6 +94,7 @@ class RedisState:
         self.heartbeat_key = namespace + "heartbeat"
         self.state_key = namespace + "state"
         self.events_key = namespace + "events"
+        self.console_key = namespace + "console"
         # PX rather than EX: a TTL below one second must still expire on time, not be rounded.
         self._ttl_ms = max(1, round(heartbeat_ttl_s * 1000))
         self._stream_maxlen = stream_maxlen
@@ -195,6 +196,26 @@ class RedisState:
             logger.warning("redis state at %s is not a JSON object; ignoring it", self.state_key)
             return None
         return state
+
+    # -- the operator's console -------------------------------------------------------------
+
+    def save_console(self, document: Mapping[str, Any]) -> bool:
+        """Store the console state (what `arb watch --redis` shows), expiring with the heartbeat's
+        TTL so that a dead bot's last picture is not shown as live; False when unreachable."""
+        payload = _dumps(document)
+        done = self._call("save console", lambda r: r.set(self.console_key, payload, px=self._ttl_ms))
+        return not isinstance(done, _Unreachable)
+
+    def load_console(self) -> dict[str, Any] | None:
+        """The console state; None when there is none (no bot, or it died a TTL ago) or Redis is away."""
+        raw = self._call("load console", lambda r: r.get(self.console_key))
+        if not isinstance(raw, str):
+            return None
+        try:
+            document = json.loads(raw)
+        except ValueError:
+            return None
+        return document if isinstance(document, dict) else None
 
     # -- event stream -----------------------------------------------------------------------
 
