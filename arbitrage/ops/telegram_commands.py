@@ -13,7 +13,6 @@ import logging
 import threading
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -109,7 +108,7 @@ class TelegramCommands:
 
     def _updates(self, wait_s: float) -> list[dict[str, Any]] | None:
         """The next updates (moving the offset past them); None when the poll failed."""
-        query: dict[str, Any] = {"timeout": int(wait_s), "allowed_updates": json.dumps(["message"])}
+        query: dict[str, Any] = {"timeout": int(wait_s), "allowed_updates": ["message"]}
         if self._offset is not None:
             query["offset"] = self._offset
         body = self._call("getUpdates", query, wait_s + self._timeout_s)
@@ -153,8 +152,12 @@ class TelegramCommands:
         )
 
     def _call(self, method: str, params: dict[str, Any], timeout_s: float) -> dict[str, Any] | None:
-        data = urllib.parse.urlencode(params).encode("utf-8")
-        request = urllib.request.Request(f"{self._api}/{method}", data=data, method="POST")
+        request = urllib.request.Request(
+            f"{self._api}/{method}",
+            data=json.dumps(params).encode("utf-8"),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
         # Error texts are built by hand: urllib's can carry the URL, and the URL the token.
         try:
             with urllib.request.urlopen(request, timeout=timeout_s) as response:

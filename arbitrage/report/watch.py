@@ -146,7 +146,11 @@ def watch(source: StateSource, refresh_s: float, console: Console | None = None)
     # RedisState reports outages through logging: that must not scribble over the screen.
     logging.getLogger("arbitrage").addHandler(logging.NullHandler())
     logging.getLogger("arbitrage").propagate = False
-    console = console or Console()
+    if console is None:
+        # COLUMNS and LINES (exported by some shells) would pin rich to one size: the terminal's
+        # own size, read at each redraw, is what makes a resize redraw to fit.
+        environ = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+        console = Console(_environ=environ)
     resized = threading.Event()
     previous = signal.signal(signal.SIGWINCH, lambda *_: resized.set())
     last_seen: float | None = None
