@@ -306,6 +306,8 @@ class HealthServer:
         """POST /halt, /resume, /stop: only with the right bearer token (compared in constant time,
         and never logged)."""
         control = self._control
+        if path in PATHS:
+            return _json(405, {"error": f"method POST not allowed on {path}", "allowed": ["GET", "HEAD"]})
         if path not in CONTROL_PATHS:
             return _json(404, {"error": f"not found: POST {path}", "paths": list(CONTROL_PATHS)})
         if control is None or not control.token:
