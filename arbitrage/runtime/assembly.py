@@ -261,7 +261,7 @@ def assemble(
             metrics,
             max_connections=hs.max_connections,
             request_timeout_s=hs.request_timeout_s,
-            state=lambda: console.latest.document if console.latest is not None else None,
+            state=console.document,
             control=Control(
                 {"/halt": control.halt, "/resume": control.resume, "/stop": control.stop},
                 env.get(hs.control_token_env, "").strip(),
@@ -302,7 +302,7 @@ def _telegram_commands(
         return None
     answers = OperatorCommands(
         bot.state,
-        lambda: console.latest.document if console.latest is not None else None,
+        console.document,
         control,
         ledger_url(config, settings.data_dir),
     )

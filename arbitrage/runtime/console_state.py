@@ -1,8 +1,9 @@
 """The operator's console state: a compact picture of the bot after each tick, for `arb watch`
 (GET /state on the health server, or the console key in Redis) and Telegram's /status.
 
-Built once per tick from what the loop already holds (no venue or ledger call); once built it
-is never changed, so the HTTP and Telegram threads read it without a lock.
+Each tick takes its facts by reference (no venue or ledger call, no formatting); the document
+is built from them on its first read and never changed after, so the HTTP and Telegram threads
+read it without a lock.
 """
 
 from __future__ import annotations
@@ -11,12 +12,15 @@ import threading
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 from arbitrage.clock import Clock
 from arbitrage.config import AppConfig
 from arbitrage.domain.book import MarketSnapshot
 from arbitrage.domain.pnl import unrealized_pnl
+from arbitrage.domain.positions import PairPosition
 from arbitrage.domain.spread import taker_net_spread_pct, taker_rates
 from arbitrage.engines.base import VenueStatus
 from arbitrage.ops.watchdog import Level, WatchdogReport
@@ -59,14 +63,6 @@ def event_text(kind: str, payload: Mapping[str, Any]) -> str:
     else:
         text = " ".join(f"{k}={v}" for k, v in payload.items() if v is not None)
     return text[:EVENT_TEXT_MAX]
-
-
-@dataclass(frozen=True)
-class ConsoleState:
-    """One tick's console document (plain JSON data, built fresh each tick and never mutated)."""
-
-    tick: int
-    document: Mapping[str, Any]
 
 
 def direction_spreads(
@@ -121,20 +117,85 @@ def venue_lines(
     return lines
 
 
+@dataclass(frozen=True)
+class TickFacts:
+    """What the console shows of one tick, taken by reference or one shallow copy in the loop's
+    thread: the snapshot, statuses, positions and watchdog report are immutable objects."""
+
+    config: AppConfig
+    tick: int
+    loop_ms: float
+    snapshot: MarketSnapshot
+    venues: Mapping[str, VenueStatus]
+    positions: tuple[PairPosition, ...]
+    day: str
+    realized: Decimal
+    fees: Decimal
+    trades: int
+    halted: bool
+    halt_reason: str
+    entries_blocked: str | None
+    stopping: bool
+    watchdog: WatchdogReport | None
+
+    @classmethod
+    def of(
+        cls,
+        config: AppConfig,
+        state: BotState,
+        snapshot: MarketSnapshot,
+        report: TickReport,
+        watchdog: WatchdogReport | None,
+        stopping: bool,
+    ) -> TickFacts:
+        return cls(
+            config,
+            report.tick,
+            report.loop_ms,
+            snapshot,
+            state.venues,  # replaced, never changed, by the next tick
+            tuple(state.positions.values()),
+            state.day,
+            state.daily_realized,
+            state.daily_fees,
+            state.daily_trades,
+            state.halted,
+            state.halt_reason,
+            state.entries_blocked,
+            stopping,
+            watchdog,
+        )
+
+
+class ConsoleState:
+    """One tick's console state. The tick only takes its facts; the JSON document is built on its
+    first read, in the reader's thread (HTTP, Telegram, the Redis save), so a tick nobody looks at
+    costs next to nothing. The venues' descriptions and the events are read then: newer, never older."""
+
+    def __init__(
+        self,
+        facts: TickFacts,
+        describe_venues: Callable[[], Mapping[str, Mapping[str, Any]]],
+        events: Callable[[], list[dict[str, Any]]],
+    ) -> None:
+        self.facts = facts
+        self.tick = facts.tick
+        self._describe = describe_venues
+        self._events = events
+
+    @cached_property
+    def document(self) -> Mapping[str, Any]:
+        return console_document(self.facts, self._describe(), self._events())
+
+
 def console_document(
-    config: AppConfig,
-    state: BotState,
-    snapshot: MarketSnapshot,
-    report: TickReport,
-    watchdog: WatchdogReport | None,
-    described: Mapping[str, Mapping[str, Any]],
-    events: list[dict[str, Any]],
-    stopping: bool,
+    facts: TickFacts, described: Mapping[str, Mapping[str, Any]], events: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    """The console's JSON document for one tick (see README, The operator's console)."""
-    fees = {name: status.taker_fee_pct for name, status in state.venues.items()}
+    """The console's JSON document (see README, The operator's console)."""
+    config, snapshot = facts.config, facts.snapshot
+    fees = {name: status.taker_fee_pct for name, status in facts.venues.items()}
     positions = []
-    for p in list(state.positions.values()):
+    for p in facts.positions:
         pnl = unrealized_pnl(p, snapshot, fees)
         positions.append(
             {
@@ -148,28 +209,29 @@ def console_document(
                 "age_s": round(max(0.0, snapshot.ts - p.opened_at), 1),
             }
         )
+    watchdog = facts.watchdog
     return {
         "instance": config.instance,
-        "mode": state.mode,
+        "mode": config.mode.current,
         "currency": config.accounting_currency,
-        "tick": report.tick,
+        "tick": facts.tick,
         "ts": snapshot.ts,
-        "loop_ms": round(report.loop_ms, 2),
-        "halted": state.halted,
-        "halt_reason": state.halt_reason,
-        "entries_blocked": state.entries_blocked,
-        "stopping": stopping,
+        "loop_ms": round(facts.loop_ms, 2),
+        "halted": facts.halted,
+        "halt_reason": facts.halt_reason,
+        "entries_blocked": facts.entries_blocked,
+        "stopping": facts.stopping,
         "threshold_pct": config.signal.min_spread_pct,
         "spreads": direction_spreads(
-            tuple(config.symbols), snapshot, state.venues, config.signal.slippage_buffer_pct
+            tuple(config.symbols), snapshot, facts.venues, config.signal.slippage_buffer_pct
         ),
-        "venues": venue_lines(snapshot, state.venues, described),
+        "venues": venue_lines(snapshot, facts.venues, described),
         "positions": positions,
         "today": {
-            "day": state.day,
-            "realized": str(state.daily_realized),
-            "fees": str(state.daily_fees),
-            "trades": state.daily_trades,
+            "day": facts.day,
+            "realized": str(facts.realized),
+            "fees": str(facts.fees),
+            "trades": facts.trades,
         },
         "watchdog": {
             "level": (watchdog.level if watchdog else Level.OK).name,
@@ -180,8 +242,8 @@ def console_document(
 
 
 class ConsoleHook:
-    """A tick hook, after the supervisor's (so the watchdog grade is this tick's): builds the
-    console state and, with Redis, stores it there at most every `remote_every_s`."""
+    """A tick hook, after the supervisor's (so the watchdog grade is this tick's): takes the tick's
+    console facts and, with Redis, stores the document there at most every `remote_every_s`."""
 
     def __init__(
         self,
@@ -213,20 +275,16 @@ class ConsoleHook:
         snapshot = self._snapshot()
         if snapshot is None:
             return None
-        document = console_document(
-            self._cfg,
-            self._state,
-            snapshot,
-            report,
-            self._watchdog(),
-            self._describe(),
-            self._events.recent(),
-            self._stopping(),
-        )
-        self.latest = ConsoleState(report.tick, document)
+        facts = TickFacts.of(self._cfg, self._state, snapshot, report, self._watchdog(), self._stopping())
+        latest = self.latest = ConsoleState(facts, self._describe, self._events.recent)
         if self._save_remote is not None:
             mono = self._clock.monotonic()
             if mono - self._last_saved >= self._remote_every_s:
                 self._last_saved = mono
-                self._save_remote(document)
+                self._save_remote(latest.document)
         return None
+
+    def document(self) -> Mapping[str, Any] | None:
+        """The latest console document (built now if nobody asked for it yet); None before a tick."""
+        latest = self.latest
+        return latest.document if latest is not None else None

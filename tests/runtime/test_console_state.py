@@ -13,6 +13,7 @@ from arbitrage.ops.watchdog import Level, WatchdogReport
 from arbitrage.runtime.console_state import (
     ConsoleHook,
     EventLog,
+    TickFacts,
     console_document,
     direction_spreads,
     event_text,
@@ -91,7 +92,9 @@ def test_the_document_carries_positions_day_watchdog_and_events() -> None:
     state.halted, state.halt_reason = True, "halt file .halt exists"
     watchdog = WatchdogReport(Level.WARN, Level.OK, True, {"loop_latency_ms": Level.WARN})
     events = [{"ts": NOW, "kind": "entry", "text": "group=g1"}]
-    doc = console_document(CONFIG, state, snapshot(btc_books()), _report(), watchdog, {}, events, False)
+    facts = TickFacts.of(CONFIG, state, snapshot(btc_books()), _report(), watchdog, stopping=False)
+    state.halted = False  # the facts were taken at the tick: later changes are not in them
+    doc = console_document(facts, {}, events)
     assert doc["tick"] == 5 and doc["halted"] and doc["halt_reason"] == "halt file .halt exists"
     assert doc["threshold_pct"] == 0.3 and doc["stopping"] is False
     [line] = doc["positions"]
@@ -136,8 +139,11 @@ def test_the_hook_publishes_each_tick_and_saves_remotely_at_its_own_pace() -> No
         save_remote=lambda doc: saved.append(doc["tick"]),
         remote_every_s=1.0,
     )
+    assert hook.document() is None  # before the first tick
     for tick in range(1, 6):
         assert hook.after_tick(_report(tick)) is None
         clock.advance(0.4)
-    assert hook.latest is not None and hook.latest.tick == 5
     assert saved == [1, 4]  # at 0.0 s and 1.2 s
+    assert hook.latest is not None and hook.latest.tick == 5
+    document = hook.document()
+    assert document is not None and document["tick"] == 5 and document is hook.document()  # built once
