@@ -113,8 +113,11 @@ def today_and_watchdog(doc: Mapping[str, Any]) -> Group:
 
 
 def events_table(doc: Mapping[str, Any]) -> Table:
-    table = _table("time", "kind", "event")
-    table.columns[2].no_wrap = True
+    table = Table(expand=True, box=None, pad_edge=False, header_style="bold")
+    # Fixed widths for time and kind: a long event text is cut, never the columns that date it.
+    table.add_column("time", width=8, no_wrap=True)
+    table.add_column("kind", width=8, no_wrap=True)
+    table.add_column("event", ratio=1, no_wrap=True, overflow="ellipsis")
     for event in reversed(doc["events"]):  # newest first: the panel cuts the oldest
         when = datetime.fromtimestamp(event["ts"]).strftime("%H:%M:%S")
         style = "red" if "[ERROR]" in event["text"] or "[CRITICAL]" in event["text"] else ""
