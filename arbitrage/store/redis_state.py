@@ -184,18 +184,22 @@ class RedisState:
 
     def load_state(self) -> dict[str, Any] | None:
         """The last saved snapshot; None when there is none, it is unreadable, or Redis is unreachable."""
-        raw = self._call("load state", lambda r: r.get(self.state_key))
+        return self._load_object("state", self.state_key)
+
+    def _load_object(self, what: str, key: str) -> dict[str, Any] | None:
+        """The JSON object stored at `key`; None when absent, unreadable (logged) or Redis is away."""
+        raw = self._call(f"load {what}", lambda r: r.get(key))
         if not isinstance(raw, str):
             return None
         try:
-            state = json.loads(raw)
+            value = json.loads(raw)
         except ValueError:
-            logger.warning("redis state at %s is not valid JSON; ignoring it", self.state_key)
+            logger.warning("redis %s at %s is not valid JSON; ignoring it", what, key)
             return None
-        if not isinstance(state, dict):
-            logger.warning("redis state at %s is not a JSON object; ignoring it", self.state_key)
+        if not isinstance(value, dict):
+            logger.warning("redis %s at %s is not a JSON object; ignoring it", what, key)
             return None
-        return state
+        return value
 
     # -- the operator's console -------------------------------------------------------------
 
@@ -208,14 +212,7 @@ class RedisState:
 
     def load_console(self) -> dict[str, Any] | None:
         """The console state; None when there is none (no bot, or it died a TTL ago) or Redis is away."""
-        raw = self._call("load console", lambda r: r.get(self.console_key))
-        if not isinstance(raw, str):
-            return None
-        try:
-            document = json.loads(raw)
-        except ValueError:
-            return None
-        return document if isinstance(document, dict) else None
+        return self._load_object("console", self.console_key)
 
     # -- event stream -----------------------------------------------------------------------
 
