@@ -7,6 +7,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import redis
 
 from tests.e2e.ops_harness import bot_env, bot_process, free_port
 from tests.e2e.runner import REPO
@@ -122,3 +124,30 @@ def test_the_dashboard_of_a_running_bot_under_tmux(tmp_path: Path) -> None:
 
         tmux.run("send-keys", "-t", "watch", "q")
         wait_until(lambda: not tmux.alive(), 30, "arb watch to quit on q", details=tmux.screen)
+
+
+def test_the_dashboard_from_redis_under_tmux(tmp_path: Path) -> None:
+    prefix = f"test-watch-e2e-{os.getpid()}"
+    url = "redis://127.0.0.1:6379/13"
+    overrides = {"redis": {"enabled": True, "url": url, "key_prefix": prefix}}
+    watch = (
+        f"{shlex.quote(sys.executable)} -m arbitrage watch --redis {url} --key-prefix {prefix} --refresh 0.2"
+    )
+    try:
+        with (
+            bot_process(
+                tmp_path, "--mock", "--loops", "100000", "--interval", "0.05", overrides=overrides
+            ) as bot,
+            tmux_session(f"cd {shlex.quote(str(REPO))} && {watch}", 160, 50) as tmux,
+        ):
+            tmux.wait_for("arb-1 (mock)", "TRADING", f"from {url} key {prefix}:arb-1:console", "venues")
+            bot.send(signal.SIGTERM)
+            assert bot.finish(timeout=60).code == 0
+            tmux.run("send-keys", "-t", "watch", "q")
+            wait_until(lambda: not tmux.alive(), 30, "arb watch to quit on q", details=tmux.screen)
+    finally:
+        client = redis.Redis.from_url(url)
+        keys = list(client.scan_iter(match=f"{prefix}:*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
