@@ -85,11 +85,21 @@ class TelegramCommands:
     # The polling thread --------------------------------------------------------------------
 
     def _run(self) -> None:
+        # Until the waiting updates are known (and skipped), no command is obeyed: a Telegram
+        # that is down at the start must not later deliver a stale /stop as if it were new.
+        skipped = self._updates(0.0)
         pause = 1.0
-        skipped = self._skip_pending()
+        while skipped is None:
+            if self._stopping.wait(pause):
+                return
+            pause = min(pause * 2.0, RETRY_MAX_S)
+            skipped = self._updates(0.0)
         log.info(
-            "telegram commands: listening to chat %s (%d waiting update(s) skipped)", self._chat_id, skipped
+            "telegram commands: listening to chat %s (%d waiting update(s) skipped)",
+            self._chat_id,
+            len(skipped),
         )
+        pause = 1.0
         while not self._stopping.is_set():
             updates = self._updates(self._poll_timeout_s)
             if updates is None:
@@ -101,10 +111,6 @@ class TelegramCommands:
                 if self._stopping.is_set():
                     return
                 self._handle(update)
-
-    def _skip_pending(self) -> int:
-        updates = self._updates(0.0) or []
-        return len(updates)
 
     def _updates(self, wait_s: float) -> list[dict[str, Any]] | None:
         """The next updates (moving the offset past them); None when the poll failed."""

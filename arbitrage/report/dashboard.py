@@ -147,11 +147,17 @@ def dashboard(doc: Mapping[str, Any], source: str, now: float | None = None) -> 
     return layout
 
 
-def unreachable(source: str, problem: str, last_seen: float | None, now: float | None = None) -> Panel:
+def unreachable(
+    source: str,
+    problem: str,
+    last_seen: float | None,
+    now: float | None = None,
+    headline: str = "bot unreachable",
+) -> Panel:
     """What the screen says while the bot cannot be read: plainly, with how long ago it last was."""
     now = time.time() if now is None else now
     text = Text.assemble(
-        ("bot unreachable", "bold red"), f" at {source} ({problem}), retrying\n\n", ("q quits", "dim")
+        (headline, "bold red"), f" at {source} ({problem}), retrying\n\n", ("q quits", "dim")
     )
     if last_seen is not None:
         text.append(f"\nlast state received {now - last_seen:.0f}s ago")

@@ -8,12 +8,12 @@ select), q quits, a resize redraws at once, and a bot that cannot be read is sai
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import logging
 import os
 import select
 import signal
-import socket
 import sys
 import termios
 import threading
@@ -66,10 +66,10 @@ class HttpState:
             reason = err.reason
             if isinstance(reason, ConnectionRefusedError):
                 raise StateUnavailable("connection refused") from None
-            if isinstance(reason, TimeoutError | socket.timeout):
+            if isinstance(reason, TimeoutError):
                 raise StateUnavailable(f"no answer within {self._timeout_s:.0f}s") from None
             raise StateUnavailable(str(reason)) from None
-        except (TimeoutError, ConnectionError) as err:
+        except (TimeoutError, ConnectionError, http.client.HTTPException) as err:
             raise StateUnavailable(type(err).__name__) from None
         except ValueError:
             raise StateUnavailable("the answer is not JSON") from None
@@ -164,6 +164,12 @@ def watch(source: StateSource, refresh_s: float, console: Console | None = None)
                     view = dashboard(document, source.where)
                 except StateUnavailable as err:
                     view = unreachable(source.where, str(err), last_seen)
+                except (KeyError, TypeError, ValueError) as err:
+                    # A bot of another version: say so rather than die on its first odd field.
+                    problem = f"{type(err).__name__} {err}: a bot of another version?"
+                    view = unreachable(
+                        source.where, problem, last_seen, headline="cannot draw the state read"
+                    )
                 live.update(view, refresh=True)
                 resized.clear()
                 if _quit_pressed(refresh_s, keys, resized):
