@@ -35,8 +35,9 @@ Publish = Callable[[str, Mapping[str, Any]], object]
 
 class EventLog:
     """The run's last events (entries, exits, hedges, alerts), newest last, each one also forwarded
-    to the Redis event stream when there is one. Called from the loop and the alert senders'
-    threads: a deque append is atomic, and `recent` copies under a lock."""
+    to the Redis event stream when there is one. Called from the loop's thread and from whatever
+    thread raises an alert (a lease lost, a venue breaker), and read from the HTTP and Telegram
+    threads: one lock around the ring, never held while forwarding."""
 
     def __init__(self, clock: Clock, forward: Publish | None = None, size: int = EVENTS_KEPT) -> None:
         self._clock = clock
