@@ -308,7 +308,10 @@ def watch_cmd(url: str | None, redis_url: str | None, instance: str, key_prefix:
         except ConfigError as err:
             _fail(f"error: --redis: {err}", EXIT_USAGE)
     else:
-        source = HttpState(url or "http://127.0.0.1:8080")
+        url = url or "http://127.0.0.1:8080"
+        if not url.startswith(("http://", "https://")):
+            _fail(f"error: --url: expected http://host:port (the health server), found {url!r}", EXIT_USAGE)
+        source = HttpState(url)
     sys.exit(watch(source, refresh))
 
 
