@@ -299,8 +299,6 @@ def watch_cmd(url: str | None, redis_url: str | None, instance: str, key_prefix:
 
     if url and redis_url:
         _fail("error: --url and --redis: give one source, not both", EXIT_USAGE)
-    if not sys.stdout.isatty():
-        _fail("error: arb watch draws a full-screen dashboard and needs a terminal on stdout", EXIT_USAGE)
     source: StateSource
     if redis_url:
         try:
@@ -312,6 +310,8 @@ def watch_cmd(url: str | None, redis_url: str | None, instance: str, key_prefix:
         if not url.startswith(("http://", "https://")):
             _fail(f"error: --url: expected http://host:port (the health server), found {url!r}", EXIT_USAGE)
         source = HttpState(url)
+    if not sys.stdout.isatty():
+        _fail("error: arb watch draws a full-screen dashboard and needs a terminal on stdout", EXIT_USAGE)
     sys.exit(watch(source, refresh))
 
 

@@ -151,3 +151,30 @@ def test_the_dashboard_from_redis_under_tmux(tmp_path: Path) -> None:
         if keys:
             client.delete(*keys)
         client.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--url", "http://127.0.0.1:1", "--redis", "redis://127.0.0.1:6379/0"], "give one source, not both"),
+        (
+            ["--url", "127.0.0.1:8080"],
+            "--url: expected http://host:port (the health server), found '127.0.0.1:8080'",
+        ),
+        (
+            ["--redis", "redis://127.0.0.1:6379/0", "--instance", "a b"],
+            "--redis: redis instance name must be",
+        ),
+        ([], "needs a terminal on stdout"),
+    ],
+)
+def test_bad_usage_exits_2_with_one_sentence(args: list[str], message: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "arbitrage", "watch", *args],
+        cwd=REPO,
+        env=bot_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and message in done.stderr, done.stderr
