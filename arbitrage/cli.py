@@ -1,4 +1,4 @@
-"""The `arb` command line: run, config check, health, sim, report.
+"""The `arb` command line: run, config check, health, sim, report, watch.
 
 Exit codes (docs/ARCHITECTURE.md, Exit codes): 0 finished or stopped by a signal; 1 unexpected
 failure; 2 bad usage or invalid config; 3 watchdog CRITICAL; 4 live trading refused by a guard.
@@ -283,6 +283,36 @@ def report_cmd(
         return EXIT_OK
 
     sys.exit(guarded(debug, body))
+
+
+@main.command("watch")
+@click.option("--url", help="The bot's health server (default http://127.0.0.1:8080).")
+@click.option(
+    "--redis", "redis_url", help="Read the console state from Redis instead (redis://host:port/db)."
+)
+@click.option("--instance", default="arb-1", show_default=True, help="With --redis: the bot's instance name.")
+@click.option("--key-prefix", default="arb", show_default=True, help="With --redis: redis.key_prefix.")
+@click.option("--refresh", default=1.0, show_default=True, type=FiniteFloatRange(min=0.1, max=60))
+def watch_cmd(url: str | None, redis_url: str | None, instance: str, key_prefix: str, refresh: float) -> None:
+    """A live full-screen dashboard of a running bot (q quits); never opens its ledger."""
+    from arbitrage.report.watch import HttpState, RedisConsole, StateSource, watch
+
+    if url and redis_url:
+        _fail("error: --url and --redis: give one source, not both", EXIT_USAGE)
+    source: StateSource
+    if redis_url:
+        try:
+            source = RedisConsole(redis_url, key_prefix, instance)
+        except ConfigError as err:
+            _fail(f"error: --redis: {err}", EXIT_USAGE)
+    else:
+        url = url or "http://127.0.0.1:8080"
+        if not url.startswith(("http://", "https://")):
+            _fail(f"error: --url: expected http://host:port (the health server), found {url!r}", EXIT_USAGE)
+        source = HttpState(url)
+    if not sys.stdout.isatty():
+        _fail("error: arb watch draws a full-screen dashboard and needs a terminal on stdout", EXIT_USAGE)
+    sys.exit(watch(source, refresh))
 
 
 if __name__ == "__main__":

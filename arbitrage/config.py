@@ -400,6 +400,9 @@ class HealthServerConfig(Section):
     # One thread serves every connection; these bound what clients can hold open (file descriptors).
     max_connections: Annotated[Int, Field(ge=1, le=512)] = 32
     request_timeout_s: Pos = 5.0  # to send the request and read the answer, slow senders included
+    # POST /halt, /resume, /stop need "Authorization: Bearer <the value of this variable>"; while the
+    # variable is unset or empty the control endpoints refuse every request.
+    control_token_env: str = "ARB_CONTROL_TOKEN"
 
 
 class AlertsConfig(Section):
@@ -409,6 +412,9 @@ class AlertsConfig(Section):
     cooldown_s: NonNeg = 60.0
     queue_size: PosInt = 100
     timeout_s: Pos = 5.0
+    # With Telegram set up, the configured chat may send /status, /profit, /halt, /stop, ...
+    commands: Flag = True
+    poll_timeout_s: Annotated[Num, Field(ge=1, le=50)] = 25.0  # getUpdates long-poll wait
 
 
 class LiveGuardsConfig(Section):

@@ -39,9 +39,10 @@ def run_loop(options: BenchOptions, synchronous: str, ticks: int, workdir: Path,
     bot, redis, supervisor = run.bot, run.redis, run.supervisor
     try:
         # What lies outside the loop's own stages is timed by wrapping the objects' methods.
-        timers = {"ledger": CallTimer(), "watchdog": CallTimer()}
+        timers = {"ledger": CallTimer(), "watchdog": CallTimer(), "console": CallTimer()}
         instrument(bot.ledger, LEDGER_WRITES, timers["ledger"])
         instrument(supervisor, ("after_tick",), timers["watchdog"])
+        instrument(run.console, ("after_tick",), timers["console"])  # the operator's console state
         if redis is not None:
             timers["heartbeat"] = CallTimer()
             instrument(redis, ("heartbeat", "heartbeat_age_ms"), timers["heartbeat"])
@@ -72,7 +73,7 @@ def _drop_redis_keys(redis: Any) -> None:
 
     client = redis_py.Redis.from_url(REDIS_URL)
     try:
-        client.delete(redis.heartbeat_key, redis.state_key, redis.events_key)
+        client.delete(redis.heartbeat_key, redis.state_key, redis.events_key, redis.console_key)
     finally:
         client.close()
 

@@ -1,4 +1,5 @@
-"""The health endpoint: GET /health, /health/detailed and /metrics, served by one thread.
+"""The health endpoint: GET /health, /health/detailed, /metrics and /state (the operator's console),
+and the operator's control (POST /halt, /resume, /stop behind a bearer token), served by one thread.
 
 One thread and a selector serve every connection, so clients cannot raise the process's thread
 count (which the SysMonitor grades) whatever they do. Each connection has a deadline to send its
@@ -10,13 +11,14 @@ request, so idle sockets cannot starve a real probe.
 from __future__ import annotations
 
 import contextlib
+import hmac
 import json
 import logging
 import selectors
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http import HTTPStatus
@@ -28,7 +30,8 @@ from arbitrage.ops.watchdog import Level
 log = logging.getLogger("arbitrage.health")
 
 JSON_CONTENT_TYPE = "application/json"
-PATHS = ("/health", "/health/detailed", "/metrics")
+PATHS = ("/health", "/health/detailed", "/metrics", "/state")
+CONTROL_PATHS = ("/halt", "/resume", "/stop")
 MAX_REQUEST_HEAD = 8192  # a probe's request line and headers; more is not a health probe
 CAP_WARNING_EVERY_S = 60.0  # the cap warning is repeated at most this often, with a count
 
@@ -50,11 +53,14 @@ class _Connection:
     reply: memoryview | None = None  # set once the request is answered; written out as it drains
 
 
-def _response(code: int, content_type: str, body: bytes, head_only: bool = False) -> bytes:
+def _response(
+    code: int, content_type: str, body: bytes, head_only: bool = False, extra_head: str = ""
+) -> bytes:
     phrase = HTTPStatus(code).phrase
     head = (
         f"HTTP/1.1 {code} {phrase}\r\n"
         "Server: arbitrage-health\r\n"
+        f"{extra_head}"
         f"Date: {formatdate(usegmt=True)}\r\n"
         f"Content-Type: {content_type}\r\n"
         f"Content-Length: {len(body)}\r\n"
@@ -64,8 +70,29 @@ def _response(code: int, content_type: str, body: bytes, head_only: bool = False
     return head.encode("latin-1") + (b"" if head_only else body)
 
 
-def _json(code: int, body: dict[str, Any], head_only: bool = False) -> bytes:
-    return _response(code, JSON_CONTENT_TYPE, json.dumps(body, default=str).encode("utf-8"), head_only)
+def _json(code: int, body: Mapping[str, Any], head_only: bool = False, extra_head: str = "") -> bytes:
+    data = json.dumps(body, default=str).encode("utf-8")
+    return _response(code, JSON_CONTENT_TYPE, data, head_only, extra_head)
+
+
+def _bearer(head: bytes) -> str | None:
+    """The bearer token of a request head's Authorization header; None when there is none."""
+    for line in head.decode("latin-1").split("\n")[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "authorization":
+            scheme, _, token = value.strip().partition(" ")
+            return token.strip() if scheme.lower() == "bearer" else None
+    return None
+
+
+@dataclass(frozen=True)
+class Control:
+    """The operator's control endpoints: path -> action (given who asked, returns what it did).
+    `token` empty means disabled: every request is refused, naming `token_env`."""
+
+    actions: Mapping[str, Callable[[str], str]]
+    token: str
+    token_env: str
 
 
 class HealthServer:
@@ -77,8 +104,12 @@ class HealthServer:
         metrics: BotMetrics,
         max_connections: int = 32,
         request_timeout_s: float = 5.0,
+        state: Callable[[], Mapping[str, Any] | None] | None = None,
+        control: Control | None = None,
     ) -> None:
         self._host = host
+        self._state = state
+        self._control = control
         self._requested_port = port
         self._status = status
         self._metrics = metrics
@@ -117,7 +148,12 @@ class HealthServer:
         self._stopping.clear()
         self._thread = threading.Thread(target=self._serve, name="health-server", daemon=True)
         self._thread.start()
-        log.info("health endpoint listening on %s (/health, /health/detailed, /metrics)", self.url)
+        control = "on" if self._control is not None and self._control.token else "off"
+        log.info(
+            "health endpoint listening on %s (/health, /health/detailed, /metrics, /state; control %s)",
+            self.url,
+            control,
+        )
 
     def stop(self, timeout_s: float = 5.0) -> None:
         if self._listener is None:
@@ -228,16 +264,19 @@ class HealthServer:
                     selector, conn, "(request head too large)", _json(431, {"error": "request too large"})
                 )
             return
-        request_line = bytes(conn.received[: conn.received.find(b"\n")]).decode("latin-1").strip()
-        self._answer(selector, conn, request_line, self._respond(request_line))
+        head = bytes(conn.received[:end])
+        request_line = head.split(b"\n", 1)[0].decode("latin-1").strip()
+        self._answer(selector, conn, request_line, self._respond(request_line, head, conn.peer))
 
-    def _respond(self, request_line: str) -> bytes:
+    def _respond(self, request_line: str, head: bytes = b"", peer: str = "") -> bytes:
         parts = request_line.split()
         if len(parts) != 3 or not parts[2].startswith("HTTP/"):
             return _json(400, {"error": "bad request line"})
         method, target, _ = parts
+        if method == "POST":
+            return self._command(target.split("?", 1)[0], head, peer)
         if method not in ("GET", "HEAD"):
-            return _json(405, {"error": f"method {method} not allowed", "allowed": ["GET", "HEAD"]})
+            return _json(405, {"error": f"method {method} not allowed", "allowed": ["GET", "HEAD", "POST"]})
         head_only = method == "HEAD"
         path = target.split("?", 1)[0]
         try:
@@ -250,11 +289,48 @@ class HealthServer:
                 return _json(200, {"status": status.level.name, **status.detailed}, head_only)
             if path == "/metrics":
                 return _response(200, METRICS_CONTENT_TYPE, self._metrics.render(), head_only)
+            if path == "/state":
+                document = self._state() if self._state is not None else None
+                if document is None:
+                    return _json(
+                        503, {"error": "no console state yet: the bot has not finished a tick"}, head_only
+                    )
+                return _json(200, document, head_only)
             return _json(404, {"error": f"not found: {path}", "paths": list(PATHS)}, head_only)
         except Exception:
             # The loop's status callback failed: say so to the prober rather than hang or drop the line.
             log.exception("health request %s failed", path)
             return _json(500, {"status": "UNKNOWN", "error": "status unavailable"}, head_only)
+
+    def _command(self, path: str, head: bytes, peer: str) -> bytes:
+        """POST /halt, /resume, /stop: only with the right bearer token (compared in constant time,
+        and never logged)."""
+        control = self._control
+        if path in PATHS:
+            return _json(405, {"error": f"method POST not allowed on {path}", "allowed": ["GET", "HEAD"]})
+        if path not in CONTROL_PATHS:
+            return _json(404, {"error": f"not found: POST {path}", "paths": list(CONTROL_PATHS)})
+        if control is None or not control.token:
+            env = control.token_env if control is not None else "health_server.control_token_env"
+            log.warning("refused POST %s from %s: control is disabled (%s is not set)", path, peer, env)
+            return _json(403, {"error": f"control is disabled: set {env} in the bot's environment"})
+        presented = _bearer(head)
+        if presented is None or not hmac.compare_digest(presented.encode(), control.token.encode()):
+            log.warning(
+                "refused POST %s from %s: %s bearer token", path, peer, "no" if presented is None else "wrong"
+            )
+            return _json(
+                401,
+                {"error": "a valid 'Authorization: Bearer <token>' header is required"},
+                extra_head='WWW-Authenticate: Bearer realm="arbitrage"\r\n',
+            )
+        try:
+            result = control.actions[path](f"POST {path} from {peer}")
+        except Exception:
+            log.exception("POST %s failed", path)
+            return _json(500, {"error": f"{path[1:]} failed; see the log"})
+        log.warning("POST %s from %s: %s", path, peer, result)
+        return _json(200, {"ok": True, "action": path[1:], "result": result})
 
     def _answer(
         self, selector: selectors.BaseSelector, conn: _Connection, request_line: str, reply: bytes

@@ -234,6 +234,7 @@ def secrets_from_env(config: AppConfig, env: Mapping[str, str]) -> list[str]:
     for venue in config.venues.values():
         names += [n for n in (venue.api_key_env, venue.api_secret_env) if n]
     names += [config.alerts.telegram_token_env, config.alerts.telegram_chat_id_env]
+    names.append(config.health_server.control_token_env)  # the bearer token of POST /halt, /stop
     values = [env.get(name, "").strip() for name in names]
     values += [p for text in config_strings(config.model_dump(mode="json")) for p in url_passwords(text)]
     return [v for v in dict.fromkeys(values) if v]

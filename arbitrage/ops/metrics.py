@@ -38,15 +38,21 @@ class BotMetrics:
         self._gauges = {k: Gauge(f"arb_{k}", doc, registry=self.registry) for k, doc in GAUGES.items()}
         self._counters = {k: Counter(f"arb_{k}", doc, registry=self.registry) for k, doc in COUNTERS.items()}
         self._rejections = Counter(
-            "arb_safety_rejections_total", "Opportunities rejected by safety, by reason code",
-            ["reason"], registry=self.registry,
+            "arb_safety_rejections_total",
+            "Opportunities rejected by safety, by reason code",
+            ["reason"],
+            registry=self.registry,
         )
         self._orders = Counter(
-            "arb_orders_total", "Orders reaching a state, by venue and state",
-            ["venue", "state"], registry=self.registry,
+            "arb_orders_total",
+            "Orders reaching a state, by venue and state",
+            ["venue", "state"],
+            registry=self.registry,
         )
         self._ws_lag = Gauge(
-            "arb_ws_lag_ms", "Market-data stream lag per venue, in milliseconds", ["venue"],
+            "arb_ws_lag_ms",
+            "Market-data stream lag per venue, in milliseconds",
+            ["venue"],
             registry=self.registry,
         )
         self._seen: dict[tuple[str, ...], float] = {}  # last cumulative total per counter series

@@ -18,18 +18,23 @@ from arbitrage.clock import Clock
 from arbitrage.config import AppConfig
 from arbitrage.engines.base import Engine
 from arbitrage.ops.alerts import AlertFanout, build_alerter
-from arbitrage.ops.health_server import HealthServer
+from arbitrage.ops.health_server import Control, HealthServer
 from arbitrage.ops.live_guards import DryRunGate
 from arbitrage.ops.logs import secrets_from_env, setup_logging
 from arbitrage.ops.metrics import BotMetrics
 from arbitrage.ops.sysmonitor import SysMonitor
+from arbitrage.ops.telegram_commands import TelegramCommands
+from arbitrage.runtime.console_state import ConsoleHook, EventLog
 from arbitrage.runtime.health_status import health_status
 from arbitrage.runtime.loop import LiveLoop, TickHook
+from arbitrage.runtime.operator_commands import OperatorCommands
+from arbitrage.runtime.operator_control import OperatorControl
 from arbitrage.runtime.shutdown import Shutdown, state_document
 from arbitrage.runtime.stop_signals import StopSignals
 from arbitrage.runtime.supervisor import DryRunHook, Supervisor, SupervisorConfig
 from arbitrage.runtime.wiring import Bot, VenueFactory, build_bot
 from arbitrage.store.instance_lock import InstanceLock
+from arbitrage.store.ledger import ledger_url
 from arbitrage.url_credentials import mask_url_credentials
 from arbitrage.venues.base import AlertFn
 from arbitrage.venues.build import build_venues
@@ -93,6 +98,8 @@ class Run:
     shutdown: Shutdown
     signals: StopSignals
     lock: InstanceLock | None
+    console: ConsoleHook
+    commands: TelegramCommands | None = None
     closed: bool = False
 
     def start(self) -> None:
@@ -101,6 +108,8 @@ class Run:
         if self.health is not None:
             self.health.start()
         self.signals.install()
+        if self.commands is not None:
+            self.commands.start()
         log.info(
             "starting %s in %s mode: %d venues, %d assets, interval %.3fs, ticks %s, ledger %s",
             config.instance,
@@ -135,6 +144,8 @@ class Run:
         if self.closed:
             return
         self.closed = True
+        if self.commands is not None:
+            self.commands.stop()
         if self.health is not None:
             self.health.stop()
         self.bot.close()
@@ -172,7 +183,9 @@ def assemble(
     sysmon = SysMonitor(config.sys_monitor, clock) if config.sys_monitor.enabled else None
     metrics = BotMetrics()
     started = time.monotonic()
-    alerts = AlertFanout(alerter, redis.publish if redis is not None else None)
+    # Every event (trades, hedges, alerts) passes the console's ring buffer on its way to Redis.
+    events = EventLog(clock, redis.publish if redis is not None else None)
+    alerts = AlertFanout(alerter, events.publish)
     lease_lost = LeaseLostStop(alerts.send)
     if lock is not None:
         lock.watch(lease_lost)
@@ -185,7 +198,7 @@ def assemble(
         env=env,
         clock=clock,
         engines=engines,
-        publish=redis.publish if redis is not None else None,
+        publish=events.publish,
         make_venues=make_venues,
     )
     lease_lost.stop(bot.loop)
@@ -213,17 +226,20 @@ def assemble(
             lambda: _balances_readable(bot),
         )
         hooks.append(dry_run)
+    console = ConsoleHook(
+        config,
+        clock,
+        bot.state,
+        snapshot=lambda: bot.loop.last_snapshot,
+        watchdog=lambda: supervisor.last_report,
+        describe_venues=lambda: {name: v.describe() for name, v in bot.venues.by_name.items()},
+        events=events,
+        stopping=lambda: bot.loop.stopping,
+        save_remote=redis.save_console if redis is not None else None,
+        remote_every_s=config.redis.heartbeat_interval_s,
+    )
+    hooks.append(console)
     bot.loop.hooks.extend(hooks)
-    health = None
-    if config.health_server.enabled:
-        health = HealthServer(
-            config.health_server.host,
-            config.health_server.port,
-            lambda: health_status(bot, supervisor, started),
-            metrics,
-            max_connections=config.health_server.max_connections,
-            request_timeout_s=config.health_server.request_timeout_s,
-        )
     shutdown = Shutdown(
         bot,
         alerts.send,
@@ -234,7 +250,65 @@ def assemble(
         request_stop=lambda reason: bot.loop.request_stop(reason, 0),
         stopping=lambda: shutdown.in_progress or bot.loop.stopping,
     )
-    return Run(config, settings, bot, alerts, redis, supervisor, dry_run, health, shutdown, signals, lock)
+    control = OperatorControl(Path(config.safety.halt_file), signals.request, clock)
+    health = None
+    if config.health_server.enabled:
+        hs = config.health_server
+        health = HealthServer(
+            hs.host,
+            hs.port,
+            lambda: health_status(bot, supervisor, started),
+            metrics,
+            max_connections=hs.max_connections,
+            request_timeout_s=hs.request_timeout_s,
+            state=console.document,
+            control=Control(
+                {"/halt": control.halt, "/resume": control.resume, "/stop": control.stop},
+                env.get(hs.control_token_env, "").strip(),
+                hs.control_token_env,
+            ),
+        )
+    commands = _telegram_commands(config, env, settings, bot, console, control)
+    return Run(
+        config,
+        settings,
+        bot,
+        alerts,
+        redis,
+        supervisor,
+        dry_run,
+        health,
+        shutdown,
+        signals,
+        lock,
+        console,
+        commands,
+    )
+
+
+def _telegram_commands(
+    config: AppConfig,
+    env: Mapping[str, str],
+    settings: RunSettings,
+    bot: Bot,
+    console: ConsoleHook,
+    control: OperatorControl,
+) -> TelegramCommands | None:
+    """The chat commands, when Telegram is set up (token and chat id) and alerts.commands is on."""
+    alerts = config.alerts
+    token = env.get(alerts.telegram_token_env, "").strip()
+    chat_id = env.get(alerts.telegram_chat_id_env, "").strip()
+    if not (alerts.commands and token and chat_id):
+        return None
+    answers = OperatorCommands(
+        bot.state,
+        console.document,
+        control,
+        ledger_url(config, settings.data_dir),
+    )
+    return TelegramCommands(
+        token, chat_id, alerts.telegram_base_url, answers.answer, alerts.poll_timeout_s, alerts.timeout_s
+    )
 
 
 def _balances_readable(bot: Bot) -> bool:

@@ -75,6 +75,8 @@ class Bookkeeper:
         if not realized and not fees and not hedge_cost and not trades:
             return
         self.state.book_realized(realized)
+        self.state.daily_fees += fees
+        self.state.daily_trades += trades
         self.ledger.add_daily_pnl(self.state.day, realized, fees, hedge_cost, trades, self.clock.time())
 
     def refresh_balances(self, *venues: str) -> None:

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Protocol
 
@@ -130,6 +131,7 @@ class LiveLoop:
         self.exit_code = 0
         self.stop_reason = ""
         self.last_report: TickReport | None = None
+        self.last_snapshot: MarketSnapshot | None = None  # for the tick hooks (the operator's console)
         self.last_tick_wall: float | None = None
         self._loggers = {e.name: logging.getLogger(f"arbitrage.{e.name}") for e in self._engines}
         self._engine_metrics: dict[str, float] = {}
@@ -189,6 +191,7 @@ class LiveLoop:
         counters.ticks += 1
         tick = counters.ticks
         snapshot, live_errors = self._snapshot()
+        self.last_snapshot = snapshot
         self._trading_day_and_halt(snapshot)
         live_errors += self._residuals(snapshot, resolve=True)
         traded, rejections, errors = self._engines_and_intents(tick, snapshot)
@@ -231,6 +234,10 @@ class LiveLoop:
         state = self.state
         if state.roll_day(snapshot.ts, None):
             state.daily_realized = self._ledger.daily_pnl(state.day)
+            # Once a day: the day's fees and trades so far (a restart mid-day keeps counting on).
+            for row in self._ledger.daily_rows():
+                if row["day"] == state.day:
+                    state.daily_fees, state.daily_trades = Decimal(row["fees"]), int(row["trades"])
             log.info("trading day %s: realized so far %s", state.day, state.daily_realized)
         if self._halt_file is not None:
             halted = self._halt_file.exists()

@@ -48,6 +48,8 @@ class BotState:
     venues: dict[str, VenueStatus] = field(default_factory=dict)
     day: str = ""
     daily_realized: Decimal = ZERO
+    daily_fees: Decimal = ZERO  # the day's fees and trades, for the operator's console
+    daily_trades: int = 0
     run_realized: Decimal = ZERO
     halted: bool = False
     halt_reason: str = ""
@@ -93,6 +95,8 @@ class BotState:
             return False
         self.day = day
         self.daily_realized = realized_for_day if realized_for_day is not None else ZERO
+        self.daily_fees = ZERO
+        self.daily_trades = 0
         return True
 
     def book_realized(self, amount: Decimal) -> None:

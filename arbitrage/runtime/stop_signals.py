@@ -55,6 +55,15 @@ class StopSignals:
         """From now on a stop signal is answered with the exit code the process is about to return."""
         self._exit_code = exit_code
 
+    def request(self, source: str) -> str:
+        """A stop asked for without a signal (POST /stop, Telegram /stop): the same path as the first
+        SIGTERM, the same graceful shutdown and exit code 0. Returns what happened, for the answer."""
+        if self._exit_code is not None or self._stopping():
+            return "already stopping"
+        log.warning("stop requested by %s: stopping after this tick", source)
+        self._request_stop(f"stop requested by {source}")
+        return "stopping after this tick"
+
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self._received.put(signum)
 

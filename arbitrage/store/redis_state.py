@@ -94,6 +94,7 @@ class RedisState:
         self.heartbeat_key = namespace + "heartbeat"
         self.state_key = namespace + "state"
         self.events_key = namespace + "events"
+        self.console_key = namespace + "console"
         # PX rather than EX: a TTL below one second must still expire on time, not be rounded.
         self._ttl_ms = max(1, round(heartbeat_ttl_s * 1000))
         self._stream_maxlen = stream_maxlen
@@ -183,18 +184,35 @@ class RedisState:
 
     def load_state(self) -> dict[str, Any] | None:
         """The last saved snapshot; None when there is none, it is unreadable, or Redis is unreachable."""
-        raw = self._call("load state", lambda r: r.get(self.state_key))
+        return self._load_object("state", self.state_key)
+
+    def _load_object(self, what: str, key: str) -> dict[str, Any] | None:
+        """The JSON object stored at `key`; None when absent, unreadable (logged) or Redis is away."""
+        raw = self._call(f"load {what}", lambda r: r.get(key))
         if not isinstance(raw, str):
             return None
         try:
-            state = json.loads(raw)
+            value = json.loads(raw)
         except ValueError:
-            logger.warning("redis state at %s is not valid JSON; ignoring it", self.state_key)
+            logger.warning("redis %s at %s is not valid JSON; ignoring it", what, key)
             return None
-        if not isinstance(state, dict):
-            logger.warning("redis state at %s is not a JSON object; ignoring it", self.state_key)
+        if not isinstance(value, dict):
+            logger.warning("redis %s at %s is not a JSON object; ignoring it", what, key)
             return None
-        return state
+        return value
+
+    # -- the operator's console -------------------------------------------------------------
+
+    def save_console(self, document: Mapping[str, Any]) -> bool:
+        """Store the console state (what `arb watch --redis` shows), expiring with the heartbeat's
+        TTL so that a dead bot's last picture is not shown as live; False when unreachable."""
+        payload = _dumps(document)
+        done = self._call("save console", lambda r: r.set(self.console_key, payload, px=self._ttl_ms))
+        return not isinstance(done, _Unreachable)
+
+    def load_console(self) -> dict[str, Any] | None:
+        """The console state; None when there is none (no bot, or it died a TTL ago) or Redis is away."""
+        return self._load_object("console", self.console_key)
 
     # -- event stream -----------------------------------------------------------------------
 

@@ -48,8 +48,9 @@ PARTIAL_BY_FAULT = "mock fault: partial fill"
 class MockVenue:
     """One venue of the mock market, behind the common Venue interface."""
 
-    def __init__(self, name: str, config: VenueConfig, market: MockMarket, faults: MockFaults,
-                 clock: Clock) -> None:
+    def __init__(
+        self, name: str, config: VenueConfig, market: MockMarket, faults: MockFaults, clock: Clock
+    ) -> None:
         self.name = name
         self.quote = config.quote
         self.taker_fee_pct = config.taker_fee_pct

@@ -150,10 +150,17 @@ class MockMarket:
                     premium_pct=m.premium_pct if is_coin else 0.0,
                     gets_premium=home and is_coin,
                     levels=m.depth_levels,
-                    bid_shape=_side_shape(layout_rng, m.depth_levels, m.half_spread_bps,
-                                          m.level_step_bps, m.level_notional, -1.0),
-                    ask_shape=_side_shape(layout_rng, m.depth_levels, m.half_spread_bps,
-                                          m.level_step_bps, m.level_notional, 1.0),
+                    bid_shape=_side_shape(
+                        layout_rng,
+                        m.depth_levels,
+                        m.half_spread_bps,
+                        m.level_step_bps,
+                        m.level_notional,
+                        -1.0,
+                    ),
+                    ask_shape=_side_shape(
+                        layout_rng, m.depth_levels, m.half_spread_bps, m.level_step_bps, m.level_notional, 1.0
+                    ),
                     opening_mid=0.0,
                 )
                 opening = self._mid_accounting(shape) / self._fx[shape.quote]
@@ -171,8 +178,9 @@ class MockMarket:
             sigma = self._vol[asset]
             # exp(sigma*z - sigma^2/2) keeps the expected price flat (a martingale walk).
             self._ref[asset] *= math.exp(sigma * gauss(0.0, 1.0) - 0.5 * sigma * sigma)
-        self._premium += (self._reversion * (self._premium_mean - self._premium)
-                          + self._premium_vol * self._premium_rng.gauss(0.0, 1.0))
+        self._premium += self._reversion * (
+            self._premium_mean - self._premium
+        ) + self._premium_vol * self._premium_rng.gauss(0.0, 1.0)
         for quote in self._foreign:
             self._fx[quote] = self._fx_mean * (1.0 + self._fx_noise * self._fx_rng.gauss(0.0, 1.0))
         self._tick += 1
@@ -279,8 +287,9 @@ class MockMarket:
         premium = shape.premium_pct + (self._premium if shape.gets_premium else 0.0)
         return self._ref[shape.asset] * (1.0 + premium / 100.0)
 
-    def _remaining(self, shape: _MarketShape, taking: str, mid: float, per_unit: float,
-                   depth: int) -> tuple[Level, ...]:
+    def _remaining(
+        self, shape: _MarketShape, taking: str, mid: float, per_unit: float, depth: int
+    ) -> tuple[Level, ...]:
         """One side after this tick's fills took `taken` quantity from its top."""
         layout = shape.ask_shape if taking == "buy" else shape.bid_shape
         taken = self._taken.get((shape.venue, shape.symbol, taking), 0.0)
@@ -301,12 +310,19 @@ class MockMarket:
         return tuple(out)
 
 
-def _side_shape(rng: random.Random, levels: int, half_spread_bps: float, step_bps: float,
-                level_notional: float, direction: float) -> tuple[Level, ...]:
+def _side_shape(
+    rng: random.Random,
+    levels: int,
+    half_spread_bps: float,
+    step_bps: float,
+    level_notional: float,
+    direction: float,
+) -> tuple[Level, ...]:
     """Price multipliers away from the mid (direction +1 asks, -1 bids) and seeded notionals."""
     return tuple(
-        (1.0 + direction * (half_spread_bps + i * step_bps) / 10_000.0,
-         level_notional * rng.uniform(0.5, 1.5))
+        (
+            1.0 + direction * (half_spread_bps + i * step_bps) / 10_000.0,
+            level_notional * rng.uniform(0.5, 1.5),
+        )
         for i in range(levels)
     )
-

@@ -144,16 +144,50 @@ class TelegramCall:
 
 @dataclass
 class FakeTelegram:
-    """Answers sendMessage like the Bot API ("ok"), with HTTP 500 ("error"), or not at all ("hang")."""
+    """Answers sendMessage like the Bot API ("ok"), with HTTP 500 ("error"), or not at all ("hang").
+
+    getUpdates (always answered, long-polling up to 2 s) hands out the messages queued with
+    `message(chat_id, text)`, as the Bot API does: those from `offset` on. Polls are counted, not
+    kept in `calls`, which holds the sendMessage posts only.
+    """
 
     mode: str = "ok"
     hang_s: float = 30.0
     calls: list[TelegramCall] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
     url: str = ""
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    polls: int = 0
+    changed: threading.Condition = field(default_factory=threading.Condition)
 
     def texts(self) -> list[str]:
         return [str(c.body.get("text", "")) for c in list(self.calls)]
+
+    def message(self, chat_id: int, text: str) -> int:
+        """Queue a message from `chat_id` for the bot's next getUpdates; returns its update id."""
+        with self.changed:
+            update_id = 1000 + len(self.updates)
+            chat = {"id": chat_id, "type": "private"}
+            message = {"message_id": update_id, "date": int(time.time()), "chat": chat, "text": text}
+            self.updates.append({"update_id": update_id, "message": message})
+            self.changed.notify_all()
+            return update_id
+
+    def replies(self, chat_id: int) -> list[str]:
+        return [
+            str(c.body.get("text", ""))
+            for c in list(self.calls)
+            if str(c.body.get("chat_id")) == str(chat_id)
+        ]
+
+    def get_updates(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        offset = int(body.get("offset") or 0)
+        wait_s = min(float(body.get("timeout") or 0), 2.0)
+        with self.changed:
+            self.polls += 1
+            self.changed.notify_all()
+            self.changed.wait_for(lambda: any(u["update_id"] >= offset for u in self.updates), wait_s)
+            return [u for u in self.updates if u["update_id"] >= offset]
 
 
 @contextmanager
@@ -168,6 +202,9 @@ def fake_telegram(mode: str = "ok", hang_s: float = 30.0) -> Iterator[FakeTelegr
                 body = json.loads(raw)
             except ValueError:
                 body = {"unparsed": raw.decode("utf-8", "replace")}
+            if self.path.endswith("/getUpdates"):
+                self._answer(200, {"ok": True, "result": fake.get_updates(body)})
+                return
             fake.calls.append(TelegramCall(self.path, body))
             if fake.mode == "hang":
                 fake.release.wait(fake.hang_s)
@@ -176,6 +213,9 @@ def fake_telegram(mode: str = "ok", hang_s: float = 30.0) -> Iterator[FakeTelegr
             payload = (
                 {"ok": True, "result": {"message_id": len(fake.calls)}} if code == 200 else {"ok": False}
             )
+            self._answer(code, payload)
+
+        def _answer(self, code: int, payload: dict[str, Any]) -> None:
             data = json.dumps(payload).encode()
             self.send_response(code)
             self.send_header("Content-Type", "application/json")

@@ -198,7 +198,10 @@ def test_secrets_from_env_collects_venue_and_alert_values() -> None:
                 "binance": {"exchange": "binance", "quote": "USDT", "api_key_env": "BK"},
             },
             "alerts": {"telegram_token_env": "TG_T", "telegram_chat_id_env": "TG_C"},
+            "health_server": {"control_token_env": "CTL"},
         }
     )
     env = {"UK": "upkey1", "US": "upsecret", "BK": "", "TG_T": TG_TOKEN, "TG_C": "987654", "OTHER": "nope"}
     assert secrets_from_env(config, env) == ["upkey1", "upsecret", TG_TOKEN, "987654"]
+    # The bearer token of POST /halt, /resume, /stop is masked like any other secret.
+    assert secrets_from_env(config, {**env, "CTL": "ctl-bearer"})[-1] == "ctl-bearer"

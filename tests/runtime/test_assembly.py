@@ -13,6 +13,7 @@ from arbitrage.clock import Clock, FakeClock
 from arbitrage.config import AppConfig
 from arbitrage.ops.logs import reset_logging
 from arbitrage.runtime.assembly import EXIT_LEASE_LOST, LeaseLostStop, Run, RunSettings, assemble
+from arbitrage.runtime.console_state import ConsoleHook
 from arbitrage.runtime.recovery import Recovery
 from arbitrage.runtime.supervisor import Supervisor
 from arbitrage.venues.base import AlertFn, Venues
@@ -42,8 +43,9 @@ def built(tmp_path: Path) -> Iterator[tuple[Run, FakeClock, list[Clock]]]:
 def test_the_injected_clock_and_venues_make_the_bot(built: tuple[Run, FakeClock, list[Clock]]) -> None:
     run, clock, asked = built
     assert asked == [clock] and run.bot.clock is clock
-    assert [type(h) for h in run.bot.loop.hooks] == [Recovery, Supervisor]
+    assert [type(h) for h in run.bot.loop.hooks] == [Recovery, Supervisor, ConsoleHook]
     assert run.dry_run is None and run.health is None and run.redis is None
+    assert run.commands is None  # no Telegram credentials, no chat commands
 
 
 def test_a_run_ticks_then_shuts_down_and_saves_its_state(

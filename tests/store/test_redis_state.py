@@ -519,3 +519,21 @@ def test_backoff_survives_days_of_failures() -> None:
 def test_backoff_rejects_a_non_positive_delay() -> None:
     with pytest.raises(ValueError):
         ReconnectBackoff(FakeClock(), initial_s=0.0)
+
+
+def test_console_state_round_trips_and_expires_with_the_heartbeat_ttl(
+    make_state: StateFactory, prefix: str, real_redis: redis.Redis
+) -> None:
+    state = make_state(REAL_URL, key_prefix=prefix, heartbeat_ttl_s=5.0)
+    assert state.load_console() is None
+    document = {"tick": 3, "halted": False, "today": {"realized": Decimal("1.50")}}
+    assert state.save_console(document) is True
+    assert state.load_console() == {"tick": 3, "halted": False, "today": {"realized": "1.50"}}
+    assert 0 < real_redis.pttl(state.console_key) <= 5000
+    assert state.console_key == f"{prefix}:bot-1:console"
+
+
+def test_console_state_when_redis_is_away(make_state: StateFactory) -> None:
+    state = make_state(f"redis://127.0.0.1:{free_port()}/0")
+    assert state.save_console({"tick": 1}) is False
+    assert state.load_console() is None
