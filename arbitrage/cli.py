@@ -22,6 +22,7 @@ from arbitrage.errors import AlreadyRunning, ArbitrageError, ConfigError, LiveRe
 from arbitrage.url_credentials import mask_url_credentials
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_CRITICAL, EXIT_LIVE_REFUSED = 0, 1, 2, 3, 4
+RECORD_DIR_FROM_CONFIG = ""  # `--record` without a DIR: record.dir from the config
 
 
 def _fail(message: str, code: int) -> None:
@@ -122,6 +123,14 @@ def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
             help="Overrides logging.level.",
         ),
         click.option("--debug", is_flag=True, help="Show tracebacks on failure."),
+        click.option(
+            "--record",
+            "record_dir",
+            is_flag=False,
+            flag_value=RECORD_DIR_FROM_CONFIG,
+            metavar="[DIR]",
+            help="Record every book to Parquet files in DIR (default record.dir); sets record.enabled.",
+        ),
     ]
     for option in reversed(options):
         f = option(f)
@@ -142,6 +151,7 @@ def run_cmd(
     data_dir: str,
     log_level: str | None,
     debug: bool,
+    record_dir: str | None,
 ) -> None:
     """Run the live loop."""
     from arbitrage.runtime.session import RunOptions, run_session
@@ -160,6 +170,7 @@ def run_cmd(
         log_dir=Path(log_dir),
         data_dir=Path(data_dir),
         log_level=log_level.upper() if log_level else None,
+        record_dir=record_dir,
     )
     sys.exit(guarded(debug, lambda: run_session(opts, dict(os.environ))))
 
