@@ -1,4 +1,4 @@
-"""The `arb` command line: run, config check, health, sim, report.
+"""The `arb` command line: run, record, config check, health, sim, report.
 
 Exit codes (docs/ARCHITECTURE.md, Exit codes): 0 finished or stopped by a signal; 1 unexpected
 failure; 2 bad usage or invalid config; 3 watchdog CRITICAL; 4 live trading refused by a guard.
@@ -173,6 +173,48 @@ def run_cmd(
         record_dir=record_dir,
     )
     sys.exit(guarded(debug, lambda: run_session(opts, dict(os.environ))))
+
+
+@main.command("record")
+@click.option("--config", "config_path", default="config/live.yml", show_default=True)
+@click.option("--mode", type=click.Choice(["mock", "paper", "live"]), envvar="ARB_MODE",
+              help="Overrides mode.current; live records as paper (public data, no keys).")
+@click.option("--dir", "record_dir", metavar="DIR", help="Where the files go (default record.dir).")
+@click.option("--duration", type=FiniteFloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Stop after this long (default: until SIGINT/SIGTERM).")
+@click.option("--log-dir", default="logs", show_default=True, type=click.Path(file_okay=False))
+@click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+@click.option("--debug", is_flag=True, help="Show tracebacks on failure.")
+def record_cmd(
+    config_path: str,
+    mode: str | None,
+    record_dir: str | None,
+    duration: float | None,
+    log_dir: str,
+    log_level: str | None,
+    debug: bool,
+) -> None:
+    """Record the venues' order books to Parquet files, without trading."""
+    from arbitrage.runtime.market_recording import RecordOptions, record_market
+
+    opts = RecordOptions(
+        config_path=config_path,
+        mode=mode,
+        dir=record_dir,
+        duration_s=duration,
+        log_dir=Path(log_dir),
+        log_level=log_level.upper() if log_level else None,
+    )
+
+    def body() -> int:
+        summary = record_market(opts, dict(os.environ))
+        click.echo(
+            f"recorded {summary.books} books to {summary.dir} ({summary.files} file(s)); "
+            f"{summary.dropped} dropped"
+        )
+        return EXIT_OK
+
+    sys.exit(guarded(debug, body))
 
 
 @main.group("config")

@@ -102,7 +102,8 @@ def rows_of(books: Iterable[OrderBook], depth: int) -> dict[str, list[Any]]:
     venue, symbol, exchange_ts, received_ts = (
         columns["venue"], columns["symbol"], columns["exchange_ts"], columns["received_ts"]
     )
-    bid_px, bid_qty, ask_px, ask_qty = columns["bid_px"], columns["bid_qty"], columns["ask_px"], columns["ask_qty"]
+    bid_px, bid_qty = columns["bid_px"], columns["bid_qty"]
+    ask_px, ask_qty = columns["ask_px"], columns["ask_qty"]
     for book in books:
         venue.append(book.venue)
         symbol.append(book.symbol)

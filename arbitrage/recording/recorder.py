@@ -142,7 +142,8 @@ class Recorder:
         for venue, books in pending.items():
             for day, day_books in _by_day(books):
                 self._write(venue, day, day_books)
-        enforce_cap(self.root, int(self._config.max_total_mb * MB), keep={f.part_path for f in self._files.values()})
+        writing = {f.part_path for f in self._files.values()}
+        enforce_cap(self.root, int(self._config.max_total_mb * MB), keep=writing)
 
     def _write(self, venue: str, day: str, books: list[OrderBook]) -> None:
         current = self._files.get(venue)

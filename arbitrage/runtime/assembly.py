@@ -24,8 +24,8 @@ from arbitrage.ops.live_guards import DryRunGate
 from arbitrage.ops.logs import secrets_from_env, setup_logging
 from arbitrage.ops.metrics import BotMetrics
 from arbitrage.ops.sysmonitor import SysMonitor
-from arbitrage.runtime.health_status import health_status
 from arbitrage.recording.recorder import Recorder
+from arbitrage.runtime.health_status import health_status
 from arbitrage.runtime.loop import LiveLoop, TickHook
 from arbitrage.runtime.recorder_watch import RecorderWatch
 from arbitrage.runtime.shutdown import Shutdown, state_document

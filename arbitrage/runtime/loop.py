@@ -28,6 +28,7 @@ from arbitrage.runtime.intent_executor import IntentExecutor
 from arbitrage.runtime.market_feed import MarketFeed
 from arbitrage.runtime.metrics_line import TickFigures, metrics_line
 from arbitrage.runtime.pair_trader import PairTrader
+from arbitrage.runtime.rejection_log import RejectionLog
 from arbitrage.runtime.state import BotState
 from arbitrage.store.ledger import Ledger
 
@@ -126,6 +127,7 @@ class LiveLoop:
         self.last_tick_wall: float | None = None
         self._loggers = {e.name: logging.getLogger(f"arbitrage.{e.name}") for e in self._engines}
         self._engine_metrics: dict[str, float] = {}
+        self.rejection_log = RejectionLog(ledger, clock)
         self._executor = IntentExecutor(config, clock, feed, trader, state, ledger, self._stop.is_set)
 
     # Control -------------------------------------------------------------------------------
@@ -184,6 +186,7 @@ class LiveLoop:
         live_errors += self._residuals(snapshot, resolve=True)
         traded, rejections, errors = self._engines_and_intents(tick, snapshot)
         live_errors += errors
+        self.rejection_log.flush_if_due()
         if traded:
             # Several pairs of one tick can each leave a residual within the bound and together
             # exceed it: unwind now, so that no tick ends over execution.max_unhedged_qty.
@@ -265,7 +268,7 @@ class LiveLoop:
                 continue
             timer.leave(engine.name)
             ctx.decisions[engine.name] = out.decisions
-            self._absorb(engine.name, out, metrics, rejections)
+            self._absorb(engine.name, out, metrics, rejections, snapshot.ts)
             intents = [d for d in out.decisions if isinstance(d, INTENTS)]
             if intents:
                 orders = f"{engine.name}.orders"
@@ -322,7 +325,12 @@ class LiveLoop:
         return 0
 
     def _absorb(
-        self, name: str, out: EngineOutput, metrics: dict[str, float], rejections: dict[str, int]
+        self,
+        name: str,
+        out: EngineOutput,
+        metrics: dict[str, float],
+        rejections: dict[str, int],
+        ts: float,
     ) -> None:
         counters = self.state.counters
         logger = self._loggers[name]
@@ -340,3 +348,4 @@ class LiveLoop:
                     counters.safety_rejections += 1
                     counters.rejections[d.reason or ""] += 1
                     rejections[d.reason or ""] = rejections.get(d.reason or "", 0) + 1
+                    self.rejection_log.count(self.state.day, d, ts)
