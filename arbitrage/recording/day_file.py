@@ -87,7 +87,7 @@ def salvage(root: Path) -> list[Path]:
     for venue_dir in sorted(p for p in root.iterdir() if p.is_dir()):
         for part in sorted(venue_dir.glob("*" + PART_SUFFIX)):
             journal = part.with_name(part.name + JOURNAL_SUFFIX)
-            table = _journal_table(journal) if journal.exists() else None
+            table = read_journal(journal) if journal.exists() else None
             part.unlink()
             journal.unlink(missing_ok=True)
             if table is not None and table.num_rows:
@@ -106,7 +106,7 @@ def salvage(root: Path) -> list[Path]:
     return written
 
 
-def _journal_table(journal: Path) -> pa.Table | None:
+def read_journal(journal: Path) -> pa.Table | None:
     """The whole batches of a journal; a batch the crash cut in half is left out."""
     batches: list[pa.RecordBatch] = []
     schema = None
