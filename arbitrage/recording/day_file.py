@@ -99,7 +99,9 @@ def salvage(root: Path) -> list[Path]:
                 written.append(out.close())
                 log.warning(
                     "recording %s was cut short (the recorder did not close it): kept its %d rows as %s",
-                    part, table.num_rows, written[-1].name,
+                    part,
+                    table.num_rows,
+                    written[-1].name,
                 )
         for orphan in venue_dir.glob("*" + PART_SUFFIX + JOURNAL_SUFFIX):
             orphan.unlink()

@@ -100,7 +100,10 @@ def rows_of(books: Iterable[OrderBook], depth: int) -> dict[str, list[Any]]:
     """Books as columns of their top `depth` levels, ready for pa.Table.from_pydict(..., schema=SCHEMA)."""
     columns: dict[str, list[Any]] = {name: [] for name in COLUMNS}
     venue, symbol, exchange_ts, received_ts = (
-        columns["venue"], columns["symbol"], columns["exchange_ts"], columns["received_ts"]
+        columns["venue"],
+        columns["symbol"],
+        columns["exchange_ts"],
+        columns["received_ts"],
     )
     bid_px, bid_qty = columns["bid_px"], columns["bid_qty"]
     ask_px, ask_qty = columns["ask_px"], columns["ask_qty"]
@@ -123,8 +126,15 @@ def _file_books(path: Path, start: float | None, end: float | None) -> Iterator[
     for index in range(reader.num_row_groups):
         group = reader.read_row_group(index, columns=list(COLUMNS)).to_pydict()
         rows = zip(
-            group["venue"], group["symbol"], group["exchange_ts"], group["received_ts"],
-            group["bid_px"], group["bid_qty"], group["ask_px"], group["ask_qty"], strict=True,
+            group["venue"],
+            group["symbol"],
+            group["exchange_ts"],
+            group["received_ts"],
+            group["bid_px"],
+            group["bid_qty"],
+            group["ask_px"],
+            group["ask_qty"],
+            strict=True,
         )
         books = [
             OrderBook(v, s, tuple(zip(bp, bq, strict=True)), tuple(zip(ap, aq, strict=True)), ets, rts)

@@ -81,8 +81,11 @@ class Recorder:
         log.info(
             "recording books to %s (row groups of up to %d books or every %gs; files up to %g MB, "
             "%g MB in all)",
-            self.root, self._config.flush_rows, self._config.flush_s,
-            self._config.max_file_mb, self._config.max_total_mb,
+            self.root,
+            self._config.flush_rows,
+            self._config.flush_s,
+            self._config.max_file_mb,
+            self._config.max_total_mb,
         )
 
     def close(self) -> None:

@@ -38,6 +38,7 @@ def enforce_cap(root: Path, max_bytes: int, keep: Collection[Path] = ()) -> list
         deleted.append(path)
         log.warning(
             "recording over its cap (record.max_total_mb): deleted the oldest file %s (%.1f MB)",
-            path, sizes[path] / (1024 * 1024),
+            path,
+            sizes[path] / (1024 * 1024),
         )
     return deleted

@@ -46,9 +46,11 @@ class RecordSummary:
 
 def recording_config(opts: RecordOptions) -> AppConfig:
     config = load_config(opts.config_path, opts.mode)
-    update: dict[str, object] = {"record": config.record.model_copy(
-        update={"enabled": True, **({"dir": opts.dir} if opts.dir else {})}
-    )}
+    update: dict[str, object] = {
+        "record": config.record.model_copy(
+            update={"enabled": True, **({"dir": opts.dir} if opts.dir else {})}
+        )
+    }
     if config.mode.current == "live":  # market data only: never a client holding keys
         update["mode"] = ModeConfig(current="paper")
     config = config.model_copy(update=update)
@@ -80,7 +82,9 @@ def record_market(opts: RecordOptions, env: Mapping[str, str]) -> RecordSummary:
         try:
             log.info(
                 "recording %s mode market data of %d venue(s) to %s for %s",
-                config.mode.current, len(config.venues), recorder.root,
+                config.mode.current,
+                len(config.venues),
+                recorder.root,
                 "until stopped" if opts.duration_s is None else f"{opts.duration_s:g}s",
             )
             _until_stopped(venues.before_tick, config.loop.interval_s, opts.duration_s, clock, stopping)

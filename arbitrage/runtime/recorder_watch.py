@@ -39,7 +39,8 @@ class RecorderWatch:
         if dropped > self._dropped_seen and now - self._last_warning >= WARN_EVERY_S:
             log.warning(
                 "recorder queue full: %d book(s) dropped so far (the writer is behind; record.queue_size "
-                "or a faster disk)", dropped,
+                "or a faster disk)",
+                dropped,
             )
             self._last_warning = now
         self._dropped_seen = dropped

@@ -65,7 +65,10 @@ def test_books_round_trip_in_received_order_with_pyarrow_pandas_and_duckdb(tmp_p
     assert recorder.written == len(sent) and recorder.dropped == 0
 
     files = recording_files(root)
-    assert [f.relative_to(root).as_posix() for f in files] == ["binance/2026-12-03.parquet", "upbit/2026-12-03.parquet"]
+    assert [f.relative_to(root).as_posix() for f in files] == [
+        "binance/2026-12-03.parquet",
+        "upbit/2026-12-03.parquet",
+    ]
     assert not list(root.rglob("*.part*"))
     for f in files:
         schema = pq.read_schema(f)
@@ -76,7 +79,8 @@ def test_books_round_trip_in_received_order_with_pyarrow_pandas_and_duckdb(tmp_p
 
     # Top `book_depth` levels, best first; every book, merged across venues by receive time.
     expected = [
-        OrderBook(b.venue, b.symbol, b.bids[:DEPTH], b.asks[:DEPTH], b.exchange_ts, b.received_ts) for b in sent
+        OrderBook(b.venue, b.symbol, b.bids[:DEPTH], b.asks[:DEPTH], b.exchange_ts, b.received_ts)
+        for b in sent
     ]
     got = list(read_books(root))
     assert [key(b) for b in got] == [key(b) for b in expected]
@@ -114,7 +118,8 @@ def test_files_rotate_at_the_utc_day_and_by_size(tmp_path: Path) -> None:
     assert first_day[0] == "2026-12-03.parquet" and "2026-12-03.1.parquet" in first_day
     assert second_day[0] == "2026-12-04.parquet"
     assert all(
-        pq.read_metadata(root / "upbit" / n).num_rows and (root / "upbit" / n).stat().st_size < 0.02 * 2**20 + 60_000
+        pq.read_metadata(root / "upbit" / n).num_rows
+        and (root / "upbit" / n).stat().st_size < 0.02 * 2**20 + 60_000
         for n in names
     )
     got = list(read_books(root))
@@ -123,7 +128,9 @@ def test_files_rotate_at_the_utc_day_and_by_size(tmp_path: Path) -> None:
     assert [b.received_ts for b in got] == sorted(b.received_ts for b in sent)
 
 
-def test_the_cap_deletes_the_oldest_files_across_venues_and_never_the_open_one(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_the_cap_deletes_the_oldest_files_across_venues_and_never_the_open_one(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     root = tmp_path / "rec"
     sizes = {
         "upbit/2026-12-01.parquet": 400,
