@@ -23,7 +23,7 @@ from arbitrage.recording.format import (
     read_books,
     read_metadata,
     recording_files,
-    rows_of,
+    table_of,
 )
 from arbitrage.recording.recorder import Recorder
 from arbitrage.recording.retention import enforce_cap
@@ -181,10 +181,8 @@ def test_what_a_killed_writer_left_is_salvaged_up_to_its_last_row_group(tmp_path
     open_file = DayFile(venue_dir, "2026-12-03", file_metadata(DEPTH, "paper", VENUES))
     first = [book("upbit", "BTC/KRW", T0 + i) for i in range(10)]
     second = [book("upbit", "BTC/KRW", T0 + 10 + i) for i in range(5)]
-    import pyarrow as pa
-
     for group in (first, second):
-        open_file.write(pa.Table.from_pydict(rows_of(group, DEPTH), schema=SCHEMA))
+        open_file.write(table_of(group, DEPTH))
     # As if killed: the Parquet footer was never written, so no reader can open the .part ...
     assert open_file.part_path.exists() and not recording_files(tmp_path / "rec")
     with pytest.raises(Exception):  # noqa: B017 - pyarrow's own error for a file with no footer
