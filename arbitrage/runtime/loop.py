@@ -186,11 +186,11 @@ class LiveLoop:
         live_errors += self._residuals(snapshot, resolve=True)
         traded, rejections, errors = self._engines_and_intents(tick, snapshot)
         live_errors += errors
-        self.rejection_log.flush_if_due()
         if traded:
             # Several pairs of one tick can each leave a residual within the bound and together
             # exceed it: unwind now, so that no tick ends over execution.max_unhedged_qty.
             live_errors += self._residuals(snapshot, resolve=False)
+        self.rejection_log.flush_if_due()
         counters.live_errors += live_errors
         loop_ms = (time.perf_counter() - t_start) * 1000.0
         figures = self._metrics(loop_ms)
