@@ -21,7 +21,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from arbitrage.domain.book import OrderBook
+from arbitrage.domain.book import Level, OrderBook
 
 FORMAT_VERSION = 1
 METADATA_KEY = "arbitrage.recording"
@@ -114,18 +114,8 @@ def table_of(books: Sequence[OrderBook], depth: int) -> pa.Table:
         symbols.append(book.symbol)
         exchange_ts.append(book.exchange_ts)
         received_ts.append(book.received_ts)
-        bids = book.bids[:depth]
-        if bids:
-            prices, quantities = zip(*bids, strict=True)
-            bid_px.extend(prices)
-            bid_qty.extend(quantities)
-        bid_ends.append(len(bid_px))
-        asks = book.asks[:depth]
-        if asks:
-            prices, quantities = zip(*asks, strict=True)
-            ask_px.extend(prices)
-            ask_qty.extend(quantities)
-        ask_ends.append(len(ask_px))
+        _add_side(book.bids[:depth], bid_px, bid_qty, bid_ends)
+        _add_side(book.asks[:depth], ask_px, ask_qty, ask_ends)
     columns = [
         pa.array(venues, pa.string()),
         pa.array(symbols, pa.string()),
@@ -137,6 +127,14 @@ def table_of(books: Sequence[OrderBook], depth: int) -> pa.Table:
         _levels_array(ask_ends, ask_qty),
     ]
     return pa.Table.from_arrays(columns, schema=SCHEMA)
+
+
+def _add_side(levels: Sequence[Level], px: array[float], qty: array[float], ends: array[int]) -> None:
+    if levels:
+        prices, quantities = zip(*levels, strict=True)  # in C: no Python loop over the levels
+        px.extend(prices)
+        qty.extend(quantities)
+    ends.append(len(px))
 
 
 def _float64(values: array[float]) -> pa.Array:

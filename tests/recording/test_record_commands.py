@@ -127,3 +127,21 @@ def test_a_recorder_killed_mid_file_loses_at_most_its_open_row_group(tmp_path: P
                    for f in recording_files(root, v) if f.name.count(".") == 1)  # fmt: skip
     assert salvaged >= before
     assert "cut short" in (tmp_path / "logs" / "live_loop.log").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        ({"max_file_mb": 100, "max_total_mb": 10}, "record.max_total_mb: expected at least max_file_mb (100"),
+        ({"flush_rows": 0}, "record.flush_rows"),
+        ({"enabled": "yes"}, "record.enabled"),
+    ],
+)
+def test_a_bad_record_section_exits_2_naming_the_key(
+    tmp_path: Path, record: dict[str, Any], message: str
+) -> None:
+    config = write_config(tmp_path, {"record": record})
+    proc = arb_record(tmp_path, config, "--mode", "mock", "--duration", "1")
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr
+    assert not (tmp_path / "data").exists() and not (tmp_path / "logs").exists()  # before anything starts
