@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from arbitrage.clock import Clock
-from arbitrage.config import AppConfig
+from arbitrage.config import ExitConfig
 from arbitrage.domain.exit_retry import first_failure
 from arbitrage.domain.money import ZERO
 from arbitrage.domain.positions import PairPosition
@@ -31,7 +31,8 @@ PublishFn = Callable[[str, dict[str, Any]], object]  # the event stream for dash
 class Bookkeeper:
     def __init__(
         self,
-        config: AppConfig,
+        exit: ExitConfig,
+        accounting_currency: str,
         state: BotState,
         ledger: Ledger,
         venues: Mapping[str, Venue],
@@ -39,7 +40,8 @@ class Bookkeeper:
         clock: Clock,
         publish: PublishFn | None = None,
     ) -> None:
-        self.config = config
+        self.exit = exit
+        self.accounting_currency = accounting_currency
         self.state = state
         self.ledger = ledger
         self.clock = clock
@@ -95,7 +97,7 @@ class Bookkeeper:
         before = self.state.exit_retries.get(pid)
         retry = first_failure(pid, now, why) if before is None else before.after(now, why)
         self.state.exit_retries[pid] = retry
-        ex = self.config.exit
+        ex = self.exit
         wait = retry.retry_at(ex.retry_backoff_s, ex.retry_backoff_max_s) - now
         log.warning(
             "exit %s of %s failed (attempt %d): closed %s of %s; %s; next attempt in %.1fs at the earliest",

@@ -9,7 +9,6 @@ import logging
 from collections.abc import Callable
 
 from arbitrage.clock import Clock
-from arbitrage.config import AppConfig
 from arbitrage.domain.book import MarketSnapshot
 from arbitrage.domain.decisions import EntryIntent, ExitIntent
 from arbitrage.runtime.market_feed import MarketFeed
@@ -28,7 +27,7 @@ ENTRY_TEXTS = ("entries %s not written", "entry %s failed")
 class IntentExecutor:
     def __init__(
         self,
-        config: AppConfig,
+        max_book_age_ms: float,
         clock: Clock,
         feed: MarketFeed,
         trader: PairTrader,
@@ -36,7 +35,7 @@ class IntentExecutor:
         ledger: Ledger,
         stopping: Callable[[], bool],
     ) -> None:
-        self._cfg = config
+        self._max_book_age_ms = max_book_age_ms
         self._clock = clock
         self._feed = feed
         self._trader = trader
@@ -156,7 +155,7 @@ class IntentExecutor:
             status = statuses.get(venue)
             if status is not None and status.degraded:
                 return f"{venue} became degraded after the entry was approved"
-        limit = self._cfg.safety.max_book_age_ms
+        limit = self._max_book_age_ms
         now = self._clock.time()
         for venue in legs:
             book = snapshot.book(venue, entry.opportunity.asset)

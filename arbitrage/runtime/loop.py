@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Protocol
 
 from arbitrage.clock import Clock
-from arbitrage.config import AppConfig
 from arbitrage.domain.book import MarketSnapshot
 from arbitrage.domain.decisions import EntryIntent, ExitIntent, SafetyVerdict
 from arbitrage.domain.opportunity import Opportunity
@@ -85,40 +84,48 @@ NO_STAGE_TIMER = NoStageTimer()
 SysSampler = Callable[[], tuple[float, float]]  # -> (cpu %, rss MB)
 
 
+@dataclass(frozen=True, slots=True)
+class LoopSettings:
+    """What the loop itself needs of the configuration, cut out in one place (the wiring)."""
+
+    interval_s: float
+    max_ticks: int | None  # None: until stopped
+    accounting_currency: str  # for the metrics line
+    max_book_age_ms: float  # a book older than this counts as stale (and blocks an entry)
+    halt_file: Path | None = None  # the operator's halt switch, checked each tick
+    live: bool = False  # live mode: the metrics line says so
+
+
 class LiveLoop:
     def __init__(
         self,
         *,
-        config: AppConfig,
+        settings: LoopSettings,
         clock: Clock,
         feed: MarketFeed,
         engines: Sequence[Engine],
         trader: PairTrader,
         state: BotState,
         ledger: Ledger,
-        interval_s: float,
-        max_ticks: int | None,
         hooks: Sequence[TickHook] = (),
         sys_sample: SysSampler | None = None,
-        halt_file: Path | None = None,
-        live: bool = False,
         print_line: Callable[[str], None] | None = None,
         stage_timer: StageTimer = NO_STAGE_TIMER,
     ) -> None:
-        self._cfg = config
+        self._settings = settings
         self._clock = clock
         self._feed = feed
         self._engines = list(engines)
         self._trader = trader
         self.state = state
         self._ledger = ledger
-        self._interval = interval_s
-        self._max_ticks = max_ticks
+        self._interval = settings.interval_s
+        self._max_ticks = settings.max_ticks
         self.hooks = list(hooks)
         self.sys_sample = sys_sample
         self.stage_timer = stage_timer
-        self._halt_file = halt_file
-        self._live = live
+        self._halt_file = settings.halt_file
+        self._live = settings.live
         self._print = print_line or log.info
         self._stop = threading.Event()
         self.exit_code = 0
@@ -128,7 +135,9 @@ class LiveLoop:
         self._loggers = {e.name: logging.getLogger(f"arbitrage.{e.name}") for e in self._engines}
         self._engine_metrics: dict[str, float] = {}
         self.rejection_log = RejectionLog(ledger, clock)
-        self._executor = IntentExecutor(config, clock, feed, trader, state, ledger, self._stop.is_set)
+        self._executor = IntentExecutor(
+            settings.max_book_age_ms, clock, feed, trader, state, ledger, self._stop.is_set
+        )
 
     # Control -------------------------------------------------------------------------------
 
@@ -304,14 +313,14 @@ class LiveLoop:
             live=self._live,
         )
         timer.enter("logging")
-        self._print(metrics_line(figures, self._cfg.accounting_currency))
+        self._print(metrics_line(figures, self._settings.accounting_currency))
         timer.leave("logging")
         return figures
 
     def _stale_books(self, snapshot: MarketSnapshot) -> int:
         # OrderBook.age_ms written out, as this runs over every book of every tick (the limit is
         # positive, so age_ms's floor at zero changes nothing here).
-        max_age = self._cfg.safety.max_book_age_ms
+        max_age = self._settings.max_book_age_ms
         now = snapshot.ts
         return sum(1 for b in snapshot.books.values() if (now - b.exchange_ts) * 1000.0 > max_age)
 

@@ -197,7 +197,7 @@ class EntryTrade(PairTrade):
             opened_at=self.opened_at,
         )
         books.state.counters.trades += 1
-        if books.config.exit.mode == "none":
+        if books.exit.mode == "none":
             # Inventory arbitrage: the entry spread is the whole trade, no reverse leg.
             position = position.close_without_trade("INVENTORY", self.opened_at)
         books.save_position(position, position.realized_pnl, trades=1)
@@ -343,7 +343,7 @@ class ExitTrade(PairTrade):
                 closed,
                 after.qty,
                 after.realized_pnl.quantize(Decimal("1")),
-                books.config.accounting_currency,
+                books.accounting_currency,
             )
 
 

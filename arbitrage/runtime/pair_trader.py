@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 
-from arbitrage.config import AppConfig
+from arbitrage.config import ExecutionConfig
 from arbitrage.domain import ids
 from arbitrage.domain.book import MarketSnapshot, OrderBook
 from arbitrage.domain.decisions import ExitIntent, LegPlan
@@ -47,7 +47,7 @@ LegRunner = Callable[[list[Order]], list[Placement]]  # the venue calls of both 
 class PairTrader:
     def __init__(
         self,
-        config: AppConfig,
+        execution: ExecutionConfig,
         books: Bookkeeper,
         hedger: ResidualHedger,
         venues: Mapping[str, Venue],
@@ -55,7 +55,7 @@ class PairTrader:
         run_legs: LegRunner,
         fresh_book: BookFn,
     ) -> None:
-        self._cfg = config
+        self._execution = execution
         self._books = books
         self._state = books.state
         self._ledger = books.ledger
@@ -66,7 +66,7 @@ class PairTrader:
         self._sender = sender
         self._run_legs = run_legs
         self._fresh_book = fresh_book
-        self._prefix = config.execution.client_id_prefix
+        self._prefix = execution.client_id_prefix
         self._unresolved_since: dict[str, float] = {}
 
     @property
@@ -178,7 +178,7 @@ class PairTrader:
             since = self._unresolved_since.setdefault(cid, self._clock.monotonic())
             after = self._sender.resolve(order, fx)
             if cid in self._sender.unresolved:
-                if self._clock.monotonic() - since > self._cfg.execution.leg_timeout_s * 6:
+                if self._clock.monotonic() - since > self._execution.leg_timeout_s * 6:
                     self._alert(
                         f"unresolved:{cid}", f"Order {cid} on {order.venue} still has no known outcome"
                     )
@@ -218,7 +218,7 @@ class PairTrader:
                 rules=rules,
                 fx={t.venue: float(t.fx) for t in legs},
                 attempt=attempt,
-                config=self._cfg.execution,
+                config=self._execution,
             )
             if repair is None:
                 return

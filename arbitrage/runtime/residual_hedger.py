@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 
-from arbitrage.config import AppConfig
+from arbitrage.config import ExecutionConfig
 from arbitrage.domain import ids
 from arbitrage.domain.book import MarketSnapshot, OrderBook
 from arbitrage.domain.decisions import ExitIntent
@@ -38,14 +38,16 @@ BookFn = Callable[[str, str], OrderBook | None]  # (venue, asset) -> a fresh boo
 class ResidualHedger:
     def __init__(
         self,
-        config: AppConfig,
+        execution: ExecutionConfig,
+        venue_symbol: Callable[[str, str], str],
         books: Bookkeeper,
         venues: Mapping[str, Venue],
         sender: OrderSender,
         fresh_book: BookFn,
         residuals: ResidualBook,
     ) -> None:
-        self._cfg = config
+        self._execution = execution
+        self._venue_symbol = venue_symbol
         self._books = books
         self._state = books.state
         self._ledger = books.ledger
@@ -53,14 +55,14 @@ class ResidualHedger:
         self._venues = venues
         self._sender = sender
         self._fresh_book = fresh_book
-        self._prefix = config.execution.client_id_prefix
+        self._prefix = execution.client_id_prefix
         self.residuals = residuals
         # asset -> (its parts, snapshot time) of an unwind no venue would take. Looking again
         # every tick (a fresh book and the Decimal pricing per venue) cost more than the rest of
         # a quiet tick; the parts changing, or UNTRADABLE_RETRY_S passing, is reason to look again.
         self._untradable: dict[str, tuple[tuple[tuple[str, Decimal], ...], float]] = {}
-        self._limit = dec(config.execution.max_unhedged_qty)
-        self._limits = {a: dec(q) for a, q in config.execution.max_unhedged_qty_by_asset.items()}
+        self._limit = dec(execution.max_unhedged_qty)
+        self._limits = {a: dec(q) for a, q in execution.max_unhedged_qty_by_asset.items()}
 
     def hedge_residuals(self, snapshot: MarketSnapshot) -> None:
         """Unwind an asset's unhedged inventory when its net exceeds the bound."""
@@ -96,14 +98,14 @@ class ResidualHedger:
         """Send the order that takes `signed_qty` out of the market on `venue`; False if it cannot."""
         side = "sell" if signed_qty > 0 else "buy"
         book = self._fresh_book(venue, asset)
-        symbol = self._cfg.venue_symbol(venue, asset)
+        symbol = self._venue_symbol(venue, asset)
         rules = self._state.rules.get((venue, symbol))
         if book is None or rules is None:
             return False
         top = book.best_bid if side == "sell" else book.best_ask
         if top is None:
             return False
-        slip = dec(self._cfg.execution.unwind_slippage_pct) / 100
+        slip = dec(self._execution.unwind_slippage_pct) / 100
         price = dec(top) * (1 - slip if side == "sell" else 1 + slip)
         qty = rules.round_qty(abs(signed_qty))
         if side == "buy":
@@ -160,9 +162,9 @@ class ResidualHedger:
             "residual",
             abs(qty),
             realized,
-            f"{qty} left unhedged on {tally.venue} (bound {self._cfg.execution.unhedged_limit(asset)})",
+            f"{qty} left unhedged on {tally.venue} (bound {self._execution.unhedged_limit(asset)})",
         )
-        if abs(self.residuals.net(asset)) > dec(self._cfg.execution.unhedged_limit(asset)):
+        if abs(self.residuals.net(asset)) > dec(self._execution.unhedged_limit(asset)):
             self._books.alert(
                 f"unhedged:{asset}", f"{asset} unhedged {self.residuals.net(asset)} after {group}"
             )
@@ -197,7 +199,7 @@ class ResidualHedger:
         log.info(
             "position %s %s: %s %s closed as %s into the residual book, realized %s %s",
             after.position_id, intent.reason, qty, position.asset, "dust",
-            after.realized_pnl.quantize(Decimal("1")), self._cfg.accounting_currency,
+            after.realized_pnl.quantize(Decimal("1")), self._books.accounting_currency,
         )  # fmt: skip
         self._books.event(
             "exit", group=position.position_id, position=position.position_id, reason=intent.reason,

@@ -16,7 +16,7 @@ from arbitrage.domain.orders import Order
 from arbitrage.engines.base import Engine, VenueStatus
 from arbitrage.engines.registry import build_engines
 from arbitrage.runtime.bookkeeper import Bookkeeper
-from arbitrage.runtime.loop import LiveLoop, TickHook
+from arbitrage.runtime.loop import LiveLoop, LoopSettings, TickHook
 from arbitrage.runtime.market_feed import FixedFx, FxSource, MarketFeed, VenueFx
 from arbitrage.runtime.order_sender import OrderSender, Placement
 from arbitrage.runtime.pair_trader import LegRunner, PairTrader
@@ -145,27 +145,34 @@ def build_bot(
     sender = OrderSender(venues.by_name, ledger, clock, alert)
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="leg") if venues.concurrent_legs else None
     run_legs = concurrent_legs(sender, pool) if pool is not None else sequential_legs(sender)
-    books = Bookkeeper(config, state, ledger, venues.by_name, alert, clock, publish=publish)
-    hedger = ResidualHedger(config, books, venues.by_name, sender, feed.book, ResidualBook())
-    trader = PairTrader(config, books, hedger, venues.by_name, sender, run_legs, feed.book)
+    books = Bookkeeper(
+        config.exit, config.accounting_currency, state, ledger, venues.by_name, alert, clock, publish=publish
+    )
+    hedger = ResidualHedger(
+        config.execution, config.venue_symbol, books, venues.by_name, sender, feed.book, ResidualBook()
+    )
+    trader = PairTrader(config.execution, books, hedger, venues.by_name, sender, run_legs, feed.book)
     recovery = Recovery(
         ledger, venues.by_name, sender, trader, state, clock, alert, fx=feed.fx_now, mid=feed.mid
     )
-    halt = Path(config.safety.halt_file)
+    settings = LoopSettings(
+        interval_s=interval_s,
+        max_ticks=max_ticks,
+        accounting_currency=config.accounting_currency,
+        max_book_age_ms=config.safety.max_book_age_ms,
+        halt_file=Path(config.safety.halt_file),
+        live=config.mode.current == "live",
+    )
     loop = LiveLoop(
-        config=config,
+        settings=settings,
         clock=clock,
         feed=feed,
         engines=engines,
         trader=trader,
         state=state,
         ledger=ledger,
-        interval_s=interval_s,
-        max_ticks=max_ticks,
         hooks=[recovery, *(hooks or [])],
         sys_sample=sys_sample,
-        halt_file=halt,
-        live=config.mode.current == "live",
         print_line=print_line,
     )
     bot = Bot(config, clock, ledger, venues, state, feed, sender, trader, loop, recovery, _pool=pool)
