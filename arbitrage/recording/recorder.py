@@ -57,7 +57,10 @@ class Recorder:
         self._queue: deque[OrderBook] = deque()
         self._queue_size = config.queue_size
         self._stop = threading.Event()
-        self._pending: dict[str, list[OrderBook]] = {}
+        # Converted at once, written at the flush: (venue, UTC day) -> Arrow tables. Books are not
+        # kept as Python objects for a whole flush_s: thousands of them would make every garbage
+        # collection (run by whichever thread allocates, the tick's too) walk them.
+        self._pending: dict[tuple[str, str], list[pa.Table]] = {}
         self._pending_rows = 0
         self._files: dict[str, DayFile] = {}
         self._thread: threading.Thread | None = None
@@ -137,17 +140,21 @@ class Recorder:
                 deadline = self._clock.monotonic() + flush_s
 
     def _take(self, flush_rows: int) -> None:
-        """Move what the deque holds to the pending row groups, writing each as it fills."""
+        """Convert what the deque holds, per venue and day; write the row groups once they fill."""
         take = self._queue.popleft
+        by_venue: dict[str, list[OrderBook]] = {}
         for _ in range(len(self._queue)):
             book = take()
-            venue_books = self._pending.get(book.venue)  # a new dict after each flush
+            venue_books = by_venue.get(book.venue)
             if venue_books is None:
-                venue_books = self._pending[book.venue] = []
+                venue_books = by_venue[book.venue] = []
             venue_books.append(book)
-            self._pending_rows += 1
-            if self._pending_rows >= flush_rows:
-                self._flush()
+        for venue, books in by_venue.items():
+            for day, day_books in _by_day(books):
+                self._pending.setdefault((venue, day), []).append(self._table(day_books))
+                self._pending_rows += len(day_books)
+        if self._pending_rows >= flush_rows:
+            self._flush()
 
     def _drain_forever(self) -> None:
         """After a failure: keep emptying the deque so that it never fills; count what it held."""
@@ -161,9 +168,8 @@ class Recorder:
         if not self._pending_rows:
             return
         pending, self._pending, self._pending_rows = self._pending, {}, 0
-        for venue, books in pending.items():
-            for day, day_books in _by_day(books):
-                self._write(venue, day, day_books)
+        for (venue, day), tables in pending.items():
+            self._write(venue, day, pa.concat_tables(tables))
         writing = {f.part_path for f in self._files.values()}
         enforce_cap(self.root, int(self._config.max_total_mb * MB), keep=writing)
 
@@ -180,17 +186,22 @@ class Recorder:
             _yield_gil()
         return pa.concat_tables(tables)
 
-    def _write(self, venue: str, day: str, books: list[OrderBook]) -> None:
-        current = self._files.get(venue)
-        if current is not None and current.day != day:  # midnight UTC: the next day's file
-            self._files.pop(venue).close()
-            current = None
-        if current is None:
-            current = self._files[venue] = DayFile(self.root / venue, day, self._metadata)
-        current.write(self._table(books))
-        self.written += len(books)
-        if current.size_bytes() >= self._config.max_file_mb * MB:
-            self._files.pop(venue).close()  # the next row group starts the day's next part
+    def _write(self, venue: str, day: str, table: pa.Table) -> None:
+        """Row groups of at most flush_rows rows, each into the venue's file of `day`."""
+        table = table.combine_chunks()  # a row group per slice of flush_rows, not per conversion slice
+        rows = self._config.flush_rows
+        for offset in range(0, table.num_rows, rows):
+            current = self._files.get(venue)
+            if current is not None and current.day != day:  # midnight UTC: the next day's file
+                self._files.pop(venue).close()
+                current = None
+            if current is None:
+                current = self._files[venue] = DayFile(self.root / venue, day, self._metadata)
+            group = table.slice(offset, rows)
+            current.write(group)
+            self.written += group.num_rows
+            if current.size_bytes() >= self._config.max_file_mb * MB:
+                self._files.pop(venue).close()  # the next row group starts the day's next part
 
 
 def _yield_gil() -> None:
