@@ -1,4 +1,4 @@
-"""The `arb` command line: run, config check, health, sim, report, watch.
+"""The `arb` command line: run, record, config check, health, sim, report, watch.
 
 Exit codes (docs/ARCHITECTURE.md, Exit codes): 0 finished or stopped by a signal; 1 unexpected
 failure; 2 bad usage or invalid config; 3 watchdog CRITICAL; 4 live trading refused by a guard.
@@ -22,6 +22,7 @@ from arbitrage.errors import AlreadyRunning, ArbitrageError, ConfigError, LiveRe
 from arbitrage.url_credentials import mask_url_credentials
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_CRITICAL, EXIT_LIVE_REFUSED = 0, 1, 2, 3, 4
+RECORD_DIR_FROM_CONFIG = ""  # `--record` without a DIR: record.dir from the config
 
 
 def _fail(message: str, code: int) -> None:
@@ -122,6 +123,14 @@ def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
             help="Overrides logging.level.",
         ),
         click.option("--debug", is_flag=True, help="Show tracebacks on failure."),
+        click.option(
+            "--record",
+            "record_dir",
+            is_flag=False,
+            flag_value=RECORD_DIR_FROM_CONFIG,
+            metavar="[DIR]",
+            help="Record every book to Parquet files in DIR (default record.dir); sets record.enabled.",
+        ),
     ]
     for option in reversed(options):
         f = option(f)
@@ -142,6 +151,7 @@ def run_cmd(
     data_dir: str,
     log_level: str | None,
     debug: bool,
+    record_dir: str | None,
 ) -> None:
     """Run the live loop."""
     from arbitrage.runtime.session import RunOptions, run_session
@@ -160,8 +170,51 @@ def run_cmd(
         log_dir=Path(log_dir),
         data_dir=Path(data_dir),
         log_level=log_level.upper() if log_level else None,
+        record_dir=record_dir,
     )
     sys.exit(guarded(debug, lambda: run_session(opts, dict(os.environ))))
+
+
+@main.command("record")
+@click.option("--config", "config_path", default="config/live.yml", show_default=True)
+@click.option("--mode", type=click.Choice(["mock", "paper", "live"]), envvar="ARB_MODE",
+              help="Overrides mode.current; live records as paper (public data, no keys).")
+@click.option("--dir", "record_dir", metavar="DIR", help="Where the files go (default record.dir).")
+@click.option("--duration", type=FiniteFloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Stop after this long (default: until SIGINT/SIGTERM).")
+@click.option("--log-dir", default="logs", show_default=True, type=click.Path(file_okay=False))
+@click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+@click.option("--debug", is_flag=True, help="Show tracebacks on failure.")
+def record_cmd(
+    config_path: str,
+    mode: str | None,
+    record_dir: str | None,
+    duration: float | None,
+    log_dir: str,
+    log_level: str | None,
+    debug: bool,
+) -> None:
+    """Record the venues' order books to Parquet files, without trading."""
+    from arbitrage.runtime.market_recording import RecordOptions, record_market
+
+    opts = RecordOptions(
+        config_path=config_path,
+        mode=mode,
+        dir=record_dir,
+        duration_s=duration,
+        log_dir=Path(log_dir),
+        log_level=log_level.upper() if log_level else None,
+    )
+
+    def body() -> int:
+        summary = record_market(opts, dict(os.environ))
+        click.echo(
+            f"recorded {summary.books} books to {summary.dir} ({summary.files} file(s)); "
+            f"{summary.dropped} dropped"
+        )
+        return EXIT_OK
+
+    sys.exit(guarded(debug, body))
 
 
 @main.group("config")

@@ -438,6 +438,27 @@ class MarketDataConfig(Section):
     tick_read_budget_ms: Annotated[float, Field(ge=50)] | None = None
 
 
+class RecordConfig(Section):
+    """`arb record`, and `record: true` in a run: every book the venues deliver, to Parquet files."""
+
+    enabled: Flag = False
+    dir: Annotated[str, Field(min_length=1)] = "data/recordings"
+    max_file_mb: Annotated[Num, Field(gt=0, le=100_000)] = 256.0  # then the day's next part
+    max_total_mb: Annotated[Num, Field(gt=0)] = 10_240.0  # then the oldest files are deleted
+    flush_rows: Annotated[Int, Field(ge=1, le=1_000_000)] = 5_000  # rows per row group, at most
+    flush_s: Annotated[Num, Field(gt=0, le=3600)] = 5.0  # a row group at least this often
+    # Books waiting for the writer thread; when full, new ones are dropped and counted (never a wait).
+    queue_size: Annotated[Int, Field(ge=1, le=10_000_000)] = 100_000
+
+    @model_validator(mode="after")
+    def _cap_holds_a_file(self) -> RecordConfig:
+        if self.max_total_mb < self.max_file_mb:
+            raise KeyProblem(
+                "max_total_mb", f"at least max_file_mb ({_describe(self.max_file_mb)})", self.max_total_mb
+            )
+        return self
+
+
 class AppConfig(Section):
     instance: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")] = "arb-1"
     accounting_currency: str = "KRW"
@@ -464,6 +485,7 @@ class AppConfig(Section):
     live_guards: LiveGuardsConfig = LiveGuardsConfig()
     shutdown: ShutdownConfig = ShutdownConfig()
     market_data: MarketDataConfig = MarketDataConfig()
+    record: RecordConfig = RecordConfig()
     # Engine sections for user engines loaded by dotted path: name -> free-form settings.
     plugins: dict[str, dict[str, Any]] = Field(default_factory=dict)
 

@@ -35,6 +35,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--late-by", type=float, default=0.12, help="how late that tick is, s")
     p.add_argument("--cold-runs", type=int, default=5, help="cold starts of scripts/run_live.py --once")
     p.add_argument("--noise-samples", type=int, default=2_000, help="timings of a fixed workload (0: off)")
+    p.add_argument("--record-ticks", type=int, default=0,
+                   help="ticks per run of the recording cost, without and with record: (0: off)")  # fmt: skip
+    p.add_argument("--record-rounds", type=int, default=3, help="runs of each, alternating")
+    p.add_argument("--record-interval", type=float, default=0.01,
+                   help="tick interval of the recording runs, s (0: back to back)")  # fmt: skip
     p.add_argument("--workdir", type=Path, default=None, help="scratch folder (default: a temporary one)")
     return p.parse_args(argv)
 
@@ -62,6 +67,9 @@ def main(argv: list[str]) -> int:
             late_by_s=args.late_by,
             cold_runs=args.cold_runs,
             noise_samples=args.noise_samples,
+            record_ticks=args.record_ticks,
+            record_rounds=args.record_rounds,
+            record_interval_s=args.record_interval,
         )
         run_bench(options, lambda line: print(line, flush=True))
     return 0

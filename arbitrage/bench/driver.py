@@ -20,6 +20,7 @@ from arbitrage.bench.figures import BenchResult, Stats, loop_figures, report_lin
 from arbitrage.bench.machine import cold_starts, noise_floor
 from arbitrage.bench.options import REDIS_URL, BenchOptions, bench_config
 from arbitrage.bench.recorder import CallTimer, LateTick, LoopRun, TickRecorder, instrument, rss_mb
+from arbitrage.bench.recording_cost import RecordingFigures, recording_figures
 from arbitrage.clock import SystemClock
 from arbitrage.ops.logs import reset_logging
 from arbitrage.runtime.assembly import RunSettings, assemble
@@ -30,10 +31,15 @@ LEDGER_WRITES = ("transaction", "next_sequence", "record_opportunity", "insert_o
 
 
 def run_loop(options: BenchOptions, synchronous: str, ticks: int, workdir: Path, *, warmup: int = 0,
-             interval_s: float = 0.0, extra_hooks: Sequence[TickHook] = ()) -> LoopRun:  # fmt: skip
-    """Build the bot as a real run does, tick it `warmup + ticks` times and record every tick."""
+             interval_s: float = 0.0, extra_hooks: Sequence[TickHook] = (),
+             record: bool = False) -> LoopRun:  # fmt: skip
+    """Build the bot as a real run does, tick it `warmup + ticks` times and record every tick;
+    with `record`, the market recording on (in workdir/recordings)."""
     redis_prefix = f"bench-{os.getpid()}" if options.redis else None
-    config = bench_config(options, synchronous, redis_prefix=redis_prefix, interval_s=interval_s)
+    record_dir = workdir / "recordings" if record else None
+    config = bench_config(
+        options, synchronous, redis_prefix=redis_prefix, interval_s=interval_s, record_dir=record_dir
+    )
     settings = RunSettings(workdir / "data", workdir / "logs", interval_s, warmup + ticks)
     run = assemble(config, settings, {}, SystemClock())
     bot, redis, supervisor = run.bot, run.redis, run.supervisor
@@ -59,13 +65,17 @@ def run_loop(options: BenchOptions, synchronous: str, ticks: int, workdir: Path,
         if recorder.rss[-1][0] != recorder.n:  # stopped early: the memory trend ends where the run did
             recorder.rss.append((recorder.n, rss_mb()))
         counters = bot.state.counters
-        return LoopRun(synchronous, recorder, warmup, wall, code, bot.loop.stop_reason, redis is not None,
-                       counters.entries + counters.exits)  # fmt: skip
+        result = LoopRun(synchronous, recorder, warmup, wall, code, bot.loop.stop_reason, redis is not None,
+                         counters.entries + counters.exits)  # fmt: skip
     finally:
         run.close()
         if redis is not None:
             _drop_redis_keys(redis)
         reset_logging()
+    if run.recorder is not None and record_dir is not None:  # closed: every queued book is on disk
+        size = sum(f.stat().st_size for f in record_dir.rglob("*.parquet"))
+        result.recorded = (run.recorder.written, run.recorder.dropped, size)
+    return result
 
 
 def _drop_redis_keys(redis: Any) -> None:
@@ -76,6 +86,19 @@ def _drop_redis_keys(redis: Any) -> None:
         client.delete(redis.heartbeat_key, redis.state_key, redis.events_key, redis.console_key)
     finally:
         client.close()
+
+
+def recording_cost(options: BenchOptions) -> RecordingFigures:
+    """The loop without and with the market recording, alternating, on the last ledger setting."""
+    runs: dict[bool, list[LoopRun]] = {False: [], True: []}
+    sync = options.synchronous[-1]
+    for _round in range(options.record_rounds):
+        for record in (False, True):
+            with tempfile.TemporaryDirectory(dir=options.workdir, prefix=f"record-{record}-") as tmp:
+                run = run_loop(options, sync, options.record_ticks, Path(tmp), warmup=options.warmup,
+                               interval_s=options.record_interval_s, record=record)  # fmt: skip
+            runs[record].append(run)
+    return recording_figures(runs[False], runs[True], sync, options.record_interval_s)
 
 
 # The whole benchmark ---------------------------------------------------------------------------
@@ -109,6 +132,10 @@ def run_bench(options: BenchOptions, out: Callable[[str], None] = print) -> Benc
                            interval_s=options.schedule_interval_s, extra_hooks=hooks)  # fmt: skip
         result.schedule = schedule_figures(run, options.schedule_interval_s, late, options.late_by_s)
         for line in report_lines(result, "schedule"):
+            out(line)
+    if options.record_ticks > 0:
+        result.recording = recording_cost(options)
+        for line in report_lines(result, "recording"):
             out(line)
     if options.cold_runs > 0:
         with tempfile.TemporaryDirectory(dir=options.workdir, prefix="cold-") as tmp:

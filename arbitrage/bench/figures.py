@@ -7,6 +7,7 @@ import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from arbitrage.bench.recorder import LoopRun
 
@@ -16,6 +17,9 @@ TARGET_RATIO = 10.0
 TARGET_RSS_GROWTH_MB = 5.0
 TARGET_COLD_S = 1.0
 TARGET_SCHEDULE_MEAN_MS = 1.0
+
+if TYPE_CHECKING:  # the recording block's figures are built by recording_cost, which uses Stats
+    from arbitrage.bench.recording_cost import RecordingFigures
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,7 @@ class BenchResult:
     schedule: ScheduleFigures | None = None
     cold_s: list[float] = field(default_factory=list)
     noise: Stats | None = None
+    recording: RecordingFigures | None = None
 
 
 # Printing --------------------------------------------------------------------------------------
@@ -240,6 +245,8 @@ def report_lines(result: BenchResult, block: str) -> list[str]:
         runs = " ".join(f"{s:.2f}" for s in result.cold_s)
         return [f"== cold start: scripts/run_live.py --mode mock --once, {len(result.cold_s)} runs: "
                 f"median {statistics.median(result.cold_s):.2f} s ({runs})"]  # fmt: skip
+    if block == "recording" and result.recording is not None:
+        return result.recording.lines()
     if block == "targets":
         return _target_lines(result)
     return []

@@ -29,10 +29,18 @@ class BenchOptions:
     late_by_s: float = 0.12
     cold_runs: int = 5
     noise_samples: int = 2_000
+    record_ticks: int = 0  # ticks per run of the recording cost (0: not measured)
+    record_rounds: int = 3  # runs without and with recording, alternating
+    record_interval_s: float = 0.01  # tick interval of those runs (0: back to back)
 
 
 def bench_config(
-    options: BenchOptions, synchronous: str, *, redis_prefix: str | None = None, interval_s: float = 0.0
+    options: BenchOptions,
+    synchronous: str,
+    *,
+    redis_prefix: str | None = None,
+    interval_s: float = 0.0,
+    record_dir: Path | None = None,
 ) -> AppConfig:
     """N synthetic assets on V mock venues quoting KRW and USDT in turn, funded far beyond any trade."""
     if options.venues < 2 or options.symbols < 1:
@@ -65,6 +73,8 @@ def bench_config(
         "sys_monitor": {"warn_cpu_pct": 1000, "max_cpu_pct": 1000},
         "watchdog": {"warn_safety_rejections_per_minute": 1e9, "max_safety_rejections_per_minute": 1e9},
     }
+    if record_dir is not None:
+        data["record"] = {"enabled": True, "dir": str(record_dir)}
     if redis_prefix is not None:
         data["redis"] = {"enabled": True, "url": REDIS_URL, "key_prefix": redis_prefix}
     return parse_config(data)

@@ -81,6 +81,7 @@ class TickRecorder:
         self.stages = list(stages)
         self.columns = {s: array("d", bytes(8 * size)) for s in self.stages}
         self.total = array("d", bytes(8 * size))
+        self.loop_ms = array("d", bytes(8 * size))  # the loop's own measure of run_tick, no wait, no hooks
         self.started = array("d", bytes(8 * size))
         self.start_errors = array("d", bytes(8 * size))  # ms behind the tick's slot on the schedule
         self.traded = array("b", bytes(size))
@@ -115,6 +116,7 @@ class TickRecorder:
         if i >= self._size:
             return None
         self.total[i] = (now - self._last) * 1000.0
+        self.loop_ms[i] = report.loop_ms
         columns = self.columns
         for name, timer in self._timers.items():
             columns[name][i] = timer.take()
@@ -153,3 +155,4 @@ class LoopRun:
     stop_reason: str
     heartbeat: bool
     groups: int  # entries and exits carried out
+    recorded: tuple[int, int, int] | None = None  # with record: books written, dropped, bytes on disk

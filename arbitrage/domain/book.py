@@ -6,7 +6,7 @@ converted to Decimal and quantized by the venue's rules (see domain.money).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 Level = tuple[float, float]  # (price, quantity)
@@ -43,6 +43,11 @@ class OrderBook:
     def side(self, taking: str) -> Sequence[Level]:
         """The levels a taker order consumes: a buy takes asks, a sell takes bids."""
         return self.asks if taking == "buy" else self.bids
+
+
+# Called with each new book a venue's market data delivers (a stream's update, the mock market's
+# step), on the thread that delivered it: it must be quick and must not block.
+BookListener = Callable[[OrderBook], None]
 
 
 def split_symbol(symbol: str) -> tuple[str, str]:

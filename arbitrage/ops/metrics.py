@@ -27,6 +27,8 @@ COUNTERS: dict[str, str] = {
     "signals_total": "Opportunities signalled since start",
     "sl_triggers_total": "Stop-loss triggers since start",
     "live_errors_total": "Errors raised inside the loop (engines, venues) since start",
+    "recorder_books_total": "Books written to the market recording since start",
+    "recorder_dropped_total": "Books the market recorder dropped (its queue full) since start",
 }
 
 

@@ -170,8 +170,8 @@ class Report:
     orders: int
     orders_by_state: dict[str, int]
     approved: int
-    rejections: dict[str, int]  # reason -> count, from the opportunities the ledger records
-    rejections_recorded: bool  # False: the ledger holds no rejected opportunity at all
+    rejections: dict[str, int]  # reason -> count of safety rejections in the window's trading days
+    rejections_recorded: bool  # False: a ledger from before the bot wrote its safety rejections
     ledger_gap: Decimal  # Σ daily realized - (Σ position realized + Σ hedge results), whole ledger
 
     @property
@@ -331,6 +331,22 @@ def _days(rows: Iterable[DayRow]) -> list[DayLine]:
     return lines
 
 
+def _rejections(ledger: LedgerContents, window: Window) -> tuple[dict[str, int], bool]:
+    """Safety rejections by reason over the window's trading days, and whether the ledger keeps them.
+
+    A ledger from before the rejection counts has only the rejected opportunities it may hold."""
+    if ledger.rejections is None:
+        by_verdict = {
+            (v.reason or "(no reason)"): v.count for v in ledger.verdicts if v.verdict == "REJECTED"
+        }
+        return by_verdict, bool(by_verdict)
+    counts: dict[str, int] = defaultdict(int)
+    for r in ledger.rejections:
+        if window.has_day(r.day):
+            counts[r.reason or "(no reason)"] += r.count
+    return dict(counts), True
+
+
 def compute_report(ledger: LedgerContents, window: Window, now: float) -> Report:
     """Every figure of the report for `window`; `now` dates the open positions' ages."""
     with localcontext(_EXACT):
@@ -348,9 +364,7 @@ def compute_report(ledger: LedgerContents, window: Window, now: float) -> Report
         states: dict[str, int] = defaultdict(int)
         for g in ledger.orders:
             states[g.state] += g.orders
-        rejections = {
-            (v.reason or "(no reason)"): v.count for v in ledger.verdicts if v.verdict == "REJECTED"
-        }
+        rejections, rejections_recorded = _rejections(ledger, window)
         whole = _dsum(d.realized_pnl for d in ledger.days) - (
             _dsum(p.realized_pnl for p in ledger.positions) + _dsum(h.cost for h in ledger.hedges)
         )
@@ -382,6 +396,6 @@ def compute_report(ledger: LedgerContents, window: Window, now: float) -> Report
             orders_by_state=dict(sorted(states.items())),
             approved=sum(v.count for v in ledger.verdicts if v.verdict == "APPROVED"),
             rejections=rejections,
-            rejections_recorded=bool(rejections),
+            rejections_recorded=rejections_recorded,
             ledger_gap=whole,
         )

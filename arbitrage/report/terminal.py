@@ -15,8 +15,8 @@ from arbitrage.report.figures import GroupLine, Report
 CENT = Decimal("0.01")
 NO_REJECTIONS = "none recorded in the ledger"
 NO_REJECTIONS_NOTE = (
-    "The bot writes only approved opportunities to the ledger; rejections by reason "
-    "are counted in logs/safety.log and on /metrics."
+    "This ledger is older than the bot's count of safety rejections (ledger schema 4); "
+    "its rejections by reason are in logs/safety.log."
 )
 
 
@@ -201,6 +201,8 @@ def rejections_table(report: Report) -> Table:
         t.add_row(reason, str(count))
     if not report.rejections_recorded:
         t.add_row(NO_REJECTIONS, "-")
+    elif not report.rejections:
+        t.add_row("none", "0")
     return t
 
 

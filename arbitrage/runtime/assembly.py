@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from arbitrage.clock import Clock
 from arbitrage.config import AppConfig
 from arbitrage.engines.base import Engine
+from arbitrage.errors import ConfigError
 from arbitrage.ops.alerts import AlertFanout, build_alerter
 from arbitrage.ops.health_server import Control, HealthServer
 from arbitrage.ops.live_guards import DryRunGate
@@ -24,11 +25,13 @@ from arbitrage.ops.logs import secrets_from_env, setup_logging
 from arbitrage.ops.metrics import BotMetrics
 from arbitrage.ops.sysmonitor import SysMonitor
 from arbitrage.ops.telegram_commands import TelegramCommands
+from arbitrage.recording.recorder import Recorder
 from arbitrage.runtime.console_state import ConsoleHook, EventLog
 from arbitrage.runtime.health_status import health_status
 from arbitrage.runtime.loop import LiveLoop, TickHook
 from arbitrage.runtime.operator_commands import OperatorCommands
 from arbitrage.runtime.operator_control import OperatorControl
+from arbitrage.runtime.recorder_watch import RecorderWatch
 from arbitrage.runtime.shutdown import Shutdown, state_document
 from arbitrage.runtime.stop_signals import StopSignals
 from arbitrage.runtime.supervisor import DryRunHook, Supervisor, SupervisorConfig
@@ -36,7 +39,7 @@ from arbitrage.runtime.wiring import Bot, VenueFactory, build_bot
 from arbitrage.store.instance_lock import InstanceLock
 from arbitrage.store.ledger import ledger_url
 from arbitrage.url_credentials import mask_url_credentials
-from arbitrage.venues.base import AlertFn
+from arbitrage.venues.base import AlertFn, Venues
 from arbitrage.venues.build import build_venues
 
 if TYPE_CHECKING:  # redis-py is imported only by runs that enable Redis
@@ -100,6 +103,7 @@ class Run:
     lock: InstanceLock | None
     console: ConsoleHook
     commands: TelegramCommands | None = None
+    recorder: Recorder | None = None
     closed: bool = False
 
     def start(self) -> None:
@@ -148,7 +152,12 @@ class Run:
             self.commands.stop()
         if self.health is not None:
             self.health.stop()
-        self.bot.close()
+        try:
+            self.bot.close()
+        finally:
+            # After the venues: no stream delivers a book any more, so every one is in a file.
+            if self.recorder is not None:
+                self.recorder.close()
         self.alerts.close(2.0)
         if self.redis is not None:
             self.redis.close()
@@ -189,18 +198,31 @@ def assemble(
     lease_lost = LeaseLostStop(alerts.send)
     if lock is not None:
         lock.watch(lease_lost)
-    bot = build_bot(
-        config,
-        data_dir=settings.data_dir,
-        interval_s=settings.interval_s,
-        max_ticks=settings.max_ticks,
-        alert=alerts.send,
-        env=env,
-        clock=clock,
-        engines=engines,
-        publish=events.publish,
-        make_venues=make_venues,
-    )
+    recorder = None
+    if config.record.enabled:
+        if make_venues is not build_venues:
+            # A replay's venues replay a recording: recording them again would copy it.
+            raise ConfigError("record.enabled: expected false for a run on venues of its own (a replay)")
+        recorder = build_recorder(config, clock)
+        recorder.start()
+        make_venues = recording_venues(recorder)
+    try:
+        bot = build_bot(
+            config,
+            data_dir=settings.data_dir,
+            interval_s=settings.interval_s,
+            max_ticks=settings.max_ticks,
+            alert=alerts.send,
+            env=env,
+            clock=clock,
+            engines=engines,
+            publish=events.publish,
+            make_venues=make_venues,
+        )
+    except BaseException:
+        if recorder is not None:
+            recorder.close()
+        raise
     lease_lost.stop(bot.loop)
     supervisor = Supervisor(
         SupervisorConfig.of(config),
@@ -216,6 +238,8 @@ def assemble(
     )
     bot.loop.sys_sample = supervisor.sys_sample
     hooks: list[TickHook] = [supervisor]
+    if recorder is not None:
+        hooks.append(RecorderWatch(recorder, metrics, alerts.send, clock))
     dry_run = None
     if config.mode.current == "live":
         dry_run = DryRunHook(
@@ -283,6 +307,7 @@ def assemble(
         lock,
         console,
         commands,
+        recorder,
     )
 
 
@@ -308,6 +333,27 @@ def _telegram_commands(
     )
     return TelegramCommands(
         token, chat_id, alerts.telegram_base_url, answers.answer, alerts.poll_timeout_s, alerts.timeout_s
+    )
+
+
+def recording_venues(recorder: Recorder) -> VenueFactory:
+    """build_venues with the recorder listening to every book the venues deliver."""
+
+    def make(config: AppConfig, clock: Clock, env: Mapping[str, str], alert: AlertFn) -> Venues:
+        return build_venues(config, clock, env, alert, listeners=(recorder,))
+
+    return make
+
+
+def build_recorder(config: AppConfig, clock: Clock) -> Recorder:
+    """The market recorder of a run (`record:`), with the venues' exchange ids in its files."""
+    return Recorder(
+        config.record,
+        Path(config.record.dir),
+        book_depth=config.loop.book_depth,
+        mode=config.mode.current,
+        venues={name: vc.exchange for name, vc in config.venues.items()},
+        clock=clock,
     )
 
 

@@ -28,6 +28,7 @@ from arbitrage.runtime.intent_executor import IntentExecutor
 from arbitrage.runtime.market_feed import MarketFeed
 from arbitrage.runtime.metrics_line import TickFigures, metrics_line
 from arbitrage.runtime.pair_trader import PairTrader
+from arbitrage.runtime.rejection_log import RejectionLog
 from arbitrage.runtime.state import BotState
 from arbitrage.store.ledger import Ledger
 
@@ -135,6 +136,7 @@ class LiveLoop:
         self.last_tick_wall: float | None = None
         self._loggers = {e.name: logging.getLogger(f"arbitrage.{e.name}") for e in self._engines}
         self._engine_metrics: dict[str, float] = {}
+        self.rejection_log = RejectionLog(ledger, clock)
         self._executor = IntentExecutor(
             settings.max_book_age_ms, clock, feed, trader, state, ledger, self._stop.is_set
         )
@@ -200,6 +202,7 @@ class LiveLoop:
             # Several pairs of one tick can each leave a residual within the bound and together
             # exceed it: unwind now, so that no tick ends over execution.max_unhedged_qty.
             live_errors += self._residuals(snapshot, resolve=False)
+        self.rejection_log.flush_if_due()
         counters.live_errors += live_errors
         loop_ms = (time.perf_counter() - t_start) * 1000.0
         figures = self._metrics(loop_ms)
@@ -281,7 +284,7 @@ class LiveLoop:
                 continue
             timer.leave(engine.name)
             ctx.decisions[engine.name] = out.decisions
-            self._absorb(engine.name, out, metrics, rejections)
+            self._absorb(engine.name, out, metrics, rejections, snapshot.ts)
             intents = [d for d in out.decisions if isinstance(d, INTENTS)]
             if intents:
                 orders = f"{engine.name}.orders"
@@ -338,7 +341,12 @@ class LiveLoop:
         return 0
 
     def _absorb(
-        self, name: str, out: EngineOutput, metrics: dict[str, float], rejections: dict[str, int]
+        self,
+        name: str,
+        out: EngineOutput,
+        metrics: dict[str, float],
+        rejections: dict[str, int],
+        ts: float,
     ) -> None:
         counters = self.state.counters
         logger = self._loggers[name]
@@ -356,3 +364,4 @@ class LiveLoop:
                     counters.safety_rejections += 1
                     counters.rejections[d.reason or ""] += 1
                     rejections[d.reason or ""] = rejections.get(d.reason or "", 0) + 1
+                    self.rejection_log.count(self.state.day, d, ts)

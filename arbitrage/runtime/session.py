@@ -33,12 +33,16 @@ class RunOptions:
     log_dir: Path = Path("logs")
     data_dir: Path = Path("data")
     log_level: str | None = None
+    record_dir: str | None = None  # --record: "" for record.dir, else the directory; None: as configured
 
 
 def prepare_config(opts: RunOptions) -> AppConfig:
     config = load_config(opts.config_path, opts.mode)
     if opts.seed is not None:
         config = config.model_copy(update={"mock": config.mock.model_copy(update={"seed": opts.seed})})
+    if opts.record_dir is not None:
+        record = {"enabled": True, **({"dir": opts.record_dir} if opts.record_dir else {})}
+        config = config.model_copy(update={"record": config.record.model_copy(update=record)})
     return config
 
 

@@ -155,7 +155,7 @@ class Shutdown:
                 "shutdown: 3/6 flatten skipped (shutdown.flatten is off); %d position(s) stay open",
                 len(bot.state.positions),
             )
-        self._step("4/6 flush ledger", lambda: bot.ledger.flush())
+        self._step("4/6 flush ledger", lambda: self._flush_ledger())
         document = state_document(bot, reason, exit_code)
         self._step("5/6 save state", lambda: self._save(document))
         self._alert(
@@ -175,6 +175,11 @@ class Shutdown:
             log.info("shutdown: %s done", name)
         except Exception:
             log.exception("shutdown: %s failed; continuing with the next step", name)
+
+    def _flush_ledger(self) -> None:
+        # The safety rejections counted since their last write first, so that the flush covers them.
+        self._bot.loop.rejection_log.flush()
+        self._bot.ledger.flush()
 
     def _out_of_time(self, what: str) -> bool:
         if time.monotonic() < self._deadline:

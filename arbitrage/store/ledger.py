@@ -16,6 +16,7 @@ from arbitrage.config import AppConfig
 from arbitrage.domain.opportunity import Opportunity
 from arbitrage.domain.orders import Order
 from arbitrage.domain.positions import PairPosition
+from arbitrage.domain.rejections import RejectionCount
 from arbitrage.errors import ConfigError, LedgerUnavailable
 
 SYNCHRONOUS_LEVELS = ("FULL", "NORMAL")
@@ -132,6 +133,12 @@ class Ledger(Protocol):
 
     def unconcluded_groups(self) -> list[str]:
         """Groups with orders whose bookkeeping a crash interrupted."""
+
+    def add_rejections(self, rows: Sequence[RejectionCount]) -> None:
+        """Add these safety rejection counts to the ledger's (see SqlLedger.add_rejections)."""
+
+    def rejections(self) -> list[RejectionCount]:
+        """Every safety rejection count, in key order (day, asset, pair, reason)."""
 
     def flush(self) -> None:
         """Make every committed write durable in the main store (SQLite: checkpoint the WAL)."""

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
+from arbitrage.domain.rejections import RejectionCount
 from arbitrage.errors import LedgerUnavailable
 from arbitrage.store.schema import SCHEMA_VERSION
 
@@ -97,6 +98,8 @@ class LedgerContents:
     days: list[DayRow]
     verdicts: list[VerdictCount]
     opportunity_ts: tuple[float | None, float | None]  # span of the opportunities in the window
+    # Safety rejections per trading day, asset, pair and reason; None: a ledger older than that table.
+    rejections: list[RejectionCount] | None = None
 
 
 # {filled} and {fee} sum money exactly: PostgreSQL's SUM over NUMERIC; SQLite's SUM would go through binary
@@ -121,6 +124,11 @@ _VERDICTS = (
 # ±inf do not bind portably; this range of epoch seconds is wide enough for any ledger.
 ALL_TIME = (-1e18, 1e18)
 _REQUIRED = ("meta", "orders", "positions", "opportunities", "hedge_events", "daily_pnl")
+_REJECTIONS_TABLE = "safety_rejections"  # schema v4 on
+_REJECTIONS = (
+    "SELECT day, asset, buy_venue, sell_venue, reason, count, first_ts, last_ts FROM safety_rejections "
+    "ORDER BY day, asset, buy_venue, sell_venue, reason"
+)
 
 
 class _Cursor(Protocol):
@@ -139,7 +147,9 @@ def _money_total(value: Any) -> Decimal:
     return Decimal(0) if value is None else Decimal(value)
 
 
-def _read(cur: _Cursor, dialect: str, start_ts: float, end_ts: float) -> LedgerContents:
+def _read(
+    cur: _Cursor, dialect: str, start_ts: float, end_ts: float, has_rejections: bool
+) -> LedgerContents:
     placeholder = "?" if dialect == "sqlite" else "%s"
 
     def rows(sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -179,7 +189,13 @@ def _read(cur: _Cursor, dialect: str, start_ts: float, end_ts: float) -> LedgerC
     firsts = [r[3] for r in verdict_rows if r[3] is not None]
     lasts = [r[4] for r in verdict_rows if r[4] is not None]
     span = (min(firsts) if firsts else None, max(lasts) if lasts else None)
-    return LedgerContents(orders, all_orders, positions, hedges, days, verdicts, span)
+    rejections = None
+    if has_rejections:
+        rejections = [
+            RejectionCount(day, a, bv, sv, r, int(n), float(f), float(la))
+            for day, a, bv, sv, r, n, f, la in rows(_REJECTIONS)
+        ]
+    return LedgerContents(orders, all_orders, positions, hedges, days, verdicts, span, rejections)
 
 
 def describe_ledger(url: str) -> str:
@@ -227,7 +243,7 @@ def _read_sqlite(path: str, start_ts: float, end_ts: float) -> LedgerContents:
         # One read transaction: every query below sees the same committed state.
         cur.execute("BEGIN")
         try:
-            return _read(cur, "sqlite", start_ts, end_ts)
+            return _read(cur, "sqlite", start_ts, end_ts, _REJECTIONS_TABLE in found)
         finally:
             cur.execute("ROLLBACK")
     except sqlite3.Error as exc:
@@ -265,7 +281,9 @@ def _read_postgres(url: str, start_ts: float, end_ts: float) -> LedgerContents:
         missing = [t for t, found in zip(_REQUIRED, row or (), strict=False) if found is None]
         if missing:
             raise LedgerUnavailable(f"no ledger in {where} (no {', '.join(missing)} table)")
-        return _read(cur, "postgresql", start_ts, end_ts)
+        cur.execute("SELECT to_regclass(%s)", (_REJECTIONS_TABLE,))
+        has_rejections = (cur.fetchone() or (None,))[0] is not None
+        return _read(cur, "postgresql", start_ts, end_ts, has_rejections)
     except psycopg.Error as exc:
         raise LedgerUnavailable(f"{where}: {' '.join(str(exc).split())}") from None
     finally:

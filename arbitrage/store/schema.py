@@ -168,7 +168,23 @@ _V2 = (
 # Orders already in a v2 ledger were booked as if their whole fill had arrived.
 _V3 = ("ALTER TABLE orders ADD COLUMN fee_base {money} NOT NULL DEFAULT 0",)
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
+# v4: safety rejections counted per trading day, asset, venue pair and reason (the bot adds its
+# counts every few seconds and at shutdown), for `arb report`. Earlier ledgers have none.
+_V4 = (
+    """CREATE TABLE safety_rejections (
+        day TEXT NOT NULL,
+        asset TEXT NOT NULL,
+        buy_venue TEXT NOT NULL,
+        sell_venue TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        count {bigint} NOT NULL,
+        first_ts {real} NOT NULL,
+        last_ts {real} NOT NULL,
+        PRIMARY KEY (day, asset, buy_venue, sell_venue, reason)
+    )""",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -218,6 +234,10 @@ TABLES: dict[str, TableShape] = {
         "day", "day realized_pnl fees hedge_cost trades updated_at", "realized_pnl fees hedge_cost"
     ),
     "sequences": _shape("name", "name value"),
+    "safety_rejections": _shape(
+        "day, asset, buy_venue, sell_venue, reason",
+        "day asset buy_venue sell_venue reason count first_ts last_ts",
+    ),
 }
 
 
@@ -293,3 +313,12 @@ INSERT_HEDGE = (
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 SELECT_DAY_REALIZED = "SELECT realized_pnl FROM daily_pnl WHERE day = ?"
+ADD_REJECTIONS = (
+    _insert("safety_rejections")
+    + " ON CONFLICT (day, asset, buy_venue, sell_venue, reason) DO UPDATE SET "
+    "count = safety_rejections.count + excluded.count, "
+    "first_ts = CASE WHEN excluded.first_ts < safety_rejections.first_ts "
+    "THEN excluded.first_ts ELSE safety_rejections.first_ts END, "
+    "last_ts = CASE WHEN excluded.last_ts > safety_rejections.last_ts "
+    "THEN excluded.last_ts ELSE safety_rejections.last_ts END"
+)

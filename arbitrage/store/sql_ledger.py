@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 from arbitrage.domain.opportunity import Opportunity
 from arbitrage.domain.orders import Order, OrderState
 from arbitrage.domain.positions import PairPosition, PositionState
+from arbitrage.domain.rejections import RejectionCount
 from arbitrage.errors import DuplicateOrder, LedgerError, LedgerUnavailable
 from arbitrage.store import schema as sq
 from arbitrage.store.schema import META_DDL, MIGRATIONS, SCHEMA_VERSION, TABLES, Dialect
@@ -349,6 +350,21 @@ class SqlLedger(ABC):
         self, day: str, realized: Decimal, fees: Decimal, hedge_cost: Decimal, trades: int, ts: float
     ) -> None:
         self._accumulate_day(day, _exact(realized), _exact(fees), _exact(hedge_cost), trades, ts)
+
+    def add_rejections(self, rows: Sequence[RejectionCount]) -> None:
+        """Add counts of safety rejections to the ledger's, in one transaction that does not wait
+        for the disk: they are statistics, and losing the last ones in a power cut costs no money."""
+        if not rows:
+            return
+        with self.transaction(durable=False):
+            for r in rows:
+                self._run(
+                    sq.ADD_REJECTIONS,
+                    (r.day, r.asset, r.buy_venue, r.sell_venue, r.reason, r.count, r.first_ts, r.last_ts),
+                )
+
+    def rejections(self) -> list[RejectionCount]:
+        return [RejectionCount(*row) for row in self._table_rows("safety_rejections")]
 
     # Reads -------------------------------------------------------------------------------
 

@@ -3,14 +3,24 @@ live) through ccxt, which only those modes import."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from arbitrage.clock import Clock
 from arbitrage.config import AppConfig
+from arbitrage.domain.book import BookListener
 from arbitrage.venues.base import AlertFn, Venue, Venues
 
+if TYPE_CHECKING:
+    from arbitrage.venues.mock_market import MockMarket
 
-def build_mock_venues(config: AppConfig, clock: Clock) -> Venues:
+log = logging.getLogger("arbitrage.venues")
+
+
+def build_mock_venues(
+    config: AppConfig, clock: Clock, listeners: Sequence[BookListener] = ()
+) -> Venues:
     from arbitrage.venues.mock import MockVenue
     from arbitrage.venues.mock_faults import MockFaults
     from arbitrage.venues.mock_market import MockMarket
@@ -20,14 +30,47 @@ def build_mock_venues(config: AppConfig, clock: Clock) -> Venues:
     venues: dict[str, Venue] = {
         name: MockVenue(name, vc, market, faults, clock) for name, vc in config.venues.items()
     }
-    return Venues(venues, before_tick=[market.step])
+    step: list[Callable[[], None]] = [market.step]
+    if listeners:
+        step.append(MockBookFeed(market, config, listeners).publish)
+    return Venues(venues, before_tick=step)
+
+
+class MockBookFeed:
+    """After each step of the mock market, every one of its books (the FX markets' too) to the
+    listeners, as a stream would deliver them: the recorder sees a mock run like a real one."""
+
+    def __init__(self, market: MockMarket, config: AppConfig, listeners: Sequence[BookListener]) -> None:
+        self._market = market
+        self._depth = config.loop.book_depth
+        self._markets = [(venue, symbol) for venue in config.venues for symbol in market.symbols(venue)]
+        self._listeners = tuple(listeners)
+        self._failed: set[int] = set()
+
+    def publish(self) -> None:
+        market, depth = self._market, self._depth
+        for venue, symbol in self._markets:
+            # The very book the tick reads next (the market caches it per depth): built once.
+            book = market.book(venue, symbol, depth)
+            for index, listener in enumerate(self._listeners):
+                try:
+                    listener(book)
+                except Exception:  # a listener must never break the tick
+                    if index not in self._failed:
+                        self._failed.add(index)
+                        log.exception("book listener %r failed (logged once)", listener)
 
 
 def build_venues(
-    config: AppConfig, clock: Clock, env: Mapping[str, str], alert: AlertFn | None = None
+    config: AppConfig,
+    clock: Clock,
+    env: Mapping[str, str],
+    alert: AlertFn | None = None,
+    listeners: Sequence[BookListener] = (),
 ) -> Venues:
+    """The run's venues; `listeners` get every book the market data delivers (see BookListener)."""
     if config.mode.current == "mock":
-        return build_mock_venues(config, clock)
+        return build_mock_venues(config, clock, listeners)
     from arbitrage.venues.real import build_real_venues  # imports ccxt: paper and live only
 
-    return build_real_venues(config, clock, env, alert)
+    return build_real_venues(config, clock, env, alert, listeners)

@@ -1,0 +1,223 @@
+"""The Recorder: a BookListener that hands books to a writer thread of its own.
+
+The thread that delivers a book (a stream's, or the tick's for the mock market) only appends it to
+a bounded deque: one C call, no lock and no wake-up per book (a queue.Queue's put costs a lock and
+a notify, which forty books a tick turn into a tenth of a mock tick). When the deque is full the
+book is dropped and counted, never waited for. The writer thread drains it every DRAIN_S, groups
+books per venue into row groups (every `flush_rows` books or `flush_s` seconds), rotates each
+venue's file at the UTC day and at `max_file_mb`, and keeps the whole recording under
+`max_total_mb` by deleting the oldest files.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping
+from pathlib import Path
+
+import pyarrow as pa
+
+from arbitrage.clock import Clock
+from arbitrage.config import RecordConfig
+from arbitrage.domain.book import OrderBook
+from arbitrage.recording.day_file import DayFile, salvage
+from arbitrage.recording.format import file_metadata, table_of, utc_day
+from arbitrage.recording.retention import enforce_cap
+
+log = logging.getLogger("arbitrage.recording")
+
+MB = 1024 * 1024
+DAY_S = 86_400.0  # a UTC day: epoch seconds have no leap seconds
+DRAIN_S = 0.05  # how often the writer takes what the deque holds
+CONVERT_SLICE = 8  # books converted between two releases of the GIL (~50 us of work)
+JOIN_TIMEOUT_S = 30.0
+
+
+class Recorder:
+    """Call it with each OrderBook; `start()` once, `close()` at shutdown (writes what is queued)."""
+
+    def __init__(
+        self,
+        config: RecordConfig,
+        root: Path,
+        *,
+        book_depth: int,
+        mode: str,
+        venues: Mapping[str, str],  # venue name -> exchange id
+        clock: Clock,
+    ) -> None:
+        self.root = root
+        self._config = config
+        self._depth = book_depth
+        self._metadata = file_metadata(book_depth, mode, venues)
+        self._clock = clock
+        self._queue: deque[OrderBook] = deque()
+        self._queue_size = config.queue_size
+        self._stop = threading.Event()
+        # Converted at once, written at the flush: (venue, UTC day) -> Arrow tables. Books are not
+        # kept as Python objects for a whole flush_s: thousands of them would make every garbage
+        # collection (run by whichever thread allocates, the tick's too) walk them.
+        self._pending: dict[tuple[str, str], list[pa.Table]] = {}
+        self._pending_rows = 0
+        self._files: dict[str, DayFile] = {}
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self.dropped = 0  # books the full queue refused
+        self.written = 0  # books in row groups on disk
+        self.failed: str | None = None  # why the writer thread stopped, if it failed
+
+    # ----- the delivering threads' side: never blocks
+
+    def __call__(self, book: OrderBook) -> None:
+        # len() and append() are each atomic; two delivering threads may overshoot the bound by a
+        # book, and a lost += under a race is a count off by one: neither is worth a lock here.
+        if len(self._queue) >= self._queue_size:
+            self.dropped += 1
+        else:
+            self._queue.append(book)
+
+    # ----- lifecycle
+
+    def start(self) -> None:
+        """Close what a killed recorder left, then start the writer thread."""
+        if self._thread is not None:
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        salvage(self.root)
+        self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
+        self._thread.start()
+        log.info(
+            "recording books to %s (row groups of up to %d books or every %gs; files up to %g MB, "
+            "%g MB in all)",
+            self.root,
+            self._config.flush_rows,
+            self._config.flush_s,
+            self._config.max_file_mb,
+            self._config.max_total_mb,
+        )
+
+    def close(self) -> None:
+        """Write every queued book, close each file under its final name; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        thread = self._thread
+        if thread is None:
+            return
+        self._stop.set()  # the writer drains the deque once more, writes and closes its files
+        thread.join(JOIN_TIMEOUT_S)
+        if thread.is_alive():
+            log.error("recorder still writing %.0fs after close; its open files stay .part", JOIN_TIMEOUT_S)
+            return
+        log.info("recording closed: %d books written, %d dropped (queue full)", self.written, self.dropped)
+
+    # ----- the writer thread
+
+    def _run(self) -> None:
+        try:
+            self._write_until_stopped()
+        except Exception as err:  # a full disk must not take the bot down: say so and stop recording
+            self.failed = f"{type(err).__name__}: {err}"
+            log.exception("recorder failed; books are no longer recorded")
+            self._drain_forever()
+
+    def _write_until_stopped(self) -> None:
+        flush_s, flush_rows = self._config.flush_s, self._config.flush_rows
+        deadline = self._clock.monotonic() + flush_s
+        while True:
+            stopping = self._stop.wait(DRAIN_S)
+            self._take(flush_rows)
+            if stopping:
+                self._flush()
+                for venue in list(self._files):
+                    self._files.pop(venue).close()
+                return
+            if self._clock.monotonic() >= deadline:
+                self._flush()
+                deadline = self._clock.monotonic() + flush_s
+
+    def _take(self, flush_rows: int) -> None:
+        """Convert what the deque holds, per venue and day; write the row groups once they fill."""
+        take = self._queue.popleft
+        by_venue: dict[str, list[OrderBook]] = {}
+        for _ in range(len(self._queue)):
+            book = take()
+            venue_books = by_venue.get(book.venue)
+            if venue_books is None:
+                venue_books = by_venue[book.venue] = []
+            venue_books.append(book)
+        for venue, books in by_venue.items():
+            for day, day_books in _by_day(books):
+                self._pending.setdefault((venue, day), []).append(self._table(day_books))
+                self._pending_rows += len(day_books)
+        if self._pending_rows >= flush_rows:
+            self._flush()
+
+    def _drain_forever(self) -> None:
+        """After a failure: keep emptying the deque so that it never fills; count what it held."""
+        while not self._stop.wait(DRAIN_S):
+            n = len(self._queue)
+            for _ in range(n):
+                self._queue.popleft()
+            self.dropped += n
+
+    def _flush(self) -> None:
+        if not self._pending_rows:
+            return
+        pending, self._pending, self._pending_rows = self._pending, {}, 0
+        for (venue, day), tables in pending.items():
+            self._write(venue, day, pa.concat_tables(tables))
+        writing = {f.part_path for f in self._files.values()}
+        enforce_cap(self.root, int(self._config.max_total_mb * MB), keep=writing)
+
+    def _table(self, books: list[OrderBook]) -> pa.Table:
+        """The books as one table, converted a slice at a time with the GIL released in between:
+        the conversion is Python work, and the interpreter would otherwise let this thread keep
+        the GIL for its whole switch interval (5 ms) while a tick waits for it."""
+        depth, step = self._depth, CONVERT_SLICE
+        if len(books) <= step:
+            return table_of(books, depth)
+        tables = []
+        for start in range(0, len(books), step):
+            tables.append(table_of(books[start : start + step], depth))
+            _yield_gil()
+        return pa.concat_tables(tables)
+
+    def _write(self, venue: str, day: str, table: pa.Table) -> None:
+        """Row groups of at most flush_rows rows, each into the venue's file of `day`."""
+        table = table.combine_chunks()  # a row group per slice of flush_rows, not per conversion slice
+        rows = self._config.flush_rows
+        for offset in range(0, table.num_rows, rows):
+            current = self._files.get(venue)
+            if current is not None and current.day != day:  # midnight UTC: the next day's file
+                self._files.pop(venue).close()
+                current = None
+            if current is None:
+                current = self._files[venue] = DayFile(self.root / venue, day, self._metadata)
+            group = table.slice(offset, rows)
+            current.write(group)
+            self.written += group.num_rows
+            if current.size_bytes() >= self._config.max_file_mb * MB:
+                self._files.pop(venue).close()  # the next row group starts the day's next part
+
+
+def _yield_gil() -> None:
+    time.sleep(0)  # releases the GIL: a tick thread waiting for it takes it now, not in 5 ms
+
+
+def _by_day(books: list[OrderBook]) -> list[tuple[str, list[OrderBook]]]:
+    """Consecutive runs of books of one UTC day (a venue's books arrive in time order)."""
+    runs: list[tuple[str, list[OrderBook]]] = []
+    day_start = day_end = 0.0
+    for book in books:
+        ts = book.received_ts
+        if not runs or not day_start <= ts < day_end:
+            day_start = ts - ts % DAY_S
+            day_end = day_start + DAY_S
+            runs.append((utc_day(ts), [book]))
+        else:
+            runs[-1][1].append(book)
+    return runs
