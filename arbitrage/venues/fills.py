@@ -137,3 +137,40 @@ def fill_ioc(
         return IocFill(filled, notional, ZERO)
     fee_base = coin_fee(filled, fee_rate) if buy_fee_in_base and side == "buy" else ZERO
     return IocFill(filled, notional, taker_fee(notional, fee_rate), fee_base)
+
+
+class TakenLiquidity:
+    """What simulated fills took from the books they walked, so that a second order against the
+    same book (a retry, the other pair of a tick) does not fill twice against the same levels.
+
+    A book that shows exactly the levels of the last fill has not moved since (a REST poll, a
+    stream's last update, a recorded row): the liquidity taken then is gone. Any change resets it.
+    """
+
+    def __init__(self) -> None:
+        # (symbol, side) -> (the levels the book showed, price -> quantity taken from them)
+        self._taken: dict[tuple[str, str], tuple[Sequence[Level], dict[float, float]]] = {}
+
+    def untaken(self, symbol: str, side: str, levels: Sequence[Level]) -> Sequence[Level]:
+        """The side a taker order walks, less what earlier fills took from these same levels."""
+        seen = self._taken.get((symbol, side))
+        if seen is None or seen[0] != levels:
+            return levels
+        taken = seen[1]
+        return tuple((p, s - taken.get(p, 0.0)) for p, s in levels if s - taken.get(p, 0.0) > 1e-12)
+
+    def take(
+        self, symbol: str, side: str, shown: Sequence[Level], walked: Sequence[Level], qty: Decimal
+    ) -> None:
+        """Record a fill of `qty` that walked `walked` (the untaken part of `shown`)."""
+        key = (symbol, side)
+        seen = self._taken.get(key)
+        taken = seen[1] if seen is not None and seen[0] == shown else {}
+        left = float(qty)
+        for price, size in walked:
+            if left <= 0:
+                break
+            part = min(size, left)
+            taken[price] = taken.get(price, 0.0) + part
+            left -= part
+        self._taken[key] = (shown, taken)

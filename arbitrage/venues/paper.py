@@ -10,17 +10,24 @@ so a retry does not fill twice against the same levels.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
 from decimal import Decimal
 from typing import Protocol
 
 from arbitrage.clock import Clock
 from arbitrage.config import VenueConfig
-from arbitrage.domain.book import Level, OrderBook
+from arbitrage.domain.book import OrderBook
 from arbitrage.domain.money import MarketRules, dec
 from arbitrage.domain.orders import OrderReport, OrderRequest, OrderState
 from arbitrage.errors import RateLimited, VenueError
-from arbitrage.venues.fills import DUPLICATE_ID, INSUFFICIENT_BALANCE, affordable, fill_ioc, malformed, settle
+from arbitrage.venues.fills import (
+    DUPLICATE_ID,
+    INSUFFICIENT_BALANCE,
+    TakenLiquidity,
+    affordable,
+    fill_ioc,
+    malformed,
+    settle,
+)
 from arbitrage.venues.order_rate import OrderRateLimiter
 
 PAPER_DEPTH = 30  # levels walked per fill (Upbit's REST book has at most 30)
@@ -58,8 +65,7 @@ class PaperVenue:
         self._balances: dict[str, Decimal] = {asset: dec(v) for asset, v in config.balances.items()}
         self._orders: dict[str, OrderReport] = {}
         self._limiter = OrderRateLimiter(config.max_orders_per_s, clock, ORDER_RATE_WAIT_S)
-        # (symbol, side) -> (the levels the book showed, price -> quantity taken from them)
-        self._taken: dict[tuple[str, str], tuple[Sequence[Level], dict[float, float]]] = {}
+        self._taken = TakenLiquidity()
         self._seq = 0
         # The id check, the fill and the balance update are one step even if legs come from threads.
         self._lock = threading.Lock()
@@ -142,14 +148,15 @@ class PaperVenue:
         if not self._limiter.acquire():
             raise RateLimited(self.name, "order rate above venues.max_orders_per_s; not sent")
         book = self._market.order_book(req.symbol, PAPER_DEPTH)
-        levels = self._untaken(book, req.side)
+        shown = book.side(req.side)
+        levels = self._taken.untaken(req.symbol, req.side, shown)
         # Where the real venue takes a buy's fee (the coin bought, on Binance) its rules say.
         fill = fill_ioc(levels, req.side, qty, price, self._fee_rate, rules.buy_fee_in_base > 0)
         if fill.qty > 0:
             settle(
                 self._balances, req.symbol, req.side, fill.qty, fill.notional, fill.quote_fee, fill.fee_base
             )
-            self._take(book, req.side, levels, fill.qty)
+            self._taken.take(req.symbol, req.side, shown, levels, fill.qty)
         return OrderReport(
             cid,
             fill.state(req.qty),
@@ -160,30 +167,3 @@ class PaperVenue:
             fill.reason(req.qty),
             fill.fee_base,
         )
-
-    def _untaken(self, book: OrderBook, side: str) -> Sequence[Level]:
-        """The side a taker order walks, less what earlier fills took from these same levels.
-
-        A book that shows exactly the levels of the last fill has not moved since (a REST poll
-        or the stream's last update): the liquidity taken then is gone. Any change resets it.
-        """
-        levels = book.side(side)
-        seen = self._taken.get((book.symbol, side))
-        if seen is None or seen[0] != levels:
-            return levels
-        taken = seen[1]
-        return tuple((p, s - taken.get(p, 0.0)) for p, s in levels if s - taken.get(p, 0.0) > 1e-12)
-
-    def _take(self, book: OrderBook, side: str, levels: Sequence[Level], qty: Decimal) -> None:
-        key = (book.symbol, side)
-        shown = book.side(side)
-        seen = self._taken.get(key)
-        taken = seen[1] if seen is not None and seen[0] == shown else {}
-        left = float(qty)
-        for price, size in levels:
-            if left <= 0:
-                break
-            part = min(size, left)
-            taken[price] = taken.get(price, 0.0) + part
-            left -= part
-        self._taken[key] = (shown, taken)
