@@ -7,9 +7,11 @@ and alerts name the environment variables that hold them.
 
 from __future__ import annotations
 
+import copy
 import functools
 import importlib.util
 import os
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -432,6 +434,18 @@ class MarketDataConfig(Section):
     tick_read_budget_ms: Annotated[float, Field(ge=50)] | None = None
 
 
+class ReplayConfig(Section):
+    """`arb replay`: how a recording stands in for the venues, and what of the run stays on."""
+
+    # From the decision to the order reaching the book: fills walk the book recorded this much later.
+    fill_latency_ms: Annotated[Num, Field(ge=0, le=60_000)] = 50.0
+    # A replay reports to no one unless asked: Redis, the health server and Telegram alerts are
+    # off (alerts still go to the log) unless turned on here and configured in their own sections.
+    redis: Flag = False
+    health_server: Flag = False
+    telegram: Flag = False
+
+
 class AppConfig(Section):
     instance: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")] = "arb-1"
     accounting_currency: str = "KRW"
@@ -458,6 +472,7 @@ class AppConfig(Section):
     live_guards: LiveGuardsConfig = LiveGuardsConfig()
     shutdown: ShutdownConfig = ShutdownConfig()
     market_data: MarketDataConfig = MarketDataConfig()
+    replay: ReplayConfig = ReplayConfig()
     # Engine sections for user engines loaded by dotted path: name -> free-form settings.
     plugins: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
@@ -698,7 +713,31 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
-def load_config(path: str | Path, mode: str | None = None) -> AppConfig:
+def apply_overrides(data: Any, overrides: Mapping[str, Any]) -> Any:
+    """The parsed document with dotted keys set (`signal.min_spread_pct`: 0.5), before validation,
+    so that a bad value is reported like one written in the file."""
+    data = copy.deepcopy(data) if data is not None else {}
+    for dotted, value in overrides.items():
+        node = data
+        parts = dotted.split(".")
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part) if isinstance(node, dict) else None
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                where = ".".join(parts[: i + 1])
+                raise ConfigError(f"{dotted}: {where} is {_describe(child)}, not a section with keys")
+            node = child
+        if not isinstance(node, dict):
+            raise ConfigError(f"{dotted}: expected a key inside a section")
+        node[parts[-1]] = value
+    return data
+
+
+def load_config(
+    path: str | Path, mode: str | None = None, overrides: Mapping[str, Any] | None = None
+) -> AppConfig:
+    """The config in `path`, `mode` and dotted-key `overrides` applied before it is validated."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist (pass --config PATH)")
@@ -713,4 +752,6 @@ def load_config(path: str | Path, mode: str | None = None) -> AppConfig:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+    if overrides:
+        data = apply_overrides(data, overrides)
     return parse_config(data, mode)
