@@ -1,0 +1,162 @@
+"""The recording format, fixed: what `arb record` writes and `arb replay` reads.
+
+`<dir>/<venue>/<YYYY-MM-DD>.parquet`, one file per venue and UTC day of receive time; when a day's
+file is rotated (by size, or at a restart) the next part is `<YYYY-MM-DD>.<n>.parquet`, n = 1, 2...
+A file in progress is `<name>.part` and renamed when closed, so a reader never sees a torn file.
+One row per book update (zstd), best level first, FX books being more symbols on their venue.
+The file's key-value metadata `arbitrage.recording` is JSON: version, book_depth, mode, venues.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from arbitrage.domain.book import OrderBook
+
+FORMAT_VERSION = 1
+METADATA_KEY = "arbitrage.recording"
+COMPRESSION = "zstd"
+SUFFIX = ".parquet"
+PART_SUFFIX = ".part"  # appended to the name of the file being written
+
+_levels = pa.list_(pa.float64())
+SCHEMA = pa.schema(
+    [
+        ("venue", pa.string()),
+        ("symbol", pa.string()),  # the market symbol on the venue, e.g. "BTC/KRW"
+        ("exchange_ts", pa.float64()),  # seconds since the epoch, as the venue stamped it
+        ("received_ts", pa.float64()),  # seconds since the epoch, when the bot got it
+        ("bid_px", _levels),
+        ("bid_qty", _levels),
+        ("ask_px", _levels),
+        ("ask_qty", _levels),
+    ]
+)
+COLUMNS = tuple(SCHEMA.names)
+
+_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:\.(\d+))?\.parquet$")
+
+
+def utc_day(ts: float) -> str:
+    """The UTC day (YYYY-MM-DD) a receive time falls on: which file its row goes to."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
+
+
+def file_name(day: str, part: int) -> str:
+    """The closed file's name: the day's first file, then its parts 1, 2, ..."""
+    return f"{day}{SUFFIX}" if part == 0 else f"{day}.{part}{SUFFIX}"
+
+
+def parse_name(name: str) -> tuple[str, int] | None:
+    """(day, part) of a closed recording file's name, None for any other file."""
+    match = _NAME.match(name)
+    if match is None:
+        return None
+    return match.group(1), int(match.group(2) or 0)
+
+
+def file_metadata(book_depth: int, mode: str, venues: Mapping[str, str]) -> dict[str, str]:
+    """The key-value metadata every file carries; `venues` maps each venue name to its exchange id."""
+    document = {"version": FORMAT_VERSION, "book_depth": book_depth, "mode": mode, "venues": dict(venues)}
+    return {METADATA_KEY: json.dumps(document, sort_keys=True)}
+
+
+def read_metadata(path: Path) -> dict[str, Any]:
+    """The `arbitrage.recording` document of a closed file."""
+    raw = pq.read_schema(path).metadata or {}
+    text = raw.get(METADATA_KEY.encode())
+    if text is None:
+        raise ValueError(f"{path}: not a recording (no {METADATA_KEY} metadata)")
+    document: dict[str, Any] = json.loads(text)
+    return document
+
+
+def recording_files(root: Path, venue: str | None = None) -> list[Path]:
+    """The closed files under `root` (one venue's, or every venue's), in day and part order."""
+    if not root.is_dir():
+        return []
+    dirs = [root / venue] if venue is not None else sorted(p for p in root.iterdir() if p.is_dir())
+    found: list[tuple[str, str, int, Path]] = []
+    for d in dirs:
+        if not d.is_dir():
+            continue
+        for path in d.iterdir():
+            parsed = parse_name(path.name)
+            if parsed is not None:
+                found.append((d.name, parsed[0], parsed[1], path))
+    return [path for _venue, _day, _part, path in sorted(found)]
+
+
+def rows_of(books: Iterable[OrderBook]) -> dict[str, list[Any]]:
+    """Books as columns, ready for pa.Table.from_pydict(..., schema=SCHEMA)."""
+    columns: dict[str, list[Any]] = {name: [] for name in COLUMNS}
+    venue, symbol, exchange_ts, received_ts = (
+        columns["venue"], columns["symbol"], columns["exchange_ts"], columns["received_ts"]
+    )
+    bid_px, bid_qty = columns["bid_px"], columns["bid_qty"]
+    ask_px, ask_qty = columns["ask_px"], columns["ask_qty"]
+    for book in books:
+        venue.append(book.venue)
+        symbol.append(book.symbol)
+        exchange_ts.append(book.exchange_ts)
+        received_ts.append(book.received_ts)
+        bids, asks = tuple(book.bids), tuple(book.asks)
+        bid_px.append([level[0] for level in bids])
+        bid_qty.append([level[1] for level in bids])
+        ask_px.append([level[0] for level in asks])
+        ask_qty.append([level[1] for level in asks])
+    return columns
+
+
+def _file_books(path: Path, start: float | None, end: float | None) -> Iterator[OrderBook]:
+    """One file's books in received_ts order, row group by row group (the writer appends in order)."""
+    reader = pq.ParquetFile(path)
+    for index in range(reader.num_row_groups):
+        group = reader.read_row_group(index, columns=list(COLUMNS)).to_pydict()
+        rows = zip(
+            group["venue"], group["symbol"], group["exchange_ts"], group["received_ts"],
+            group["bid_px"], group["bid_qty"], group["ask_px"], group["ask_qty"], strict=True,
+        )
+        books = [
+            OrderBook(v, s, tuple(zip(bp, bq, strict=True)), tuple(zip(ap, aq, strict=True)), ets, rts)
+            for v, s, ets, rts, bp, bq, ap, aq in rows
+            if (start is None or rts >= start) and (end is None or rts < end)
+        ]
+        books.sort(key=_received)  # streams of one venue may hand over a hair out of order
+        yield from books
+
+
+def _received(book: OrderBook) -> float:
+    return book.received_ts
+
+
+def _venue_books(files: list[Path], start: float | None, end: float | None) -> Iterator[OrderBook]:
+    for path in files:
+        yield from _file_books(path, start, end)
+
+
+def read_books(root: Path | str, start: float | None = None, end: float | None = None) -> Iterator[OrderBook]:
+    """Every recorded book under `root` with start <= received_ts < end, merged across venues in
+    received_ts order. Files whose day is outside the range are not opened."""
+    root = Path(root)
+    first = utc_day(start) if start is not None else None
+    last = utc_day(end) if end is not None else None
+    per_venue: dict[str, list[Path]] = {}
+    for path in recording_files(root):
+        parsed = parse_name(path.name)
+        assert parsed is not None
+        day = parsed[0]
+        if (first is not None and day < first) or (last is not None and day > last):
+            continue
+        per_venue.setdefault(path.parent.name, []).append(path)
+    streams = [_venue_books(files, start, end) for _venue, files in sorted(per_venue.items())]
+    return heapq.merge(*streams, key=_received)
