@@ -38,38 +38,40 @@ class RecordingError(ArbitrageError):
 
 @dataclass(frozen=True)
 class MarketTape:
-    """One market's recorded books in receive order; row i's bids are bid_px[bid_at[i]:bid_at[i+1]]."""
+    """Where one market's rows are in the tape: their timeline indices and receive times, ascending."""
 
     venue: str
     symbol: str
-    received: np.ndarray  # float64 epoch seconds, ascending
-    exchange: np.ndarray
+    rows: np.ndarray  # int64 indices into the Tape's columns
+    received: np.ndarray  # float64, the same rows' received_ts
+
+    def row_at(self, ts: float) -> int:
+        """The tape row of the last book received at or before `ts`; -1 if none was yet."""
+        i = int(np.searchsorted(self.received, ts, side="right")) - 1
+        return -1 if i < 0 else int(self.rows[i])
+
+
+@dataclass(frozen=True)
+class Tape:
+    """Every row of a recording in receive order, as columns: row i is market `market_of[i]`'s
+    book, its bids bid_px[bid_at[i]:bid_at[i+1]] best first. One timeline for all markets, so a
+    replay advancing its clock takes the rows it passed as one slice of each column."""
+
+    markets: tuple[MarketTape, ...]
+    times: np.ndarray  # float64 received_ts, ascending
+    exchange: np.ndarray  # float64 exchange_ts
+    market_of: np.ndarray  # int32 index into markets
     bid_px: np.ndarray
     bid_qty: np.ndarray
     bid_at: np.ndarray  # int64 offsets, one more than rows
     ask_px: np.ndarray
     ask_qty: np.ndarray
     ask_at: np.ndarray
+    metadata: dict[str, Any]  # the first file's arbitrage.recording document
 
     @property
     def rows(self) -> int:
-        return len(self.received)
-
-    def row_at(self, ts: float) -> int:
-        """The last row received at or before `ts`; -1 if none was yet."""
-        return int(np.searchsorted(self.received, ts, side="right")) - 1
-
-
-@dataclass(frozen=True)
-class Tape:
-    """Every market of a recording, plus one timeline of all rows in receive order, so a replay
-    advancing its clock finds which books changed with one search."""
-
-    markets: tuple[MarketTape, ...]
-    times: np.ndarray  # float64, every row's received_ts, ascending
-    market_of: np.ndarray  # int32 index into markets, per timeline entry
-    row_of: np.ndarray  # int64 row within its market
-    metadata: dict[str, Any]  # the first file's arbitrage.recording document
+        return len(self.times)
 
     @property
     def start(self) -> float:
@@ -116,8 +118,7 @@ def load_tape(root: Path | str, start: float | None = None, end: float | None = 
         table = table.filter(keep)
     if table.num_rows == 0:
         raise RecordingError(f"--data {root}: no book in the range asked")
-    markets = _markets(table)
-    return _timeline(markets, metadata)
+    return _columns(table, metadata)
 
 
 def _metadata(path: Path) -> dict[str, Any]:
@@ -132,32 +133,35 @@ def _metadata(path: Path) -> dict[str, Any]:
     return document
 
 
-def _markets(table: pa.Table) -> list[MarketTape]:
+def _columns(table: pa.Table, metadata: dict[str, Any]) -> Tape:
+    received = table.column("received_ts").to_numpy()
+    # Stable: rows of one instant keep the files' order (streams may hand over a hair out of order).
+    order = np.argsort(received, kind="stable")
+    table = table.take(pa.array(order))
+    times = received[order]
     keys = pc.binary_join_element_wise(table.column("venue"), table.column("symbol"), "\x00")
     encoded = keys.combine_chunks().dictionary_encode()
     codes = encoded.indices.to_numpy()
     names = encoded.dictionary.to_pylist()
+    ranked = sorted(range(len(names)), key=lambda c: names[c])
+    rank = np.empty(len(names), dtype=np.int32)
+    rank[ranked] = np.arange(len(names), dtype=np.int32)
+    market_of = rank[codes]
     markets = []
-    for code in sorted(range(len(names)), key=lambda c: names[c]):
+    for i, code in enumerate(ranked):
         venue, symbol = names[code].split("\x00")
-        rows = np.flatnonzero(codes == code)
-        part = table.take(pa.array(rows))
-        received = part.column("received_ts").to_numpy()
-        order = np.argsort(received, kind="stable")  # streams may hand over a hair out of order
-        part = part.take(pa.array(order))
-        bid_px, bid_at = _flat(part, "bid_px")
-        bid_qty, bid_qty_at = _flat(part, "bid_qty")
-        ask_px, ask_at = _flat(part, "ask_px")
-        ask_qty, ask_qty_at = _flat(part, "ask_qty")
-        if not (np.array_equal(bid_at, bid_qty_at) and np.array_equal(ask_at, ask_qty_at)):
-            raise RecordingError(f"{venue} {symbol}: a row's prices and sizes have different lengths")
-        markets.append(
-            MarketTape(
-                venue, symbol, received[order], part.column("exchange_ts").to_numpy(),
-                bid_px, bid_qty, bid_at, ask_px, ask_qty, ask_at,
-            )
-        )
-    return markets
+        rows = np.flatnonzero(market_of == i)
+        markets.append(MarketTape(venue, symbol, rows, times[rows]))
+    bid_px, bid_at = _flat(table, "bid_px")
+    bid_qty, bid_qty_at = _flat(table, "bid_qty")
+    ask_px, ask_at = _flat(table, "ask_px")
+    ask_qty, ask_qty_at = _flat(table, "ask_qty")
+    if not (np.array_equal(bid_at, bid_qty_at) and np.array_equal(ask_at, ask_qty_at)):
+        raise RecordingError("a recorded row's prices and sizes have different lengths")
+    return Tape(
+        tuple(markets), times, table.column("exchange_ts").to_numpy(), market_of,
+        bid_px, bid_qty, bid_at, ask_px, ask_qty, ask_at, metadata,
+    )
 
 
 def _flat(table: pa.Table, column: str) -> tuple[np.ndarray, np.ndarray]:
@@ -166,11 +170,3 @@ def _flat(table: pa.Table, column: str) -> tuple[np.ndarray, np.ndarray]:
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     return pc.list_flatten(values).to_numpy(), offsets
-
-
-def _timeline(markets: list[MarketTape], metadata: dict[str, Any]) -> Tape:
-    times = np.concatenate([m.received for m in markets])
-    market_of = np.concatenate([np.full(m.rows, i, dtype=np.int32) for i, m in enumerate(markets)])
-    row_of = np.concatenate([np.arange(m.rows, dtype=np.int64) for m in markets])
-    order = np.argsort(times, kind="stable")
-    return Tape(tuple(markets), times[order], market_of[order], row_of[order], metadata)

@@ -109,7 +109,10 @@ def replay_config(opts: ReplayOptions, ledger: Path, run_dir: Path) -> AppConfig
         update={
             # A replay never sends an order: live mode's guards and dry run have nothing to guard.
             "mode": config.mode.model_copy(update={"current": _replay_mode(config.mode.current)}),
-            "storage": config.storage.model_copy(update={"url": f"sqlite:///{ledger}"}),
+            # A replay's ledger is remade by replaying again: its commits need not wait for the disk.
+            "storage": config.storage.model_copy(
+                update={"url": f"sqlite:///{ledger}", "synchronous": "NORMAL"}
+            ),
             # A live bot's halt file must not halt a replay, nor a replay's a live bot.
             "safety": config.safety.model_copy(update={"halt_file": str(run_dir / ".halt")}),
             "logging": config.logging.model_copy(update={"console": False}),

@@ -150,7 +150,7 @@ class ReplayVenue:
 
 def build_replay_venues(config: AppConfig, clock: Clock, tape: Tape, fill_latency_ms: float) -> Venues:
     """The config's venues on the recording's markets; the market steps to the clock before each tick."""
-    market = ReplayMarket(tape, clock)
+    market = ReplayMarket(tape, clock, config.loop.book_depth)
     latency_s = fill_latency_ms / 1000.0
     venues: dict[str, Venue] = {
         name: ReplayVenue(name, vc, market, clock, latency_s) for name, vc in config.venues.items()

@@ -16,20 +16,21 @@ import numpy as np
 from arbitrage.clock import Clock
 from arbitrage.domain.book import Level, OrderBook
 from arbitrage.errors import PermanentVenueError, VenueUnavailable
-from arbitrage.recording.tape import MarketTape, Tape
+from arbitrage.recording.tape import Tape
 
 
 class RecordedSide(Sequence[Level]):
-    """One side of a recorded book, read from the recording's columns: the top alone without
-    making the rest, the levels on the first read past it."""
+    """One side of a recorded book, read from the recording's columns: the top given (taken with
+    every book of the tick in one gather), the levels made on the first read past it."""
 
-    __slots__ = ("_hi", "_levels", "_lo", "_px", "_qty")
+    __slots__ = ("_hi", "_levels", "_lo", "_px", "_qty", "_top")
 
-    def __init__(self, px: np.ndarray, qty: np.ndarray, lo: int, hi: int) -> None:
+    def __init__(self, px: np.ndarray, qty: np.ndarray, lo: int, hi: int, top: Level | None) -> None:
         self._px = px
         self._qty = qty
         self._lo = lo
         self._hi = hi
+        self._top = top
         self._levels: tuple[Level, ...] | None = None
 
     def levels(self) -> tuple[Level, ...]:
@@ -47,10 +48,10 @@ class RecordedSide(Sequence[Level]):
     def __getitem__(self, index: slice) -> tuple[Level, ...]: ...
 
     def __getitem__(self, index: int | slice) -> Level | tuple[Level, ...]:
-        if index == 0 and self._levels is None:
-            if self._hi <= self._lo:
+        if index == 0:
+            if self._top is None:
                 raise IndexError("empty side")
-            return (float(self._px[self._lo]), float(self._qty[self._lo]))
+            return self._top
         return self.levels()[index]
 
     def __len__(self) -> int:
@@ -72,31 +73,35 @@ class RecordedSide(Sequence[Level]):
 
 
 class ReplayMarket:
-    """Every recorded market, positioned at the replay clock's time by `step()`."""
+    """Every recorded market, positioned at the replay clock's time by `step()`; books `depth`
+    levels deep (the loop's book depth) are made as the clock passes their rows."""
 
-    def __init__(self, tape: Tape, clock: Clock) -> None:
+    def __init__(self, tape: Tape, clock: Clock, depth: int) -> None:
         self._tape = tape
         self._clock = clock
+        self._depth = depth
         self._index = tape.index()
         self._row = [-1] * len(tape.markets)  # the current row of each market, -1 before its first
         self._books: list[OrderBook | None] = [None] * len(tape.markets)
-        self._depth = [0] * len(tape.markets)  # the depth each cached book was made at
-        self._next = 0  # the first timeline entry not yet reached
+        self._next = 0  # the first tape row not yet reached
         self.step()
 
     def step(self) -> None:
         """Advance every market to its last book received at or before the clock's time."""
         tape = self._tape
         end = int(np.searchsorted(tape.times, self._clock.time(), side="right"))
-        if end <= self._next:
+        start = self._next
+        if end <= start:
             return
-        rows, books = self._row, self._books
-        for market, row in zip(
-            tape.market_of[self._next : end].tolist(), tape.row_of[self._next : end].tolist(), strict=True
-        ):
-            rows[market] = row
-            books[market] = None
         self._next = end
+        # The last row of each market the clock passed: earlier ones were never seen by a tick.
+        passed = tape.market_of[start:end][::-1]
+        markets, last = np.unique(passed, return_index=True)
+        rows = end - 1 - last
+        books = _books(tape, rows, self._depth)
+        for market, row, book in zip(markets.tolist(), rows.tolist(), books, strict=True):
+            self._row[market] = row
+            self._books[market] = book
 
     def has_market(self, venue: str, symbol: str) -> bool:
         return (venue, symbol) in self._index
@@ -108,30 +113,24 @@ class ReplayMarket:
         """The latest recorded book; VenueUnavailable before the market's first row."""
         i = self._market(venue, symbol)
         book = self._books[i]
-        if book is None or self._depth[i] != depth:
-            row = self._row[i]
-            if row < 0:
-                raise VenueUnavailable(venue, f"no recorded book of {symbol} yet")
-            book = _book(self._tape.markets[i], row, depth)
-            self._books[i], self._depth[i] = book, depth
+        if book is None:
+            raise VenueUnavailable(venue, f"no recorded book of {symbol} yet")
+        if depth != self._depth:
+            return _books(self._tape, np.array([self._row[i]]), depth)[0]
         return book
 
     def book_at(self, venue: str, symbol: str, ts: float, depth: int) -> OrderBook | None:
         """The book recorded last at or before `ts` (a fill landing after its latency); None if none."""
-        market = self._tape.markets[self._market(venue, symbol)]
-        row = market.row_at(ts)
-        return None if row < 0 else _book(market, row, depth)
+        row = self._tape.markets[self._market(venue, symbol)].row_at(ts)
+        return None if row < 0 else _books(self._tape, np.array([row]), depth)[0]
 
     def first_mid(self, venue: str, symbol: str) -> float:
         """The market's first recorded mid: a stable price for rules that do not move with it."""
-        book = _book(self._tape.markets[self._market(venue, symbol)], 0, 1)
-        return _mid(book, venue, symbol)
+        first = int(self._tape.markets[self._market(venue, symbol)].rows[0])
+        return _mid(_books(self._tape, np.array([first]), 1)[0], venue, symbol)
 
     def mid(self, venue: str, symbol: str) -> float:
-        i = self._market(venue, symbol)
-        if self._row[i] < 0:
-            raise VenueUnavailable(venue, f"no recorded book of {symbol} yet")
-        return _mid(_book(self._tape.markets[i], self._row[i], 1), venue, symbol)
+        return _mid(self.book(venue, symbol, self._depth), venue, symbol)
 
     def _market(self, venue: str, symbol: str) -> int:
         i = self._index.get((venue, symbol))
@@ -141,17 +140,32 @@ class ReplayMarket:
         return i
 
 
-def _book(m: MarketTape, row: int, depth: int) -> OrderBook:
-    b_lo, a_lo = int(m.bid_at[row]), int(m.ask_at[row])
-    b_hi, a_hi = min(int(m.bid_at[row + 1]), b_lo + depth), min(int(m.ask_at[row + 1]), a_lo + depth)
-    return OrderBook(
-        m.venue,
-        m.symbol,
-        RecordedSide(m.bid_px, m.bid_qty, b_lo, b_hi),
-        RecordedSide(m.ask_px, m.ask_qty, a_lo, a_hi),
-        float(m.exchange[row]),
-        float(m.received[row]),
-    )
+def _books(tape: Tape, rows: np.ndarray, depth: int) -> list[OrderBook]:
+    """The books of tape rows, each side at most `depth` levels: every column gathered once."""
+    names = [(m.venue, m.symbol) for m in tape.markets]
+    b_lo, a_lo = tape.bid_at[rows], tape.ask_at[rows]
+    b_hi = np.minimum(tape.bid_at[rows + 1], b_lo + depth)
+    a_hi = np.minimum(tape.ask_at[rows + 1], a_lo + depth)
+    b_top, a_top = _tops(tape.bid_px, tape.bid_qty, b_lo, b_hi), _tops(tape.ask_px, tape.ask_qty, a_lo, a_hi)
+    out = []
+    bid_px, bid_qty, ask_px, ask_qty = tape.bid_px, tape.bid_qty, tape.ask_px, tape.ask_qty
+    for market, ets, rts, bl, bh, bt, al, ah, at in zip(
+        tape.market_of[rows].tolist(), tape.exchange[rows].tolist(), tape.times[rows].tolist(),
+        b_lo.tolist(), b_hi.tolist(), b_top, a_lo.tolist(), a_hi.tolist(), a_top, strict=True,
+    ):
+        venue, symbol = names[market]
+        bids = RecordedSide(bid_px, bid_qty, bl, bh, bt)
+        asks = RecordedSide(ask_px, ask_qty, al, ah, at)
+        out.append(OrderBook(venue, symbol, bids, asks, ets, rts))
+    return out
+
+
+def _tops(px: np.ndarray, qty: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> list[Level | None]:
+    if len(px) == 0:
+        return [None] * len(lo)
+    at = np.minimum(lo, len(px) - 1)
+    prices, sizes, present = px[at].tolist(), qty[at].tolist(), (hi > lo).tolist()
+    return [(p, q) if ok else None for p, q, ok in zip(prices, sizes, present, strict=True)]
 
 
 def _mid(book: OrderBook, venue: str, symbol: str) -> float:
