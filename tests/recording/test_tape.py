@@ -45,7 +45,9 @@ def test_rows_come_back_per_market_in_receive_order(tmp_path: Path) -> None:
     tape = load_tape(tmp_path)
     assert tape.times.tolist() == [T0 + 0.5, T0 + 1, T0 + 1.5, T0 + 2]
     names = [(tape.markets[m].venue, tape.markets[m].symbol) for m in tape.market_of.tolist()]
-    assert names == [("upbit", "USDT/KRW"), ("upbit", "BTC/KRW"), ("binance", "BTC/USDT"), ("upbit", "BTC/KRW")]
+    assert names == [
+        ("upbit", "USDT/KRW"), ("upbit", "BTC/KRW"), ("binance", "BTC/USDT"), ("upbit", "BTC/KRW")
+    ]
     # Row 1 is the one-level book, row 3 the two-level one.
     assert tape.bid_at.tolist() == [0, 2, 3, 5, 7]
     assert tape.bid_px[tape.bid_at[3] : tape.bid_at[4]].tolist() == [100.0, 99.0]
