@@ -48,7 +48,8 @@ def main(argv: list[str]) -> int:
         books = make_recording(config, recording, args.seconds, 1.0, DAY_START)
         print(f"recorded {books:,} books in {time.perf_counter() - began:.0f} s -> {recording}")
     size_mb = sum(f.stat().st_size for f in recording.rglob("*.parquet")) / 1e6
-    print(f"recording: {recording} ({size_mb:,.0f} MB), {args.symbols} symbols x 2 venues + FX, 1 update/s/book")
+    print(f"recording: {recording} ({size_mb:,.0f} MB), {args.symbols} symbols x 2 venues + FX, "
+          "1 update/s/book")  # fmt: skip
     walls, ticks = [], 0
     for run in range(args.runs):
         out = base / "runs" / f"{time.strftime('%Y%m%dT%H%M%S')}-{run}"

@@ -8,13 +8,14 @@ venue that takes a buy's fee from the coin bought (Binance), the base coin.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 
 from arbitrage.domain.book import Level, split_symbol
-from arbitrage.domain.money import ZERO
-from arbitrage.domain.orders import OrderRequest, OrderState
+from arbitrage.domain.money import ZERO, dec
+from arbitrage.domain.orders import OrderReport, OrderRequest, OrderState
 
 PRICE_UNIT = Decimal("1e-8")
 QTY_UNIT = Decimal("1e-8")
@@ -121,6 +122,19 @@ class IocFill:
             return None
         return IOC_REMAINDER if self.qty > 0 else NO_LIQUIDITY
 
+    def report(self, client_order_id: str, venue_order_id: str, requested: Decimal) -> OrderReport:
+        """What the venue answers for an order of `requested` that filled this."""
+        return OrderReport(
+            client_order_id,
+            self.state(requested),
+            self.qty,
+            self.avg_price,
+            self.fee,
+            venue_order_id,
+            self.reason(requested),
+            self.fee_base,
+        )
+
 
 def fill_ioc(
     levels: Sequence[Level],
@@ -174,3 +188,33 @@ class TakenLiquidity:
             taken[price] = taken.get(price, 0.0) + part
             left -= part
         self._taken[key] = (shown, taken)
+
+
+class SimulatedAccount:
+    """A simulated venue's account (paper, replay): free balances from the config, the orders it
+    answered by client id, a second order under one id refused as a real venue would (the first
+    left alone); the id check, the fill and the balance update are one step even if legs come
+    from threads."""
+
+    def __init__(self, balances: Mapping[str, float]) -> None:
+        self.balances: dict[str, Decimal] = {asset: dec(v) for asset, v in balances.items()}
+        self._orders: dict[str, OrderReport] = {}
+        self._lock = threading.Lock()
+
+    def free(self) -> dict[str, Decimal]:
+        with self._lock:
+            return dict(self.balances)
+
+    def place(self, request: OrderRequest, execute: Callable[[OrderRequest], OrderReport]) -> OrderReport:
+        """`execute` fills the order and moves `balances`, under the account's lock."""
+        with self._lock:
+            cid = request.client_order_id
+            if cid in self._orders:
+                return OrderReport(cid, OrderState.REJECTED, reason=DUPLICATE_ID)
+            report = execute(request)
+            self._orders[cid] = report
+            return report
+
+    def order(self, client_order_id: str) -> OrderReport | None:
+        with self._lock:
+            return self._orders.get(client_order_id)

@@ -9,7 +9,6 @@ so a retry does not fill twice against the same levels.
 
 from __future__ import annotations
 
-import threading
 from decimal import Decimal
 from typing import Protocol
 
@@ -20,8 +19,8 @@ from arbitrage.domain.money import MarketRules, dec
 from arbitrage.domain.orders import OrderReport, OrderRequest, OrderState
 from arbitrage.errors import RateLimited, VenueError
 from arbitrage.venues.fills import (
-    DUPLICATE_ID,
     INSUFFICIENT_BALANCE,
+    SimulatedAccount,
     TakenLiquidity,
     affordable,
     fill_ioc,
@@ -62,13 +61,11 @@ class PaperVenue:
         self.taker_fee_pct = config.taker_fee_pct
         self._fee_rate = dec(config.taker_fee_pct) / 100
         self._market = market_data
-        self._balances: dict[str, Decimal] = {asset: dec(v) for asset, v in config.balances.items()}
-        self._orders: dict[str, OrderReport] = {}
+        self._account = SimulatedAccount(config.balances)
+        self._balances = self._account.balances
         self._limiter = OrderRateLimiter(config.max_orders_per_s, clock, ORDER_RATE_WAIT_S)
         self._taken = TakenLiquidity()
         self._seq = 0
-        # The id check, the fill and the balance update are one step even if legs come from threads.
-        self._lock = threading.Lock()
 
     # Market data: the real venue's -------------------------------------------------------------
 
@@ -93,7 +90,7 @@ class PaperVenue:
         return {
             "exchange": self._market.exchange_id,
             "feed": "paper",
-            "orders": len(self._orders),
+            "orders": self._seq,
             "orders_last_minute": self.orders_last_minute,
             "market_data": self._market.describe(),
         }
@@ -104,26 +101,17 @@ class PaperVenue:
     # Simulated account ---------------------------------------------------------------------------
 
     def balances(self) -> dict[str, Decimal]:
-        with self._lock:
-            return dict(self._balances)
+        return self._account.free()
 
     def submit(self, request: OrderRequest) -> OrderReport:
-        with self._lock:
-            cid = request.client_order_id
-            if cid in self._orders:
-                # As a real venue would: the second request is refused, the first order left alone.
-                return OrderReport(cid, OrderState.REJECTED, reason=DUPLICATE_ID)
-            report = self._execute(request)
-            self._orders[cid] = report
-            return report
+        return self._account.place(request, self._execute)
 
     def fetch_order(self, symbol: str, client_order_id: str) -> OrderReport | None:
-        with self._lock:
-            return self._orders.get(client_order_id)
+        return self._account.order(client_order_id)
 
     def cancel(self, symbol: str, client_order_id: str) -> OrderReport | None:
         # Every IOC order is terminal once submit() returns: a cancel changes nothing.
-        return self.fetch_order(symbol, client_order_id)
+        return self._account.order(client_order_id)
 
     def _execute(self, req: OrderRequest) -> OrderReport:
         self._seq += 1
@@ -157,13 +145,4 @@ class PaperVenue:
                 self._balances, req.symbol, req.side, fill.qty, fill.notional, fill.quote_fee, fill.fee_base
             )
             self._taken.take(req.symbol, req.side, shown, levels, fill.qty)
-        return OrderReport(
-            cid,
-            fill.state(req.qty),
-            fill.qty,
-            fill.avg_price,
-            fill.fee,
-            vid,
-            fill.reason(req.qty),
-            fill.fee_base,
-        )
+        return fill.report(cid, vid, req.qty)

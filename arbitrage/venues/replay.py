@@ -9,7 +9,6 @@ recorded book), and orders of unknown outcome (every order gets an answer).
 
 from __future__ import annotations
 
-import threading
 from decimal import Decimal
 
 from arbitrage.clock import Clock
@@ -21,9 +20,9 @@ from arbitrage.domain.rates import RateWindow
 from arbitrage.recording.tape import Tape
 from arbitrage.venues.base import Venue, Venues
 from arbitrage.venues.fills import (
-    DUPLICATE_ID,
     INSUFFICIENT_BALANCE,
     NO_LIQUIDITY,
+    SimulatedAccount,
     TakenLiquidity,
     affordable,
     fill_ioc,
@@ -49,13 +48,12 @@ class ReplayVenue:
         self._market = market
         self._clock = clock
         self._latency_s = fill_latency_s
-        self._balances: dict[str, Decimal] = {asset: dec(v) for asset, v in config.balances.items()}
-        self._orders: dict[str, OrderReport] = {}
+        self._account = SimulatedAccount(config.balances)
+        self._balances = self._account.balances
         self._taken = TakenLiquidity()
         self._fixed_rules: dict[str, MarketRules] = {}
         self._sent = RateWindow(60.0)
         self._seq = 0
-        self._lock = threading.Lock()  # the id check, the fill and the balances are one step
 
     # Market data -------------------------------------------------------------------------------
 
@@ -91,29 +89,21 @@ class ReplayVenue:
     # Simulated account -------------------------------------------------------------------------
 
     def balances(self) -> dict[str, Decimal]:
-        with self._lock:
-            return dict(self._balances)
+        return self._account.free()
 
     def submit(self, request: OrderRequest) -> OrderReport:
-        with self._lock:
-            cid = request.client_order_id
-            if cid in self._orders:
-                return OrderReport(cid, OrderState.REJECTED, reason=DUPLICATE_ID)
-            report = self._execute(request)
-            self._sent.add(self._clock.monotonic())
-            self._orders[cid] = report
-            return report
+        return self._account.place(request, self._execute)
 
     def fetch_order(self, symbol: str, client_order_id: str) -> OrderReport | None:
-        with self._lock:
-            return self._orders.get(client_order_id)
+        return self._account.order(client_order_id)
 
     def cancel(self, symbol: str, client_order_id: str) -> OrderReport | None:
         # Every IOC order is terminal once submit() returns: a cancel changes nothing.
-        return self.fetch_order(symbol, client_order_id)
+        return self._account.order(client_order_id)
 
     def _execute(self, req: OrderRequest) -> OrderReport:
         self._seq += 1
+        self._sent.add(self._clock.monotonic())
         cid, vid = req.client_order_id, f"replay-{self.name}-{self._seq}"
         problem = malformed(req)
         if problem is None and not self._market.has_market(self.name, req.symbol):
@@ -136,16 +126,7 @@ class ReplayVenue:
                 self._balances, req.symbol, req.side, fill.qty, fill.notional, fill.quote_fee, fill.fee_base
             )
             self._taken.take(req.symbol, req.side, shown, levels, fill.qty)
-        return OrderReport(
-            cid,
-            fill.state(req.qty),
-            fill.qty,
-            fill.avg_price,
-            fill.fee,
-            vid,
-            fill.reason(req.qty),
-            fill.fee_base,
-        )
+        return fill.report(cid, vid, req.qty)
 
 
 def build_replay_venues(config: AppConfig, clock: Clock, tape: Tape, fill_latency_ms: float) -> Venues:
