@@ -218,3 +218,26 @@ class SimulatedAccount:
     def order(self, client_order_id: str) -> OrderReport | None:
         with self._lock:
             return self._orders.get(client_order_id)
+
+
+class SimulatedOrders:
+    """The Venue interface's order methods for a venue whose account is simulated (paper, replay):
+    the subclass keeps a SimulatedAccount and says how an order fills (`_execute`)."""
+
+    _account: SimulatedAccount
+
+    def _execute(self, request: OrderRequest) -> OrderReport:
+        raise NotImplementedError
+
+    def balances(self) -> dict[str, Decimal]:
+        return self._account.free()
+
+    def submit(self, request: OrderRequest) -> OrderReport:
+        return self._account.place(request, self._execute)
+
+    def fetch_order(self, symbol: str, client_order_id: str) -> OrderReport | None:
+        return self._account.order(client_order_id)
+
+    def cancel(self, symbol: str, client_order_id: str) -> OrderReport | None:
+        # Every IOC order is terminal once submit() returns: a cancel changes nothing.
+        return self._account.order(client_order_id)

@@ -21,6 +21,7 @@ from arbitrage.errors import RateLimited, VenueError
 from arbitrage.venues.fills import (
     INSUFFICIENT_BALANCE,
     SimulatedAccount,
+    SimulatedOrders,
     TakenLiquidity,
     affordable,
     fill_ioc,
@@ -54,7 +55,7 @@ class MarketData(Protocol):
     def close(self) -> None: ...
 
 
-class PaperVenue:
+class PaperVenue(SimulatedOrders):
     def __init__(self, name: str, config: VenueConfig, market_data: MarketData, clock: Clock) -> None:
         self.name = name
         self.quote = config.quote
@@ -98,20 +99,7 @@ class PaperVenue:
     def close(self) -> None:
         self._market.close()
 
-    # Simulated account ---------------------------------------------------------------------------
-
-    def balances(self) -> dict[str, Decimal]:
-        return self._account.free()
-
-    def submit(self, request: OrderRequest) -> OrderReport:
-        return self._account.place(request, self._execute)
-
-    def fetch_order(self, symbol: str, client_order_id: str) -> OrderReport | None:
-        return self._account.order(client_order_id)
-
-    def cancel(self, symbol: str, client_order_id: str) -> OrderReport | None:
-        # Every IOC order is terminal once submit() returns: a cancel changes nothing.
-        return self._account.order(client_order_id)
+    # Simulated account: balances, submit, fetch_order and cancel come from SimulatedOrders.
 
     def _execute(self, req: OrderRequest) -> OrderReport:
         self._seq += 1

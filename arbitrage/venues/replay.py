@@ -23,6 +23,7 @@ from arbitrage.venues.fills import (
     INSUFFICIENT_BALANCE,
     NO_LIQUIDITY,
     SimulatedAccount,
+    SimulatedOrders,
     TakenLiquidity,
     affordable,
     fill_ioc,
@@ -35,7 +36,7 @@ from arbitrage.venues.simulated_rules import foreign_rules, krw_rules
 FILL_DEPTH = 50  # levels a fill may walk: every level a recording keeps, in practice
 
 
-class ReplayVenue:
+class ReplayVenue(SimulatedOrders):
     """One venue of a recording, behind the common Venue interface."""
 
     def __init__(self, name: str, config: VenueConfig, market: ReplayMarket, clock: Clock,
@@ -86,20 +87,7 @@ class ReplayVenue:
     def close(self) -> None:
         """Nothing to release: the recording is in memory."""
 
-    # Simulated account -------------------------------------------------------------------------
-
-    def balances(self) -> dict[str, Decimal]:
-        return self._account.free()
-
-    def submit(self, request: OrderRequest) -> OrderReport:
-        return self._account.place(request, self._execute)
-
-    def fetch_order(self, symbol: str, client_order_id: str) -> OrderReport | None:
-        return self._account.order(client_order_id)
-
-    def cancel(self, symbol: str, client_order_id: str) -> OrderReport | None:
-        # Every IOC order is terminal once submit() returns: a cancel changes nothing.
-        return self._account.order(client_order_id)
+    # Simulated account: balances, submit, fetch_order and cancel come from SimulatedOrders.
 
     def _execute(self, req: OrderRequest) -> OrderReport:
         self._seq += 1

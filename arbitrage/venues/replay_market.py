@@ -8,8 +8,7 @@ recording's timeline; a book is made only when read, and its sides only past the
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import overload
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -17,13 +16,14 @@ from arbitrage.clock import Clock
 from arbitrage.domain.book import Level, OrderBook
 from arbitrage.errors import PermanentVenueError, VenueUnavailable
 from arbitrage.recording.tape import Tape
+from arbitrage.venues.lazy_side import LazySide
 
 
-class RecordedSide(Sequence[Level]):
+class RecordedSide(LazySide):
     """One side of a recorded book, read from the recording's columns: the top given (taken with
     every book of the tick in one gather), the levels made on the first read past it."""
 
-    __slots__ = ("_hi", "_levels", "_lo", "_px", "_qty", "_top")
+    __slots__ = ("_hi", "_lo", "_px", "_qty", "_top")
 
     def __init__(self, px: np.ndarray, qty: np.ndarray, lo: int, hi: int, top: Level | None) -> None:
         self._px = px
@@ -31,45 +31,22 @@ class RecordedSide(Sequence[Level]):
         self._lo = lo
         self._hi = hi
         self._top = top
-        self._levels: tuple[Level, ...] | None = None
+        self._levels = None
 
-    def levels(self) -> tuple[Level, ...]:
-        levels = self._levels
-        if levels is None:
-            lo, hi = self._lo, self._hi
-            pairs = zip(self._px[lo:hi].tolist(), self._qty[lo:hi].tolist(), strict=True)
-            levels = self._levels = tuple(pairs)
-        return levels
+    def _first(self) -> Level:
+        if self._top is None:
+            raise IndexError("empty side")
+        return self._top
 
-    @overload
-    def __getitem__(self, index: int) -> Level: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> tuple[Level, ...]: ...
-
-    def __getitem__(self, index: int | slice) -> Level | tuple[Level, ...]:
-        if index == 0:
-            if self._top is None:
-                raise IndexError("empty side")
-            return self._top
-        return self.levels()[index]
+    def _make(self) -> tuple[Level, ...]:
+        lo, hi = self._lo, self._hi
+        return tuple(zip(self._px[lo:hi].tolist(), self._qty[lo:hi].tolist(), strict=True))
 
     def __len__(self) -> int:
         return self._hi - self._lo
 
     def __iter__(self) -> Iterator[Level]:
         return iter(self.levels())
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, RecordedSide):
-            return self.levels() == other.levels()
-        return isinstance(other, tuple) and self.levels() == other
-
-    def __hash__(self) -> int:
-        return hash(self.levels())
-
-    def __repr__(self) -> str:
-        return repr(self.levels())
 
 
 class ReplayMarket:
