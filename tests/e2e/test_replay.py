@@ -179,3 +179,32 @@ def test_a_recording_of_the_simulator_through_ccxt_replays(
     metrics = (tmp_path / "run" / "logs" / "live_loop.log").read_text(encoding="utf-8").count("[METRICS]")
     assert metrics >= 4  # about six seconds of data at one tick a second
     assert "stale" not in done.stderr
+
+
+def test_a_ledger_named_with_ledger_is_continued(recording: tuple[Path, Path]) -> None:
+    """The second half replayed into the first half's ledger: recovery and the open positions
+    carry on, order ids continue the ledger's sequence; the live bot's ledger is never a target."""
+    root, config = recording
+    ledger = root / "halves.sqlite3"
+    first = arb("replay", "--data", "rec", "--config", str(config), "--out", "h1", "--ledger", str(ledger),
+                "--to", "2026-01-05T00:02:30", cwd=root)  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    with sqlite3.connect(ledger) as conn:
+        orders_then = conn.execute("SELECT client_order_id FROM orders ORDER BY client_order_id").fetchall()
+        open_then = conn.execute("SELECT position_id FROM positions WHERE state = 'OPEN'").fetchall()
+    second = arb("replay", "--data", "rec", "--config", str(config), "--out", "h2", "--ledger", str(ledger),
+                 "--from", "2026-01-05T00:02:30", cwd=root)  # fmt: skip
+    assert second.returncode == 0, second.stderr
+    with sqlite3.connect(ledger) as conn:
+        orders_now = conn.execute("SELECT client_order_id FROM orders ORDER BY client_order_id").fetchall()
+        closed_later = conn.execute(
+            "SELECT count(*) FROM positions WHERE closed_at >= ?", (T0 + 150,)
+        ).fetchone()[0]
+    assert len(orders_now) > len(orders_then) and set(orders_then) <= set(orders_now)
+    if open_then:  # positions left open by the first half are the second half's to close
+        assert closed_later > 0
+    (root / "data").mkdir(exist_ok=True)
+    live = arb("replay", "--data", "rec", "--config", str(config), "--ledger", "data/ledger.sqlite3",
+               cwd=root)  # fmt: skip
+    assert live.returncode == 2
+    assert "the ledger `arb run` keeps" in live.stderr
