@@ -72,9 +72,9 @@ class ReplayMarket:
             return
         self._next = end
         # The last row of each market the clock passed: earlier ones were never seen by a tick.
-        passed = tape.market_of[start:end][::-1]
-        markets, last = np.unique(passed, return_index=True)
-        rows = end - 1 - last
+        passed = tape.timeline[start:end][::-1]
+        markets, last = np.unique(tape.market_of[passed], return_index=True)
+        rows = passed[last]
         books = _books(tape, rows, self._depth)
         for market, row, book in zip(markets.tolist(), rows.tolist(), books, strict=True):
             self._row[market] = row
@@ -127,7 +127,7 @@ def _books(tape: Tape, rows: np.ndarray, depth: int) -> list[OrderBook]:
     out = []
     bid_px, bid_qty, ask_px, ask_qty = tape.bid_px, tape.bid_qty, tape.ask_px, tape.ask_qty
     for market, ets, rts, bl, bh, bt, al, ah, at in zip(
-        tape.market_of[rows].tolist(), tape.exchange[rows].tolist(), tape.times[rows].tolist(),
+        tape.market_of[rows].tolist(), tape.exchange[rows].tolist(), tape.received[rows].tolist(),
         b_lo.tolist(), b_hi.tolist(), b_top, a_lo.tolist(), a_hi.tolist(), a_top, strict=True,
     ):
         venue, symbol = names[market]

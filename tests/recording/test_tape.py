@@ -44,18 +44,22 @@ def test_rows_come_back_per_market_in_receive_order(tmp_path: Path) -> None:
     ]
     tape = load_tape(tmp_path)
     assert tape.times.tolist() == [T0 + 0.5, T0 + 1, T0 + 1.5, T0 + 2]
-    names = [(tape.markets[m].venue, tape.markets[m].symbol) for m in tape.market_of.tolist()]
+    # Rows stay in the files' order (binance's file, then upbit's); the timeline orders them.
+    assert tape.received[tape.timeline].tolist() == tape.times.tolist()
+    names = [(tape.markets[m].venue, tape.markets[m].symbol) for m in tape.market_of[tape.timeline].tolist()]
     assert names == [
         ("upbit", "USDT/KRW"), ("upbit", "BTC/KRW"), ("binance", "BTC/USDT"), ("upbit", "BTC/KRW")
     ]
-    # Row 1 is the one-level book, row 3 the two-level one.
-    assert tape.bid_at.tolist() == [0, 2, 3, 5, 7]
-    assert tape.bid_px[tape.bid_at[3] : tape.bid_at[4]].tolist() == [100.0, 99.0]
-    assert tape.ask_qty[tape.ask_at[1] : tape.ask_at[2]].tolist() == [2.0]
-    assert tape.exchange.tolist() == pytest.approx([t - 0.01 for t in tape.times.tolist()])
+    def bids(row: int) -> list[float]:
+        return tape.bid_px[tape.bid_at[row] : tape.bid_at[row + 1]].tolist()
+
+    one_level, two_levels = tape.timeline[1], tape.timeline[3]
+    assert (bids(one_level), bids(two_levels)) == ([99.0], [100.0, 99.0])
+    assert tape.ask_qty[tape.ask_at[one_level] : tape.ask_at[one_level + 1]].tolist() == [2.0]
+    assert tape.exchange.tolist() == pytest.approx([t - 0.01 for t in tape.received.tolist()])
     assert tape.ready_at() == T0 + 1.5  # the first moment every market has a book
     btc = tape.markets[tape.index()[("upbit", "BTC/KRW")]]
-    assert btc.row_at(T0 + 1.9) == 1 and btc.row_at(T0 + 2) == 3 and btc.row_at(T0) == -1
+    assert btc.row_at(T0 + 1.9) == one_level and btc.row_at(T0 + 2) == two_levels and btc.row_at(T0) == -1
     assert tape.metadata == {"version": 1, "book_depth": 2, "mode": "mock",
                              "venues": {"upbit": "upbit", "binance": "binance"}}  # fmt: skip
 
