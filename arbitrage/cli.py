@@ -344,8 +344,8 @@ def replay_cmd(
         when = f"{_utc(first.start)} .. {_utc(first.end)}"
         console.print(f"[bold]arb replay[/]: {opts.data}, {when}, {first.ticks:,} ticks a run")
         for _variant, result in results:
-            rate = result.ticks / result.wall_s
-            console.print(f"  {result.run_dir}: {result.wall_s:.1f} s, {rate:,.0f} ticks/s")
+            took = f"{result.wall_s:.1f} s ({result.load_s:.1f} s reading)"
+            console.print(f"  {result.run_dir}: {took}, {result.ticks / result.wall_s:,.0f} ticks/s")
         console.print(comparison_table(results, first.currency))
         return max(r.exit_code for _v, r in results)
 

@@ -56,7 +56,8 @@ def main(argv: list[str]) -> int:
         result = replay(ReplayOptions(data=recording, config_path=str(config_path), out=out), {})
         walls.append(result.wall_s)
         ticks = result.ticks
-        print(f"run {run + 1}: {result.wall_s:.1f} s, {result.ticks / result.wall_s:,.0f} ticks/s, "
+        print(f"run {run + 1}: {result.wall_s:.1f} s ({result.load_s:.1f} s reading the recording), "
+              f"{result.ticks / result.wall_s:,.0f} ticks/s, "
               f"trades {result.figures.trades}, orders {result.figures.orders}, PnL {result.figures.pnl}, "
               f"exit {result.exit_code}")  # fmt: skip
     if not walls:

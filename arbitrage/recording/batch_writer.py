@@ -70,6 +70,10 @@ class BatchWriter:
             while (folder / file_name(day, part)).exists():
                 part += 1
             path = folder / (file_name(day, part) + PART_SUFFIX)
-            entry = (pq.ParquetWriter(path, self._schema, compression=COMPRESSION), path)
+            # Dictionaries pay for the names only: prices and sizes are nearly all distinct.
+            writer = pq.ParquetWriter(
+                path, self._schema, compression=COMPRESSION, use_dictionary=["venue", "symbol"]
+            )
+            entry = (writer, path)
             self._writers[key] = entry
         entry[0].write_table(table)

@@ -74,7 +74,8 @@ class ReplayResult:
     end: float  # data time of the last
     ticks: int
     exit_code: int
-    wall_s: float
+    wall_s: float  # the whole replay, reading the recording included
+    load_s: float  # reading the recording
     figures: ReplayFigures
     currency: str
 
@@ -164,7 +165,9 @@ def replay(opts: ReplayOptions, env: Mapping[str, str]) -> ReplayResult:
     start, end = parse_when(opts.start, "--from", False), parse_when(opts.end, "--to", True)
     if start is not None and end is not None and start >= end:
         raise ReplayInputError(f"--from {opts.start} is not before --to {opts.end}")
+    loading = time.perf_counter()
     tape = load_tape(opts.data, start, end)
+    load_s = time.perf_counter() - loading
     check_markets(config, tape, opts.data)
     first = tape.ready_at()
     last = tape.end
@@ -189,7 +192,7 @@ def replay(opts: ReplayOptions, env: Mapping[str, str]) -> ReplayResult:
     finally:
         lock.release()
     return ReplayResult(
-        run_dir, ledger, first, clock.time(), ticks, code, time.perf_counter() - started,
+        run_dir, ledger, first, clock.time(), ticks, code, time.perf_counter() - started, load_s,
         ledger_figures(ledger, config, clock.time()), config.accounting_currency,
     )
 
