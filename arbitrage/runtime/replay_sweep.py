@@ -58,7 +58,9 @@ def sweep(base: ReplayOptions, axes: Sequence[tuple[str, list[Any]]], env: Mappi
         for i, variant in enumerate(todo, start=1)
     ]
     workers = workers or min(len(jobs), os.cpu_count() or 1)
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # A process per variant: a run's stop-signal handlers stay installed after it (see Shutdown),
+    # holding its recording, so a worker reused for the next variant would hold two.
+    with ProcessPoolExecutor(max_workers=workers, max_tasks_per_child=1) as pool:
         results = list(pool.map(replay, jobs, itertools.repeat(dict(env))))
     return list(zip(todo, results, strict=True))
 
