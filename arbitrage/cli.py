@@ -1,4 +1,4 @@
-"""The `arb` command line: run, record, config check, health, sim, report, watch.
+"""The `arb` command line: run, record, config check, health, sim, report, watch, replay.
 
 Exit codes (docs/ARCHITECTURE.md, Exit codes): 0 finished or stopped by a signal; 1 unexpected
 failure; 2 bad usage or invalid config; 3 watchdog CRITICAL; 4 live trading refused by a guard.
@@ -366,6 +366,79 @@ def watch_cmd(url: str | None, redis_url: str | None, instance: str, key_prefix:
     if not sys.stdout.isatty():
         _fail("error: arb watch draws a full-screen dashboard and needs a terminal on stdout", EXIT_USAGE)
     sys.exit(watch(source, refresh))
+
+
+@main.command("replay")
+@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False),
+              help="A recording: <DIR>/<venue>/<YYYY-MM-DD>.parquet (arb record).")
+@click.option("--from", "start", metavar="WHEN", help="First data time: YYYY-MM-DD or ISO datetime, UTC.")
+@click.option("--to", "end", metavar="WHEN", help="Last data time (a date includes its whole day).")
+@click.option("--config", "config_path", default="config/live.yml", show_default=True)
+@click.option("--out", type=click.Path(file_okay=False),
+              help="The replay's directory (ledger, logs, state).  [default: data/replays/<UTC now>]")
+@click.option("--ledger", type=click.Path(dir_okay=False),
+              help="SQLite ledger to write; an existing one is continued (never a running bot's).")
+@click.option("--sweep", "sweeps", multiple=True, metavar="KEY=V1,V2",
+              help="Replay each value of a dotted config key, in parallel; repeat for a grid.")
+@click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+@click.option("--debug", is_flag=True, help="Show tracebacks on failure.")
+def replay_cmd(
+    data_dir: str,
+    start: str | None,
+    end: str | None,
+    config_path: str,
+    out: str | None,
+    ledger: str | None,
+    sweeps: tuple[str, ...],
+    log_level: str | None,
+    debug: bool,
+) -> None:
+    """Run the bot on a recording: same engines, trader and ledger, fills walking the recorded books."""
+    from datetime import UTC, datetime
+
+    from rich.console import Console
+
+    from arbitrage.recording.tape import RecordingError
+    from arbitrage.runtime.replay import ReplayInputError, ReplayOptions, ReplayResult, replay
+    from arbitrage.runtime.replay_sweep import comparison_table, parse_sweep, sweep
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    opts = ReplayOptions(
+        data=Path(data_dir),
+        config_path=config_path,
+        start=start,
+        end=end,
+        out=Path(out) if out else Path("data") / "replays" / stamp,
+        ledger=Path(ledger) if ledger else None,
+        log_level=log_level.upper() if log_level else None,
+    )
+    console = Console(width=None if sys.stdout.isatty() else 200)
+
+    def body() -> int:
+        try:
+            results: list[tuple[dict[str, Any] | None, ReplayResult]]
+            if sweeps:
+                results = list(sweep(opts, parse_sweep(sweeps), os.environ))
+            else:
+                results = [(None, replay(opts, os.environ))]
+        except (ReplayInputError, RecordingError) as err:
+            _fail(f"error: {err}", EXIT_USAGE)
+        first = results[0][1]
+        when = f"{_utc(first.start)} .. {_utc(first.end)}"
+        console.print(f"[bold]arb replay[/]: {opts.data}, {when}, {first.ticks:,} ticks a run")
+        for _variant, result in results:
+            took = f"{result.wall_s:.1f} s ({result.load_s:.1f} s reading)"
+            console.print(f"  {result.run_dir}: {took}, {result.ticks / result.wall_s:,.0f} ticks/s")
+        console.print(comparison_table(results, first.currency))
+        return max(r.exit_code for _v, r in results)
+
+    sys.exit(guarded(debug, body))
+
+
+def _utc(ts: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 if __name__ == "__main__":

@@ -7,9 +7,11 @@ and alerts name the environment variables that hold them.
 
 from __future__ import annotations
 
+import copy
 import functools
 import importlib.util
 import os
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -459,6 +461,18 @@ class RecordConfig(Section):
         return self
 
 
+class ReplayConfig(Section):
+    """`arb replay`: how a recording stands in for the venues, and what of the run stays on."""
+
+    # From the decision to the order reaching the book: fills walk the book recorded this much later.
+    fill_latency_ms: Annotated[Num, Field(ge=0, le=60_000)] = 50.0
+    # A replay reports to no one unless asked: Redis, the health server and Telegram alerts are
+    # off (alerts still go to the log) unless turned on here and configured in their own sections.
+    redis: Flag = False
+    health_server: Flag = False
+    telegram: Flag = False
+
+
 class AppConfig(Section):
     instance: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")] = "arb-1"
     accounting_currency: str = "KRW"
@@ -486,6 +500,7 @@ class AppConfig(Section):
     shutdown: ShutdownConfig = ShutdownConfig()
     market_data: MarketDataConfig = MarketDataConfig()
     record: RecordConfig = RecordConfig()
+    replay: ReplayConfig = ReplayConfig()
     # Engine sections for user engines loaded by dotted path: name -> free-form settings.
     plugins: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
@@ -737,7 +752,31 @@ _FastUniqueKeyLoader: type = type(
 )
 
 
-def load_config(path: str | Path, mode: str | None = None) -> AppConfig:
+def apply_overrides(data: Any, overrides: Mapping[str, Any]) -> Any:
+    """The parsed document with dotted keys set (`signal.min_spread_pct`: 0.5), before validation,
+    so that a bad value is reported like one written in the file."""
+    data = copy.deepcopy(data) if data is not None else {}
+    for dotted, value in overrides.items():
+        node = data
+        parts = dotted.split(".")
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part) if isinstance(node, dict) else None
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                where = ".".join(parts[: i + 1])
+                raise ConfigError(f"{dotted}: {where} is {_describe(child)}, not a section with keys")
+            node = child
+        if not isinstance(node, dict):
+            raise ConfigError(f"{dotted}: expected a key inside a section")
+        node[parts[-1]] = value
+    return data
+
+
+def load_config(
+    path: str | Path, mode: str | None = None, overrides: Mapping[str, Any] | None = None
+) -> AppConfig:
+    """The config in `path`, `mode` and dotted-key `overrides` applied before it is validated."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist (pass --config PATH)")
@@ -750,7 +789,7 @@ def load_config(path: str | Path, mode: str | None = None) -> AppConfig:
     except yaml.YAMLError:
         pass
     else:
-        return parse_config(data, mode)
+        return parse_config(apply_overrides(data, overrides) if overrides else data, mode)
     try:
         # Not valid YAML: parsed again by the pure-Python parser for its clearer message.
         data = yaml.load(text, Loader=_UniqueKeyLoader)
@@ -759,4 +798,6 @@ def load_config(path: str | Path, mode: str | None = None) -> AppConfig:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+    if overrides:
+        data = apply_overrides(data, overrides)
     return parse_config(data, mode)

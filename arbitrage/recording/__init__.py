@@ -1,1 +1,2 @@
-"""Recording the market: every book the venues deliver, to Parquet files (format.py fixes the format)."""
+"""Recording the market: the fixed Parquet format (format.py), the Recorder that writes it, and
+reading it back as columns for a replay."""

@@ -86,12 +86,12 @@ def _run(opts: RunOptions, config: AppConfig, env: Mapping[str, str]) -> int:
     try:
         interval = opts.interval_s if opts.interval_s is not None else config.loop.interval_s
         settings = RunSettings(opts.data_dir, opts.log_dir, interval, opts.max_ticks, opts.log_level)
-        return _trade(assemble(config, settings, env, clock, engines=engines, lock=lock))
+        return trade_run(assemble(config, settings, env, clock, engines=engines, lock=lock))
     finally:
         lock.release()  # after the ledger is closed; the kernel or the server frees it should we die
 
 
-def _trade(run: Run) -> int:
+def trade_run(run: Run) -> int:
     """Start, tick until stopped, then the graceful shutdown and every part closed, whatever
     happened in between."""
     run.start()

@@ -6,7 +6,6 @@ liquidity off the market for the rest of the tick, so a second order sees a thin
 
 from __future__ import annotations
 
-import math
 import threading
 from collections import OrderedDict
 from dataclasses import replace
@@ -15,7 +14,7 @@ from decimal import ROUND_DOWN, Decimal
 from arbitrage.clock import Clock
 from arbitrage.config import VenueConfig
 from arbitrage.domain.book import OrderBook
-from arbitrage.domain.money import ZERO, MarketRules, dec, upbit_krw_tick
+from arbitrage.domain.money import ZERO, MarketRules, dec
 from arbitrage.domain.orders import OrderReport, OrderRequest, OrderState
 from arbitrage.domain.rates import RateWindow
 from arbitrage.errors import PermanentVenueError
@@ -33,11 +32,7 @@ from arbitrage.venues.fills import (
 )
 from arbitrage.venues.mock_faults import MockFaults
 from arbitrage.venues.mock_market import MockMarket
-
-KRW_QTY_STEP = Decimal("1e-8")
-KRW_MIN_NOTIONAL = Decimal(5000)  # Upbit's minimum order value
-FOREIGN_MAX_TICK = Decimal("0.01")
-FOREIGN_MIN_NOTIONAL = Decimal(5)  # Binance-like minimum notional in USDT
+from arbitrage.venues.simulated_rules import foreign_rules, krw_rules
 
 REMEMBERED_ORDERS = 1024  # per venue, as MockFaults remembers 1024 entry groups
 REJECTED_BY_FAULT = "mock fault: rejected"
@@ -97,17 +92,10 @@ class MockVenue:
         if not self._market.has_market(self.name, symbol):
             raise PermanentVenueError(self.name, f"unknown market {symbol!r}")
         if self.quote == "KRW":
-            # Upbit's price unit depends on the price itself, so it follows the current mid.
-            tick = upbit_krw_tick(dec(self._market.mid(self.name, symbol)))
-            return MarketRules(
-                price_tick=tick,
-                qty_step=KRW_QTY_STEP,
-                min_notional=KRW_MIN_NOTIONAL,
-                buy_fee_in_base=self._coin_fee_rate,
-            )
+            return krw_rules(self._market.mid(self.name, symbol), self._coin_fee_rate)
         rules = self._fixed_rules.get(symbol)
         if rules is None:
-            rules = _foreign_rules(self._market.opening_mid(self.name, symbol), self._coin_fee_rate)
+            rules = foreign_rules(self._market.opening_mid(self.name, symbol), self._coin_fee_rate)
             self._fixed_rules[symbol] = rules
         return rules
 
@@ -213,13 +201,3 @@ class MockVenue:
         if not self._market.has_market(self.name, req.symbol):
             return f"unknown market {req.symbol!r}"
         return None
-
-
-def _foreign_rules(price: float, coin_fee_rate: Decimal) -> MarketRules:
-    """Binance-like rules from the price's magnitude: a step worth 1-10 quote units, tick <= 0.01."""
-    magnitude = math.floor(math.log10(price))
-    tick = min(FOREIGN_MAX_TICK, Decimal(10) ** (magnitude - 4))
-    step = Decimal(10) ** (-magnitude)
-    return MarketRules(
-        price_tick=tick, qty_step=step, min_notional=FOREIGN_MIN_NOTIONAL, buy_fee_in_base=coin_fee_rate
-    )

@@ -12,12 +12,12 @@ import math
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import overload
 
 from arbitrage.clock import Clock
 from arbitrage.config import AppConfig
 from arbitrage.domain.book import Level, OrderBook
 from arbitrage.errors import PermanentVenueError
+from arbitrage.venues.lazy_side import LazySide
 
 # Quantities left on a level after a fill that are below the fill granularity (1e-8, the
 # venue's quantization) cannot be traded and are dropped instead of showing as dust.
@@ -45,7 +45,7 @@ class _MarketShape:
     opening_mid: float  # mid at construction, in the venue's quote currency
 
 
-class ScaledSide(Sequence[Level]):
+class ScaledSide(LazySide):
     """One side of a mock book: the market's fixed level layout scaled by this tick's mid.
 
     Every tick builds every book, and most readers look at the top alone (the signal engine's
@@ -53,32 +53,21 @@ class ScaledSide(Sequence[Level]):
     book costs a quarter of what twenty price and quantity pairs a side would.
     """
 
-    __slots__ = ("_layout", "_levels", "_price_k", "_qty_k")
+    __slots__ = ("_layout", "_price_k", "_qty_k")
 
     def __init__(self, layout: tuple[Level, ...], price_k: float, qty_k: float) -> None:
         self._layout = layout
         self._price_k = price_k
         self._qty_k = qty_k
-        self._levels: tuple[Level, ...] | None = None
+        self._levels = None
 
-    def levels(self) -> tuple[Level, ...]:
-        levels = self._levels
-        if levels is None:
-            p, q = self._price_k, self._qty_k
-            levels = self._levels = tuple([(p * k, v * q) for k, v in self._layout])
-        return levels
+    def _first(self) -> Level:
+        k, v = self._layout[0]
+        return (self._price_k * k, v * self._qty_k)
 
-    @overload
-    def __getitem__(self, index: int) -> Level: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> tuple[Level, ...]: ...
-
-    def __getitem__(self, index: int | slice) -> Level | tuple[Level, ...]:
-        if index == 0 and self._levels is None:
-            k, v = self._layout[0]  # the top alone, without making the rest
-            return (self._price_k * k, v * self._qty_k)
-        return self.levels()[index]
+    def _make(self) -> tuple[Level, ...]:
+        p, q = self._price_k, self._qty_k
+        return tuple([(p * k, v * q) for k, v in self._layout])
 
     def __len__(self) -> int:
         return len(self._layout)
@@ -89,17 +78,6 @@ class ScaledSide(Sequence[Level]):
         # A walk usually stops within the first levels: make only those it reaches.
         p, q = self._price_k, self._qty_k
         return ((p * k, v * q) for k, v in self._layout)
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, ScaledSide):
-            return self.levels() == other.levels()
-        return isinstance(other, tuple) and self.levels() == other
-
-    def __hash__(self) -> int:
-        return hash(self.levels())
-
-    def __repr__(self) -> str:
-        return repr(self.levels())
 
 
 class MockMarket:

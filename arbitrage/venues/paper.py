@@ -9,18 +9,25 @@ so a retry does not fill twice against the same levels.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Sequence
 from decimal import Decimal
 from typing import Protocol
 
 from arbitrage.clock import Clock
 from arbitrage.config import VenueConfig
-from arbitrage.domain.book import Level, OrderBook
+from arbitrage.domain.book import OrderBook
 from arbitrage.domain.money import MarketRules, dec
 from arbitrage.domain.orders import OrderReport, OrderRequest, OrderState
 from arbitrage.errors import RateLimited, VenueError
-from arbitrage.venues.fills import DUPLICATE_ID, INSUFFICIENT_BALANCE, affordable, fill_ioc, malformed, settle
+from arbitrage.venues.fills import (
+    INSUFFICIENT_BALANCE,
+    SimulatedAccount,
+    SimulatedOrders,
+    TakenLiquidity,
+    affordable,
+    fill_ioc,
+    malformed,
+    settle,
+)
 from arbitrage.venues.order_rate import OrderRateLimiter
 
 PAPER_DEPTH = 30  # levels walked per fill (Upbit's REST book has at most 30)
@@ -48,21 +55,18 @@ class MarketData(Protocol):
     def close(self) -> None: ...
 
 
-class PaperVenue:
+class PaperVenue(SimulatedOrders):
     def __init__(self, name: str, config: VenueConfig, market_data: MarketData, clock: Clock) -> None:
         self.name = name
         self.quote = config.quote
         self.taker_fee_pct = config.taker_fee_pct
         self._fee_rate = dec(config.taker_fee_pct) / 100
         self._market = market_data
-        self._balances: dict[str, Decimal] = {asset: dec(v) for asset, v in config.balances.items()}
-        self._orders: dict[str, OrderReport] = {}
+        self._account = SimulatedAccount(config.balances)
+        self._balances = self._account.balances
         self._limiter = OrderRateLimiter(config.max_orders_per_s, clock, ORDER_RATE_WAIT_S)
-        # (symbol, side) -> (the levels the book showed, price -> quantity taken from them)
-        self._taken: dict[tuple[str, str], tuple[Sequence[Level], dict[float, float]]] = {}
+        self._taken = TakenLiquidity()
         self._seq = 0
-        # The id check, the fill and the balance update are one step even if legs come from threads.
-        self._lock = threading.Lock()
 
     # Market data: the real venue's -------------------------------------------------------------
 
@@ -87,7 +91,7 @@ class PaperVenue:
         return {
             "exchange": self._market.exchange_id,
             "feed": "paper",
-            "orders": len(self._orders),
+            "orders": self._seq,
             "orders_last_minute": self.orders_last_minute,
             "market_data": self._market.describe(),
         }
@@ -95,29 +99,7 @@ class PaperVenue:
     def close(self) -> None:
         self._market.close()
 
-    # Simulated account ---------------------------------------------------------------------------
-
-    def balances(self) -> dict[str, Decimal]:
-        with self._lock:
-            return dict(self._balances)
-
-    def submit(self, request: OrderRequest) -> OrderReport:
-        with self._lock:
-            cid = request.client_order_id
-            if cid in self._orders:
-                # As a real venue would: the second request is refused, the first order left alone.
-                return OrderReport(cid, OrderState.REJECTED, reason=DUPLICATE_ID)
-            report = self._execute(request)
-            self._orders[cid] = report
-            return report
-
-    def fetch_order(self, symbol: str, client_order_id: str) -> OrderReport | None:
-        with self._lock:
-            return self._orders.get(client_order_id)
-
-    def cancel(self, symbol: str, client_order_id: str) -> OrderReport | None:
-        # Every IOC order is terminal once submit() returns: a cancel changes nothing.
-        return self.fetch_order(symbol, client_order_id)
+    # Simulated account: balances, submit, fetch_order and cancel come from SimulatedOrders.
 
     def _execute(self, req: OrderRequest) -> OrderReport:
         self._seq += 1
@@ -142,48 +124,13 @@ class PaperVenue:
         if not self._limiter.acquire():
             raise RateLimited(self.name, "order rate above venues.max_orders_per_s; not sent")
         book = self._market.order_book(req.symbol, PAPER_DEPTH)
-        levels = self._untaken(book, req.side)
+        shown = book.side(req.side)
+        levels = self._taken.untaken(req.symbol, req.side, shown)
         # Where the real venue takes a buy's fee (the coin bought, on Binance) its rules say.
         fill = fill_ioc(levels, req.side, qty, price, self._fee_rate, rules.buy_fee_in_base > 0)
         if fill.qty > 0:
             settle(
                 self._balances, req.symbol, req.side, fill.qty, fill.notional, fill.quote_fee, fill.fee_base
             )
-            self._take(book, req.side, levels, fill.qty)
-        return OrderReport(
-            cid,
-            fill.state(req.qty),
-            fill.qty,
-            fill.avg_price,
-            fill.fee,
-            vid,
-            fill.reason(req.qty),
-            fill.fee_base,
-        )
-
-    def _untaken(self, book: OrderBook, side: str) -> Sequence[Level]:
-        """The side a taker order walks, less what earlier fills took from these same levels.
-
-        A book that shows exactly the levels of the last fill has not moved since (a REST poll
-        or the stream's last update): the liquidity taken then is gone. Any change resets it.
-        """
-        levels = book.side(side)
-        seen = self._taken.get((book.symbol, side))
-        if seen is None or seen[0] != levels:
-            return levels
-        taken = seen[1]
-        return tuple((p, s - taken.get(p, 0.0)) for p, s in levels if s - taken.get(p, 0.0) > 1e-12)
-
-    def _take(self, book: OrderBook, side: str, levels: Sequence[Level], qty: Decimal) -> None:
-        key = (book.symbol, side)
-        shown = book.side(side)
-        seen = self._taken.get(key)
-        taken = seen[1] if seen is not None and seen[0] == shown else {}
-        left = float(qty)
-        for price, size in levels:
-            if left <= 0:
-                break
-            part = min(size, left)
-            taken[price] = taken.get(price, 0.0) + part
-            left -= part
-        self._taken[key] = (shown, taken)
+            self._taken.take(req.symbol, req.side, shown, levels, fill.qty)
+        return fill.report(cid, vid, req.qty)
