@@ -19,8 +19,9 @@ import ccxt.pro
 
 from arbitrage.clock import Clock
 from arbitrage.config import MarketDataConfig
-from arbitrage.domain.book import Level, OrderBook
+from arbitrage.domain.book import BookListener, Level, OrderBook
 from arbitrage.errors import ConfigError
+from arbitrage.venues.book_listeners import BookListeners
 from arbitrage.venues.stream_health import STREAM, Fallback, StreamHealth
 
 log = logging.getLogger("arbitrage.venues.stream")
@@ -51,6 +52,7 @@ class BookStream:
         config: MarketDataConfig,
         clock: Clock,
         alert: AlertFn | None = None,
+        listeners: Sequence[BookListener] = (),
     ) -> None:
         if not symbols:
             raise ConfigError(f"venues.{venue_name}: a book stream needs at least one symbol")
@@ -75,6 +77,7 @@ class BookStream:
         self._wake: asyncio.Event | None = None
         self._stop_requested = threading.Event()
         self._alert_key = f"market-data:{venue_name}"
+        self._listeners = BookListeners(listeners, f"{venue_name} book stream")
 
     # ----- the tick thread's side
 
@@ -239,6 +242,8 @@ class BookStream:
             received_ts=now,
         )
         self._books[symbol] = book  # one assignment: the tick thread sees the old book or this one
+        if self._listeners:
+            self._listeners.tell(book)
         lag_ms = max(0.0, (now - exchange_ts) * 1000.0) if timestamp_ms is not None else None
         if self._health.on_update(symbol, lag_ms):
             log.info("%s: order-book stream restored (%s)", self.venue, symbol)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import ccxt
 
 from arbitrage.clock import Clock
 from arbitrage.config import AppConfig, VenueConfig
+from arbitrage.domain.book import BookListener
 from arbitrage.errors import ConfigError, PermanentVenueError, TemporaryVenueError
 from arbitrage.venues.base import AlertFn, Venue, Venues
 from arbitrage.venues.ccxt_errors import reason
@@ -28,9 +29,14 @@ NO_SANDBOX = ("upbit",)  # ccxt 4.5's set_sandbox_mode crashes for these: no tes
 
 
 def build_real_venues(
-    config: AppConfig, clock: Clock, env: Mapping[str, str], alert: AlertFn | None = None
+    config: AppConfig,
+    clock: Clock,
+    env: Mapping[str, str],
+    alert: AlertFn | None = None,
+    listeners: Sequence[BookListener] = (),
 ) -> Venues:
-    """Every configured venue as a CcxtVenue (live) or a PaperVenue over one (paper)."""
+    """Every configured venue as a CcxtVenue (live) or a PaperVenue over one (paper); `listeners`
+    are told of each streamed book."""
     live = config.mode.current == "live"
     built: dict[str, Venue] = {}
     markets: list[CcxtVenue] = []
@@ -41,7 +47,7 @@ def build_real_venues(
             exchange = create_exchange(name, vc, ccxt_config)
             symbols = venue_symbols(config, name)
             _check_symbols(name, vc, exchange, symbols)
-            stream = build_stream(config, name, vc, ccxt_config, symbols, clock, alert)
+            stream = build_stream(config, name, vc, ccxt_config, symbols, clock, alert, listeners)
             market = CcxtVenue(name, vc, exchange, clock, stream, secrets=secrets, alert=alert)
             markets.append(market)
             if live:  # the fee endpoints are private: paper mode has no key and keeps the config's
@@ -58,7 +64,7 @@ def build_real_venues(
             except Exception:  # closing must not hide why we are closing
                 log.exception("closing venue %s failed", market.name)
         raise
-    return Venues(built, concurrent_legs=True, remote_reads=True)
+    return Venues(built, concurrent_legs=True, remote_reads=True, signals_books=bool(streams))
 
 
 def client_config(
@@ -150,6 +156,7 @@ def build_stream(
     symbols: list[str],
     clock: Clock,
     alert: AlertFn | None,
+    listeners: Sequence[BookListener] = (),
 ) -> BookSource | None:
     """The venue's WebSocket book stream, or None (REST polling) when off or not available."""
     if not config.market_data.use_websocket:
@@ -160,7 +167,15 @@ def build_stream(
     from arbitrage.venues.book_stream import BookStream  # imports ccxt.pro: only with the stream on
 
     stream = BookStream(
-        name, vc.exchange, ccxt_config, symbols, config.loop.book_depth, config.market_data, clock, alert
+        name,
+        vc.exchange,
+        ccxt_config,
+        symbols,
+        config.loop.book_depth,
+        config.market_data,
+        clock,
+        alert,
+        listeners=listeners,
     )
     log.info("venue %s (%s): books from the WebSocket stream, REST when it fails", name, vc.exchange)
     return stream
