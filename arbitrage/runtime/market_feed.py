@@ -132,9 +132,7 @@ class MarketFeed:
         fx, fx_age_ms = self._fx.rates(now, fx_book)  # a rate that did not come ages in VenueFx
         self.errors_last_tick = errors
         self.last_fx = fx
-        return MarketSnapshot(
-            ts=now, books=books, fx=fx, fx_age_ms=fx_age_ms, carried=carried, changed=moved
-        )
+        return MarketSnapshot(ts=now, books=books, fx=fx, fx_age_ms=fx_age_ms, carried=carried, changed=moved)
 
     def _reads_for(self, changed: frozenset[BookKey] | None) -> tuple[list[BookRead], frozenset[Key] | None]:
         """The reads a tick makes and the (venue, asset) keys it counts as changed (None: all)."""
@@ -145,8 +143,9 @@ class MarketFeed:
         if any(read.key == FX_KEY for read in reads):
             return self._reads, None  # every cross-venue spread moved with the rate
         last = self._last
-        # A book never read yet (the stream's first books came before any full pass) is read too.
-        reads += [read for read in self._reads if read.key not in last and read not in reads]
+        # A book never read yet (the stream's first books came before any full pass) is read too;
+        # the FX rate that did not change is VenueFx's last.
+        reads += [r for r in self._reads if r.key not in last and r.key != FX_KEY and r not in reads]
         return reads, frozenset(read.key for read in reads)
 
     def _account(self, failed: Mapping[Key, VenueError]) -> int:
