@@ -55,6 +55,11 @@ class BookEvents:
         with self._lock:
             return self._pending
 
+    def counts(self) -> tuple[int, int, int]:
+        """(updates told, updates taken, updates pending), read together."""
+        with self._lock:
+            return self.updates, self.taken, self._pending
+
     def interrupt(self) -> None:
         """Wake a loop waiting on `signal` (it is stopping); pending updates stay pending."""
         self.signal.set()

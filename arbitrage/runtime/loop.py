@@ -125,7 +125,7 @@ class LiveLoop:
         events: BookEvents | None = None,
     ) -> None:
         self._settings = settings
-        self._events = events if settings.trigger == "book" else None
+        self._events = events
         self._clock = clock
         self._feed = feed
         self._engines = list(engines)
@@ -168,15 +168,18 @@ class LiveLoop:
 
     def run(self) -> int:
         """Tick until --loops is reached or a stop is requested; returns the exit code."""
-        if self._events is not None:
-            return self._run_on_books(self._events)
+        events = self._events
+        if events is not None and self._settings.trigger == "book":
+            return self._run_on_books(events)
         t0 = self._clock.monotonic()
         k = 0
         done = 0
         while not self._stop.is_set():
             ideal = t0 + k * self._interval
             start = self._clock.monotonic()
+            got = events.take() if events is not None else None  # a full pass takes every update
             report = self.run_tick(start, scheduled=ideal)
+            report.book_updates = got.updates if got is not None else 0
             done += 1
             if self._after_tick(report) or (self._max_ticks is not None and done >= self._max_ticks):
                 break

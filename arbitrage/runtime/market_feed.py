@@ -93,6 +93,7 @@ class MarketFeed:
             self._reads.append(BookRead(FX_KEY, fx.market[0], fx.market[1], 1))
         # A streamed update names (venue, market symbol); the snapshot's books are (venue, asset).
         self._read_of: dict[BookKey, BookRead] = {(r.venue, r.symbol): r for r in self._reads}
+        self._all_keys: frozenset[Key] = frozenset(symbols)
         self._last: dict[Key, OrderBook] = {}  # the last book that came, per key
         self._late_ticks: dict[str, int] = {}  # venue -> consecutive ticks with a book too late
         self.errors_last_tick = 0
@@ -104,12 +105,13 @@ class MarketFeed:
 
     def snapshot(self, changed: frozenset[BookKey] | None = None) -> MarketSnapshot:
         """Every book of the tick. With `changed` (the books streamed updates changed since the
-        last tick), only those are read and the others are the last ones that came, so a tick
-        after one update costs one read; a changed FX market, or None, reads everything."""
+        last tick), only those are read, in turn on this thread (a streamed book is in memory: a
+        worker's hand-off would cost more than the read), and the others are the last ones that
+        came; a changed FX rate counts every asset as changed. None reads everything."""
         for hook in self._before_tick:
             hook()
         reads, moved = self._reads_for(changed)
-        got = self._reader.read(reads, self._clock.monotonic())
+        got = self._reader.read(reads, self._clock.monotonic(), in_turn=moved is not None)
         books = got.books
         if moved is not None:
             last = self._last
@@ -140,12 +142,12 @@ class MarketFeed:
             return self._reads, None
         read_of = self._read_of
         reads = [read_of[key] for key in changed if key in read_of]
-        if any(read.key == FX_KEY for read in reads):
-            return self._reads, None  # every cross-venue spread moved with the rate
         last = self._last
         # A book never read yet (the stream's first books came before any full pass) is read too;
         # the FX rate that did not change is VenueFx's last.
         reads += [r for r in self._reads if r.key not in last and r.key != FX_KEY and r not in reads]
+        if any(read.key == FX_KEY for read in reads):
+            return reads, self._all_keys  # every cross-venue spread moved with the rate
         return reads, frozenset(read.key for read in reads)
 
     def _account(self, failed: Mapping[Key, VenueError]) -> int:

@@ -146,7 +146,7 @@ def test_the_feed_reads_only_the_changed_books(tmp_path: Path) -> None:
         assert one.books.keys() == full.books.keys()  # the others are the last that came
         assert one.books[("binance", "BTC")] is full.books[("binance", "BTC")]
         fx = bot.feed.snapshot(frozenset({("upbit", "USDT/KRW")}))
-        assert fx.changed is None  # a new rate moves every cross-venue spread: a full pass
+        assert fx.changed == full.books.keys()  # a new rate moves every cross-venue spread
     finally:
         bot.close()
 
