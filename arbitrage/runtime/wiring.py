@@ -176,6 +176,12 @@ def build_bot(
     if trigger == "book" and not venues.signals_books:
         log.info("loop: ticks every %gs (the venues' feeds do not signal book updates)", interval_s)
         trigger = "interval"
+    elif trigger == "book":
+        log.info(
+            "loop: ticks on streamed book updates, at least %g ms apart, every book looked at every %gs",
+            config.loop.min_gap_ms,
+            interval_s,
+        )
     settings = LoopSettings(
         interval_s=interval_s,
         max_ticks=max_ticks,
