@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import socket
 import statistics
 import subprocess
@@ -81,7 +82,7 @@ def bot_config(
         redis={"enabled": False},
         health_server={"enabled": False},
         logging={**raw.get("logging", {}), "console": False},
-        live_guards={"dry_run_cycles": 1},
+        live_guards={"dry_run_cycles": 0},  # the guard is not what is measured here
         market_data={"use_websocket": True, "stale_after_s": 5.0},
         storage={"synchronous": args.synchronous},
     )
@@ -118,7 +119,10 @@ def open_spreads(
 ) -> int:
     """A spread on one coin at a time, alternately each way, closed again as soon as the bot sent
     an order on it (or after half the period): one entry per spread, and a bot at rest when the
-    next one opens, so that each reaction is the loop's and not the queue behind a trading tick."""
+    next one opens, so that each reaction is the loop's and not the queue behind a trading tick.
+    The period is drawn from `every` to 1.5 x `every`, so that spreads do not open in step with an
+    interval-triggered loop's grid."""
+    rng = random.Random(len(coins))
     opened = 0
     while not stop.is_set():
         coin = coins[opened % len(coins)]
@@ -130,7 +134,8 @@ def open_spreads(
         while len(wire.orders) == sent and time.monotonic() - started < every / 2 and not stop.is_set():
             time.sleep(0.002)
         sim.steer(coin, premium_pct=0.0)
-        stop.wait(max(0.0, every - (time.monotonic() - started)))
+        period = every * (1.0 + rng.random() / 2)
+        stop.wait(max(0.0, period - (time.monotonic() - started)))
     return opened
 
 
