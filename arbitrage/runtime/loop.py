@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 from arbitrage.clock import Clock
 from arbitrage.domain.book import MarketSnapshot
@@ -103,7 +103,7 @@ class LoopSettings:
     live: bool = False  # live mode: the metrics line says so
     # "book": tick on streamed book updates (interval_s the longest wait, and a full pass at least
     # that often); "interval": tick on the fixed grid. Book needs a feed that signals (`events`).
-    trigger: str = "interval"
+    trigger: Literal["interval", "book"] = "interval"
     min_gap_ms: float = 0.0  # book trigger: the least idle time between one tick and the next
 
 
