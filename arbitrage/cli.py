@@ -245,12 +245,20 @@ def config_check(config_path: str, mode: str | None) -> None:
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="0 = any free.")
 @click.option("--seed", default=1, show_default=True, type=int)
 @click.option("--tick-ms", default=200.0, show_default=True, type=FiniteFloatRange(min=1), help="Book step.")
-def sim_cmd(host: str, port: int, seed: int, tick_ms: float) -> None:
+@click.option(
+    "--coins",
+    default=2,
+    show_default=True,
+    type=click.IntRange(1, 26),
+    help="Coins listed on both venues: BTC, ETH, then SIMA, SIMB, ...",
+)
+def sim_cmd(host: str, port: int, seed: int, tick_ms: float, coins: int) -> None:
     """Run the loopback exchange simulator (Binance- and Upbit-like REST and WebSocket) until stopped."""
+    from arbitrage.sim.market import sim_assets
     from arbitrage.sim.server import serve
 
     def body() -> int:
-        serve(host=host, port=port, seed=seed, tick_ms=tick_ms)
+        serve(host=host, port=port, seed=seed, tick_ms=tick_ms, assets=sim_assets(coins))
         return EXIT_OK
 
     sys.exit(guarded(False, body))

@@ -120,6 +120,13 @@ class ModeConfig(Section):
 class LoopConfig(Section):
     interval_s: IntervalS = 1.0
     book_depth: Annotated[Int, Field(ge=1, le=200)] = 10
+    # What starts a tick: "book" (a streamed book changed; interval_s is then the longest wait and
+    # how often a full pass runs) or "interval" (the fixed grid). Unset: book in paper and live,
+    # and in mock with mock.updates_per_s; interval otherwise.
+    trigger: Literal["interval", "book"] | None = None
+    # Book trigger: the least idle time between the end of one tick and the start of the next, so
+    # a hot market cannot starve the rest of the process (health server, alerts, streams).
+    min_gap_ms: Annotated[Num, Field(ge=0, le=1000)] = 1.0
 
 
 class MockVenueConfig(Section):
@@ -306,6 +313,9 @@ class MockConfig(Section):
     fx_rate: Pos = 1380.0
     fx_noise_pct: NonNeg = 0.01
     faults: MockFaultsConfig = MockFaultsConfig()
+    # 0: the market moves one step before each tick. Above 0: it moves on a thread of its own this
+    # many times a second and signals every changed book, as a venue's stream would.
+    updates_per_s: Annotated[Num, Field(ge=0, le=1000)] = 0.0
 
 
 class StorageConfig(Section):
@@ -595,6 +605,15 @@ class AppConfig(Section):
 
     def venue_symbol(self, venue: str, asset: str) -> str:
         return f"{asset}/{self.venues[venue].quote}"
+
+    def loop_trigger(self) -> Literal["interval", "book"]:
+        """loop.trigger, or its default: book where the feed signals updates (the paper and live
+        streams, the mock market with mock.updates_per_s), interval where it does not."""
+        if self.loop.trigger is not None:
+            return self.loop.trigger
+        if self.mode.current == "mock":
+            return "book" if self.mock.updates_per_s > 0 else "interval"
+        return "book"
 
     def redacted(self) -> dict[str, Any]:
         """The effective config for display: secrets are never in it, only the names of their variables.

@@ -45,8 +45,8 @@ class OrderBook:
         return self.asks if taking == "buy" else self.bids
 
 
-# Called with each new book a venue's market data delivers (a stream's update, the mock market's
-# step), on the thread that delivered it: it must be quick and must not block.
+# Told of each new book by the thread that made it (a venue's stream, the mock market's feed),
+# right after it is stored. It must be quick and must not block: it runs on the stream's thread.
 BookListener = Callable[[OrderBook], None]
 
 
@@ -97,7 +97,9 @@ class MarketSnapshot:
     `books` is keyed by (venue, base asset), e.g. ("upbit", "BTC"); `fx` converts each quote
     currency into the accounting currency (the accounting currency itself maps to 1.0).
     `carried` names the books that did not come this tick (too late, venue down): the last one
-    that did stands in, to value positions with, never to trade on.
+    that did stands in, to value positions with, never to trade on. `changed` names the books a
+    streamed update changed since the last tick (a book-triggered tick); None means a full pass,
+    every book counts as changed.
     """
 
     ts: float
@@ -106,6 +108,13 @@ class MarketSnapshot:
     fx_age_ms: float = 0.0
     ws_lag_ms: dict[str, float] = field(default_factory=dict)
     carried: frozenset[tuple[str, str]] = frozenset()
+    changed: frozenset[tuple[str, str]] | None = None
+
+    def changed_assets(self) -> frozenset[str] | None:
+        """The assets with a changed book on some venue; None on a full pass."""
+        if self.changed is None:
+            return None
+        return frozenset(asset for _venue, asset in self.changed)
 
     def book(self, venue: str, asset: str) -> OrderBook | None:
         return self.books.get((venue, asset))

@@ -121,7 +121,8 @@ class SignalEngine:
 
     Metrics: `signals` (count) and `best_net_spread_pct`: the best emitted opportunity's net spread,
     or, when none qualified, the best top-of-book net spread seen (how far the market is from the
-    threshold); absent when no pair had both books.
+    threshold); absent when no pair had both books. A book-triggered tick (snapshot.changed) looks
+    at the assets whose books changed only, and its metrics are theirs.
     """
 
     def __init__(self, name: str, config: AppConfig) -> None:
@@ -153,7 +154,12 @@ class SignalEngine:
                 venues.append((name, rate, fee, *taker_rates(rate, fee)))
         found: list[Opportunity] = []
         best_top: float | None = None
+        # A book-triggered tick looks at the assets whose books changed; the others' spreads are
+        # what the tick that last saw them found.
+        changed = snapshot.changed_assets()
         for asset in self._assets:
+            if changed is not None and asset not in changed:
+                continue
             for buy_venue, buy_fx, buy_fee, buy_k, _ in venues:
                 buy_book = books.get((buy_venue, asset))
                 if buy_book is None or buy_fx is None:

@@ -38,7 +38,12 @@ class SpreadWindow:
     def observe(
         self, snapshot: MarketSnapshot, assets: tuple[str, ...], venues: Mapping[str, VenueStatus]
     ) -> None:
+        # A book-triggered tick adds a sample only for the assets whose books changed: the same
+        # books again are no new sample, and would crowd the window at the tick rate.
+        changed = snapshot.changed_assets()
         for asset in assets:
+            if changed is not None and asset not in changed:
+                continue
             for buy_venue, buy in venues.items():
                 ask_book = snapshot.book(buy_venue, asset)
                 buy_fx = snapshot.fx.get(buy.quote)

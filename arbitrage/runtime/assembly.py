@@ -39,7 +39,7 @@ from arbitrage.runtime.wiring import Bot, VenueFactory, build_bot
 from arbitrage.store.instance_lock import InstanceLock
 from arbitrage.store.ledger import ledger_url
 from arbitrage.url_credentials import mask_url_credentials
-from arbitrage.venues.base import AlertFn, Venues
+from arbitrage.venues.base import AlertFn
 from arbitrage.venues.build import build_venues
 
 if TYPE_CHECKING:  # redis-py is imported only by runs that enable Redis
@@ -205,7 +205,6 @@ def assemble(
             raise ConfigError("record.enabled: expected false for a run on venues of its own (a replay)")
         recorder = build_recorder(config, clock)
         recorder.start()
-        make_venues = recording_venues(recorder)
     try:
         bot = build_bot(
             config,
@@ -218,6 +217,7 @@ def assemble(
             engines=engines,
             publish=events.publish,
             make_venues=make_venues,
+            listeners=(recorder,) if recorder is not None else (),
         )
     except BaseException:
         if recorder is not None:
@@ -334,15 +334,6 @@ def _telegram_commands(
     return TelegramCommands(
         token, chat_id, alerts.telegram_base_url, answers.answer, alerts.poll_timeout_s, alerts.timeout_s
     )
-
-
-def recording_venues(recorder: Recorder) -> VenueFactory:
-    """build_venues with the recorder listening to every book the venues deliver."""
-
-    def make(config: AppConfig, clock: Clock, env: Mapping[str, str], alert: AlertFn) -> Venues:
-        return build_venues(config, clock, env, alert, listeners=(recorder,))
-
-    return make
 
 
 def build_recorder(config: AppConfig, clock: Clock) -> Recorder:

@@ -1,8 +1,11 @@
-"""The synchronous live loop: one tick after another on a monotonic schedule.
+"""The synchronous live loop: one tick after another, on a monotonic schedule or on book updates.
 
 Each tick: snapshot -> engines in order (intents carried out as each engine returns them) ->
-metrics line -> tick hooks (watchdog, sysmonitor, heartbeat, dry-run gate). Tick k starts at
-t0 + k*interval; a late tick skips the slots it missed instead of bursting to catch up.
+metrics line -> tick hooks (watchdog, sysmonitor, heartbeat, dry-run gate). With the interval
+trigger, tick k starts at t0 + k*interval; a late tick skips the slots it missed instead of
+bursting to catch up. With the book trigger, a tick starts when a stream delivers a changed book
+(all updates since the last tick make one tick), at least min_gap after the last one ended, and a
+full pass over every book runs at least every interval.
 A StageTimer (by default one that does nothing) is told when each named stage of a tick begins
 and ends: the benchmark plugs in there.
 """
@@ -17,13 +20,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 from arbitrage.clock import Clock
 from arbitrage.domain.book import MarketSnapshot
 from arbitrage.domain.decisions import EntryIntent, ExitIntent, SafetyVerdict
 from arbitrage.domain.opportunity import Opportunity
 from arbitrage.engines.base import Engine, EngineOutput, TickContext
+from arbitrage.runtime.book_events import BookEvents, BookKey
 from arbitrage.runtime.intent_executor import IntentExecutor
 from arbitrage.runtime.market_feed import MarketFeed
 from arbitrage.runtime.metrics_line import TickFigures, metrics_line
@@ -53,6 +57,10 @@ class TickReport:
     # Actual minus scheduled start (t0 + k*interval), ms: how late the tick began (negative if a
     # wait woke early); 0 for a tick run outside the schedule.
     start_error_ms: float = 0.0
+    # A book-triggered tick: the books streamed updates changed (None on a full pass over every
+    # book) and how many updates made them.
+    changed_books: int | None = None
+    book_updates: int = 0
 
 
 class TickHook(Protocol):
@@ -95,6 +103,10 @@ class LoopSettings:
     max_book_age_ms: float  # a book older than this counts as stale (and blocks an entry)
     halt_file: Path | None = None  # the operator's halt switch, checked each tick
     live: bool = False  # live mode: the metrics line says so
+    # "book": tick on streamed book updates (interval_s the longest wait, and a full pass at least
+    # that often); "interval": tick on the fixed grid. Book needs a feed that signals (`events`).
+    trigger: Literal["interval", "book"] = "interval"
+    min_gap_ms: float = 0.0  # book trigger: the least idle time between one tick and the next
 
 
 class LiveLoop:
@@ -112,8 +124,10 @@ class LiveLoop:
         sys_sample: SysSampler | None = None,
         print_line: Callable[[str], None] | None = None,
         stage_timer: StageTimer = NO_STAGE_TIMER,
+        events: BookEvents | None = None,
     ) -> None:
         self._settings = settings
+        self._events = events
         self._clock = clock
         self._feed = feed
         self._engines = list(engines)
@@ -149,6 +163,8 @@ class LiveLoop:
         self.stop_reason = reason
         self.exit_code = exit_code
         self._stop.set()
+        if self._events is not None:
+            self._events.interrupt()  # a loop waiting for books wakes to stop
 
     @property
     def stopping(self) -> bool:
@@ -156,21 +172,20 @@ class LiveLoop:
 
     def run(self) -> int:
         """Tick until --loops is reached or a stop is requested; returns the exit code."""
+        events = self._events
+        if events is not None and self._settings.trigger == "book":
+            return self._run_on_books(events)
         t0 = self._clock.monotonic()
         k = 0
         done = 0
         while not self._stop.is_set():
             ideal = t0 + k * self._interval
             start = self._clock.monotonic()
+            got = events.take() if events is not None else None  # a full pass takes every update
             report = self.run_tick(start, scheduled=ideal)
+            report.book_updates = got.updates if got is not None else 0
             done += 1
-            for hook in self.hooks:
-                code = hook.after_tick(report)
-                if code is not None:
-                    self.request_stop(f"{type(hook).__name__} requested exit {code}", code)
-            if self._max_ticks is not None and done >= self._max_ticks:
-                break
-            if self._stop.is_set():
+            if self._after_tick(report) or (self._max_ticks is not None and done >= self._max_ticks):
                 break
             now = self._clock.monotonic()
             if self._interval <= 0:
@@ -183,16 +198,56 @@ class LiveLoop:
                 self._clock.wait(self._stop, delay)
         return self.exit_code
 
+    def _run_on_books(self, events: BookEvents) -> int:
+        """Tick on streamed book updates; see the module docstring."""
+        clock, stop, interval = self._clock, self._stop, self._interval
+        gap = self._settings.min_gap_ms / 1000.0
+        last_full: float | None = None
+        done = 0
+        start = clock.monotonic()
+        while not stop.is_set():
+            got = events.take()  # every update so far is this tick's, whatever it reads
+            full = last_full is None or start - last_full >= interval
+            if full:
+                last_full = start
+            report = self.run_tick(start, changed=None if full else got.keys)
+            report.book_updates = got.updates
+            done += 1
+            if self._after_tick(report) or (self._max_ticks is not None and done >= self._max_ticks):
+                break
+            if gap > 0 and clock.wait(stop, gap):  # a hot market must leave the process some time
+                break
+            assert last_full is not None
+            wait = last_full + interval - clock.monotonic()
+            if wait > 0 and not events.signal.is_set():
+                clock.wait(events.signal, wait)
+            start = clock.monotonic()
+        return self.exit_code
+
+    def _after_tick(self, report: TickReport) -> bool:
+        """The tick hooks, in order; True when the loop is to stop."""
+        for hook in self.hooks:
+            code = hook.after_tick(report)
+            if code is not None:
+                self.request_stop(f"{type(hook).__name__} requested exit {code}", code)
+        return self._stop.is_set()
+
     # One tick ------------------------------------------------------------------------------
 
-    def run_tick(self, started: float | None = None, scheduled: float | None = None) -> TickReport:
-        """One tick, its steps in the order docs/ARCHITECTURE.md (The tick) gives them."""
+    def run_tick(
+        self,
+        started: float | None = None,
+        scheduled: float | None = None,
+        changed: frozenset[BookKey] | None = None,
+    ) -> TickReport:
+        """One tick, its steps in the order docs/ARCHITECTURE.md (The tick) gives them; `changed`
+        (the books streamed updates changed) narrows it to those, None is a full pass."""
         t_start = time.perf_counter()
         started = self._clock.monotonic() if started is None else started
         counters = self.state.counters
         counters.ticks += 1
         tick = counters.ticks
-        snapshot, live_errors = self._snapshot()
+        snapshot, live_errors = self._snapshot(changed)
         self.last_snapshot = snapshot
         self._trading_day_and_halt(snapshot)
         live_errors += self._residuals(snapshot, resolve=True)
@@ -219,16 +274,17 @@ class LiveLoop:
             books=len(snapshot.books) - len(snapshot.carried),  # the books that came this tick
             stale_books=self._stale_books(snapshot),
             start_error_ms=0.0 if scheduled is None else (started - scheduled) * 1000.0,
+            changed_books=None if snapshot.changed is None else len(snapshot.changed),
         )
         self.last_report = report
         return report
 
     # The steps of a tick -------------------------------------------------------------------
 
-    def _snapshot(self) -> tuple[MarketSnapshot, int]:
+    def _snapshot(self, changed: frozenset[BookKey] | None) -> tuple[MarketSnapshot, int]:
         """Every book on every venue and the FX rates; the reads that failed are live errors."""
         self.stage_timer.enter("snapshot")
-        snapshot = self._feed.snapshot()
+        snapshot = self._feed.snapshot(changed)
         live_errors = self._feed.errors_last_tick
         self.stage_timer.leave("snapshot")
         return snapshot, live_errors

@@ -19,6 +19,7 @@ from arbitrage.clock import Clock
 from arbitrage.domain.book import MarketSnapshot, OrderBook
 from arbitrage.engines.base import VenueStatus
 from arbitrage.errors import ReadTooLate, VenueError, VenueUnavailable
+from arbitrage.runtime.book_events import BookKey
 from arbitrage.runtime.tick_reads import BookRead, Key, TickReader
 from arbitrage.venues.base import Venue
 
@@ -90,6 +91,9 @@ class MarketFeed:
         self._reads = [BookRead(key, key[0], symbol, depth) for key, symbol in symbols.items()]
         if fx.market is not None:
             self._reads.append(BookRead(FX_KEY, fx.market[0], fx.market[1], 1))
+        # A streamed update names (venue, market symbol); the snapshot's books are (venue, asset).
+        self._read_of: dict[BookKey, BookRead] = {(r.venue, r.symbol): r for r in self._reads}
+        self._all_keys: frozenset[Key] = frozenset(symbols)
         self._last: dict[Key, OrderBook] = {}  # the last book that came, per key
         self._late_ticks: dict[str, int] = {}  # venue -> consecutive ticks with a book too late
         self.errors_last_tick = 0
@@ -99,11 +103,19 @@ class MarketFeed:
     def close(self) -> None:
         self._reader.close()
 
-    def snapshot(self) -> MarketSnapshot:
+    def snapshot(self, changed: frozenset[BookKey] | None = None) -> MarketSnapshot:
+        """Every book of the tick. With `changed` (the books streamed updates changed since the
+        last tick), only those are read, in turn on this thread (a streamed book is in memory: a
+        worker's hand-off would cost more than the read), and the others are the last ones that
+        came; a changed FX rate counts every asset as changed. None reads everything."""
         for hook in self._before_tick:
             hook()
-        got = self._reader.read(self._reads, self._clock.monotonic())
+        reads, moved = self._reads_for(changed)
+        got = self._reader.read(reads, self._clock.monotonic(), in_turn=moved is not None)
         books = got.books
+        if moved is not None:
+            last = self._last
+            books = {**{k: b for k, b in last.items() if k not in got.errors}, **books}
         errors = 0
         self.late_last_tick = 0
         carried: frozenset[Key] = frozenset()
@@ -122,7 +134,21 @@ class MarketFeed:
         fx, fx_age_ms = self._fx.rates(now, fx_book)  # a rate that did not come ages in VenueFx
         self.errors_last_tick = errors
         self.last_fx = fx
-        return MarketSnapshot(ts=now, books=books, fx=fx, fx_age_ms=fx_age_ms, carried=carried)
+        return MarketSnapshot(ts=now, books=books, fx=fx, fx_age_ms=fx_age_ms, carried=carried, changed=moved)
+
+    def _reads_for(self, changed: frozenset[BookKey] | None) -> tuple[list[BookRead], frozenset[Key] | None]:
+        """The reads a tick makes and the (venue, asset) keys it counts as changed (None: all)."""
+        if changed is None:
+            return self._reads, None
+        read_of = self._read_of
+        reads = [read_of[key] for key in changed if key in read_of]
+        last = self._last
+        # A book never read yet (the stream's first books came before any full pass) is read too;
+        # the FX rate that did not change is VenueFx's last.
+        reads += [r for r in self._reads if r.key not in last and r.key != FX_KEY and r not in reads]
+        if any(read.key == FX_KEY for read in reads):
+            return reads, self._all_keys  # every cross-venue spread moved with the rate
+        return reads, frozenset(read.key for read in reads)
 
     def _account(self, failed: Mapping[Key, VenueError]) -> int:
         """Log this tick's missing books; the number that count as live errors."""

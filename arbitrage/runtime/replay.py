@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import Any
 
 from arbitrage.clock import Clock, FakeClock, SystemClock
 from arbitrage.config import AppConfig, load_config
+from arbitrage.domain.book import BookListener
 from arbitrage.engines.registry import build_engines
 from arbitrage.errors import ArbitrageError, ConfigError
 from arbitrage.recording.tape import Tape, load_tape
@@ -183,7 +184,14 @@ def replay(opts: ReplayOptions, env: Mapping[str, str]) -> ReplayResult:
         settings = RunSettings(run_dir, run_dir / "logs", interval, ticks, opts.log_level)
         latency = config.replay.fill_latency_ms
 
-        def venues(cfg: AppConfig, clk: Clock, _env: Mapping[str, str], _alert: AlertFn) -> Venues:
+        def venues(
+            cfg: AppConfig,
+            clk: Clock,
+            _env: Mapping[str, str],
+            _alert: AlertFn,
+            _listen: Sequence[BookListener],
+        ) -> Venues:
+            # A replay's venues signal no book: its loop ticks on the interval of data time.
             return build_replay_venues(cfg, clk, tape, latency)
 
         run_env = env if config.replay.telegram else _without(env, config)
@@ -192,8 +200,16 @@ def replay(opts: ReplayOptions, env: Mapping[str, str]) -> ReplayResult:
     finally:
         lock.release()
     return ReplayResult(
-        run_dir, ledger, first, clock.time(), ticks, code, time.perf_counter() - started, load_s,
-        ledger_figures(ledger, config, clock.time()), config.accounting_currency,
+        run_dir,
+        ledger,
+        first,
+        clock.time(),
+        ticks,
+        code,
+        time.perf_counter() - started,
+        load_s,
+        ledger_figures(ledger, config, clock.time()),
+        config.accounting_currency,
     )
 
 

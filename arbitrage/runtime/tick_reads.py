@@ -85,10 +85,11 @@ class TickReader:
                 name: ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"books-{name}") for name in venues
             }
 
-    def read(self, reads: Sequence[BookRead], started: float) -> ReadResults:
-        """Every read of the tick that started at `started` (monotonic)."""
+    def read(self, reads: Sequence[BookRead], started: float, in_turn: bool = False) -> ReadResults:
+        """Every read of the tick that started at `started` (monotonic); `in_turn` reads on this
+        thread even with workers (a few books a stream already holds)."""
         deadline = None if self.budget_s is None else started + self.budget_s
-        if not self._workers:  # in turn on this thread (mock venues: no I/O to wait for)
+        if in_turn or not self._workers:  # on this thread (mock venues: no I/O to wait for)
             books: dict[Key, OrderBook] = {}
             errors: dict[Key, VenueError] = {}
             venues, clock = self._venues, self._clock

@@ -3,6 +3,7 @@ runtime.assembly builds the run around it; everything else receives what it need
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -11,10 +12,12 @@ from typing import Any
 
 from arbitrage.clock import Clock, SystemClock
 from arbitrage.config import AppConfig
+from arbitrage.domain.book import BookListener
 from arbitrage.domain.legs import ResidualBook
 from arbitrage.domain.orders import Order
 from arbitrage.engines.base import Engine, VenueStatus
 from arbitrage.engines.registry import build_engines
+from arbitrage.runtime.book_events import BookEvents
 from arbitrage.runtime.bookkeeper import Bookkeeper
 from arbitrage.runtime.loop import LiveLoop, LoopSettings, TickHook
 from arbitrage.runtime.market_feed import FixedFx, FxSource, MarketFeed, VenueFx
@@ -30,7 +33,10 @@ from arbitrage.venues.base import AlertFn, Venue, Venues
 from arbitrage.venues.build import build_venues
 
 # How a run gets its venues: build_venues for run and bench; a replay passes venues of its own.
-VenueFactory = Callable[[AppConfig, Clock, Mapping[str, str], AlertFn], Venues]
+# The listeners are to be told of every book the venues' feeds deliver.
+VenueFactory = Callable[[AppConfig, Clock, Mapping[str, str], AlertFn, Sequence[BookListener]], Venues]
+
+log = logging.getLogger("arbitrage.live_loop")
 
 
 def lock_instance(config: AppConfig, data_dir: Path, clock: Clock) -> InstanceLock:
@@ -53,8 +59,15 @@ def sequential_legs(sender: OrderSender) -> LegRunner:
 
 def concurrent_legs(sender: OrderSender, pool: ThreadPoolExecutor) -> LegRunner:
     def run(legs: list[Order]) -> list[Placement]:
-        futures = [pool.submit(sender.place, order) for order in legs]
-        return [f.result() for f in futures]
+        # The first leg goes out from this thread at once, while a worker wakes for the others:
+        # a hand-off to a thread costs the first leg a scheduler wake-up (milliseconds on a busy
+        # machine) between the ledger's commit and the venue's socket.
+        others = [pool.submit(sender.place, order) for order in legs[1:]]
+        try:
+            first = [sender.place(legs[0])] if legs else []
+        finally:
+            placed = [f.result() for f in others]  # never return while a leg is still going out
+        return first + placed
 
     return run
 
@@ -71,6 +84,7 @@ class Bot:
     trader: PairTrader
     loop: LiveLoop
     recovery: Recovery  # its `last` report: what the start-up reconciliation found
+    events: BookEvents  # the books the feeds changed since the last tick, and their counts
     _pool: ThreadPoolExecutor | None = None
 
     def close(self) -> None:
@@ -113,15 +127,18 @@ def build_bot(
     publish: Callable[[str, dict[str, Any]], object] | None = None,
     engines: Sequence[Engine] | None = None,
     make_venues: VenueFactory = build_venues,
+    listeners: Sequence[BookListener] = (),
 ) -> Bot:
     """The bot for `config`; `engines` already built from it (by the session, before any file
-    is created) or None to build them here; its venues from `make_venues`."""
+    is created) or None to build them here; its venues from `make_venues`, their feeds telling
+    `listeners` (after the loop's own) of every book."""
     clock = clock or SystemClock()
     if engines is None:
         engines = build_engines(config)  # a bad engine path fails before anything opens
     ledger = open_ledger(ledger_url(config, data_dir), config.storage.synchronous)
+    events = BookEvents()
     try:
-        venues = make_venues(config, clock, env, alert)
+        venues = make_venues(config, clock, env, alert, [events, *listeners])
     except BaseException:
         ledger.close()
         raise
@@ -155,6 +172,16 @@ def build_bot(
     recovery = Recovery(
         ledger, venues.by_name, sender, trader, state, clock, alert, fx=feed.fx_now, mid=feed.mid
     )
+    trigger = config.loop_trigger()
+    if trigger == "book" and not venues.signals_books:
+        log.info("loop: ticks every %gs (the venues' feeds do not signal book updates)", interval_s)
+        trigger = "interval"
+    elif trigger == "book":
+        log.info(
+            "loop: ticks on streamed book updates, at least %g ms apart, every book looked at every %gs",
+            config.loop.min_gap_ms,
+            interval_s,
+        )
     settings = LoopSettings(
         interval_s=interval_s,
         max_ticks=max_ticks,
@@ -162,6 +189,8 @@ def build_bot(
         max_book_age_ms=config.safety.max_book_age_ms,
         halt_file=Path(config.safety.halt_file),
         live=config.mode.current == "live",
+        trigger=trigger,
+        min_gap_ms=config.loop.min_gap_ms,
     )
     loop = LiveLoop(
         settings=settings,
@@ -174,7 +203,8 @@ def build_bot(
         hooks=[recovery, *(hooks or [])],
         sys_sample=sys_sample,
         print_line=print_line,
+        events=events,
     )
-    bot = Bot(config, clock, ledger, venues, state, feed, sender, trader, loop, recovery, _pool=pool)
+    bot = Bot(config, clock, ledger, venues, state, feed, sender, trader, loop, recovery, events, _pool=pool)
     recovery.run()  # reconcile with the venues before the first tick
     return bot

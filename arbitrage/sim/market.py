@@ -18,6 +18,18 @@ from arbitrage.domain.money import upbit_krw_tick
 Level = tuple[Decimal, Decimal]  # (price, quantity)
 
 DEFAULT_ASSETS: dict[str, float] = {"BTC": 100_000.0, "ETH": 3_500.0}
+MAX_COINS = 26
+
+
+def sim_assets(coins: int) -> dict[str, float]:
+    """BTC and ETH, then made-up coins SIMA, SIMB, ... (codes no exchange or ccxt renames) at
+    prices from 2 to 2,000 USDT, up to `coins` in all (at most MAX_COINS)."""
+    if not 1 <= coins <= MAX_COINS:
+        raise ValueError(f"coins: expected 1 to {MAX_COINS}, found {coins}")
+    assets = dict(list(DEFAULT_ASSETS.items())[:coins])
+    for i in range(coins - len(assets)):
+        assets[f"SIM{chr(ord('A') + i)}"] = round(2.0 * 10 ** (i % 4) * (1 + i / 10), 2)
+    return assets
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,8 +84,18 @@ class Venues:
     # Real venues: a tick's reads share its deadline, each venue on a worker of its own. Simulated
     # ones answer in process, in order, deterministic, with no deadline to keep.
     remote_reads: bool = False
+    # Whether a feed tells the run's BookListeners of new books (streams, the mock market's feed):
+    # without one, a book-triggered loop is in effect interval-driven.
+    signals_books: bool = False
+    # Feeds of their own to stop before the venues close (the mock market's).
+    stop_feeds: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:
+        for stop in self.stop_feeds:
+            try:
+                stop()
+            except Exception:  # closing must not hide the reason we are closing
+                run_log.exception("stopping a book feed failed")
         for venue in self.by_name.values():
             try:
                 venue.close()

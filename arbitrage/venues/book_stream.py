@@ -21,6 +21,7 @@ from arbitrage.clock import Clock
 from arbitrage.config import MarketDataConfig
 from arbitrage.domain.book import BookListener, Level, OrderBook
 from arbitrage.errors import ConfigError
+from arbitrage.venues.book_listeners import BookListeners
 from arbitrage.venues.stream_health import STREAM, Fallback, StreamHealth
 
 log = logging.getLogger("arbitrage.venues.stream")
@@ -76,8 +77,7 @@ class BookStream:
         self._wake: asyncio.Event | None = None
         self._stop_requested = threading.Event()
         self._alert_key = f"market-data:{venue_name}"
-        self._listeners = tuple(listeners)
-        self._failed_listeners: set[int] = set()  # index of each listener that raised, logged once
+        self._listeners = BookListeners(listeners, f"{venue_name} book stream")
 
     # ----- the tick thread's side
 
@@ -242,13 +242,8 @@ class BookStream:
             received_ts=now,
         )
         self._books[symbol] = book  # one assignment: the tick thread sees the old book or this one
-        for index, listener in enumerate(self._listeners):
-            try:
-                listener(book)
-            except Exception:  # a listener (the recorder) must never stop the stream
-                if index not in self._failed_listeners:
-                    self._failed_listeners.add(index)
-                    log.exception("%s: book listener %r failed (logged once)", self.venue, listener)
+        if self._listeners:
+            self._listeners.tell(book)
         lag_ms = max(0.0, (now - exchange_ts) * 1000.0) if timestamp_ms is not None else None
         if self._health.on_update(symbol, lag_ms):
             log.info("%s: order-book stream restored (%s)", self.venue, symbol)

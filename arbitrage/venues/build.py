@@ -18,11 +18,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("arbitrage.venues")
 
 
-def build_mock_venues(
-    config: AppConfig, clock: Clock, listeners: Sequence[BookListener] = ()
-) -> Venues:
+def build_mock_venues(config: AppConfig, clock: Clock, listeners: Sequence[BookListener] = ()) -> Venues:
+    """The mock market's venues. It steps before each tick, or with mock.updates_per_s on a feed
+    thread of its own that tells `listeners` of every book."""
     from arbitrage.venues.mock import MockVenue
     from arbitrage.venues.mock_faults import MockFaults
+    from arbitrage.venues.mock_feed import MockMarketFeed
     from arbitrage.venues.mock_market import MockMarket
 
     market = MockMarket(config, clock)
@@ -30,6 +31,11 @@ def build_mock_venues(
     venues: dict[str, Venue] = {
         name: MockVenue(name, vc, market, faults, clock) for name, vc in config.venues.items()
     }
+    rate = config.mock.updates_per_s
+    if rate > 0:
+        feed = MockMarketFeed(market, rate, config.loop.book_depth, listeners, clock)
+        feed.start()
+        return Venues(venues, signals_books=True, stop_feeds=[feed.stop])
     step: list[Callable[[], None]] = [market.step]
     if listeners:
         step.append(MockBookFeed(market, config, listeners).publish)
@@ -68,7 +74,8 @@ def build_venues(
     alert: AlertFn | None = None,
     listeners: Sequence[BookListener] = (),
 ) -> Venues:
-    """The run's venues; `listeners` get every book the market data delivers (see BookListener)."""
+    """The run's venues; `listeners` are told of every book their feeds deliver (streams, the
+    mock market's feed)."""
     if config.mode.current == "mock":
         return build_mock_venues(config, clock, listeners)
     from arbitrage.venues.real import build_real_venues  # imports ccxt: paper and live only

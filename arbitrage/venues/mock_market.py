@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import random
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
@@ -146,11 +147,18 @@ class MockMarket:
 
         self._books: dict[tuple[str, str, int], OrderBook] = {}
         self._taken: dict[tuple[str, str, str], float] = {}
+        # With mock.updates_per_s the market steps on the feed's thread while the tick reads and
+        # fills: a step, a book built and a fill are each one step under this lock.
+        self._lock = threading.Lock()
 
     # The tick --------------------------------------------------------------------------------
 
     def step(self) -> None:
         """Advance one tick: prices walk, the premium reverts, FX jitters; liquidity refills."""
+        with self._lock:
+            self._step()
+
+    def _step(self) -> None:
         gauss = self._price_rng.gauss
         for asset in self._assets:
             sigma = self._vol[asset]
@@ -194,6 +202,10 @@ class MockMarket:
         """The market symbols the venue lists: one per asset, plus FX markets on home venues."""
         return self._venue_symbols.get(venue, ())
 
+    def markets(self) -> tuple[tuple[str, str], ...]:
+        """Every (venue, symbol) the market quotes."""
+        return tuple(self._markets)
+
     def has_market(self, venue: str, symbol: str) -> bool:
         return (venue, symbol) in self._markets
 
@@ -212,6 +224,10 @@ class MockMarket:
         cached = self._books.get(key)
         if cached is not None:
             return cached
+        with self._lock:
+            return self._build(key, venue, symbol, depth)
+
+    def _build(self, key: tuple[str, str, int], venue: str, symbol: str, depth: int) -> OrderBook:
         shape = self._markets.get((venue, symbol)) or self._shape(venue, symbol)
         if shape.asset is None:
             mid_acc = self._mid_accounting(shape)
@@ -243,6 +259,10 @@ class MockMarket:
         if qty <= 0:
             return
         self._shape(venue, symbol)
+        with self._lock:
+            self._consume(venue, symbol, taking, qty)
+
+    def _consume(self, venue: str, symbol: str, taking: str, qty: float) -> None:
         key = (venue, symbol, taking)
         self._taken[key] = self._taken.get(key, 0.0) + qty
         # list() copies the keys in one step, so a book() on another thread cannot break the loop.

@@ -36,7 +36,7 @@ def build_real_venues(
     listeners: Sequence[BookListener] = (),
 ) -> Venues:
     """Every configured venue as a CcxtVenue (live) or a PaperVenue over one (paper); `listeners`
-    get every streamed book."""
+    are told of each streamed book."""
     live = config.mode.current == "live"
     built: dict[str, Venue] = {}
     markets: list[CcxtVenue] = []
@@ -64,7 +64,7 @@ def build_real_venues(
             except Exception:  # closing must not hide why we are closing
                 log.exception("closing venue %s failed", market.name)
         raise
-    return Venues(built, concurrent_legs=True, remote_reads=True)
+    return Venues(built, concurrent_legs=True, remote_reads=True, signals_books=bool(streams))
 
 
 def client_config(

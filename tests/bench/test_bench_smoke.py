@@ -106,8 +106,8 @@ def test_the_baseline_replays_exactly_the_snapshots_the_loop_saw(tmp_path: Path)
     seen: list[dict[str, Any]] = []
     take = bot.feed.snapshot
 
-    def recording_snapshot() -> MarketSnapshot:
-        snapshot = take()
+    def recording_snapshot(changed: frozenset[tuple[str, str]] | None = None) -> MarketSnapshot:
+        snapshot = take(changed)
         seen.append(_levels(snapshot))
         return snapshot
 

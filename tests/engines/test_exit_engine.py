@@ -8,14 +8,25 @@ and buys back on upbit's asks.
 from __future__ import annotations
 
 import statistics
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from arbitrage.domain.decisions import ExitIntent, LegPlan
-from arbitrage.engines.stoploss import ExitEngine
-from tests.engines.factories import NOW, USDT_KRW, book, ctx, make_config, pair_position, snapshot, state
+from arbitrage.engines.stoploss import ExitEngine, SpreadWindow
+from tests.engines.factories import (
+    NOW,
+    USDT_KRW,
+    book,
+    btc_books,
+    ctx,
+    make_config,
+    pair_position,
+    snapshot,
+    state,
+)
 
 D = Decimal
 
@@ -194,3 +205,14 @@ def test_an_exit_is_held_while_a_leg_cannot_trade_and_noted_once(venues, snap, w
     released = engine.on_tick(ctx(snapshot(CRASHED), view, tick=3))
     assert [i.reason for i in released.decisions] == ["STOP_LOSS"]
     assert any("no longer held" in n.message for n in released.notes)
+
+
+def test_the_spread_window_samples_only_assets_whose_books_changed() -> None:
+    config = make_config()
+    venues = state(config).venues
+    snap = snapshot(btc_books())
+    window = SpreadWindow(10)
+    for changed in (None, frozenset({("upbit", "ETH")}), frozenset({("upbit", "BTC")}), frozenset()):
+        window.observe(replace(snap, changed=changed), ("BTC",), venues)
+    # the full pass and the tick that changed BTC's book: two samples, not four
+    assert len(window._samples[("BTC", "binance", "upbit")]) == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -241,3 +242,21 @@ def test_walk_matches_reference_and_never_breaks_the_threshold(
     assert opp.slippage_pct >= -1e-9
     # top of book: gross less the buy fee and the sell fee (charged on the sale proceeds)
     assert top == pytest.approx(opp.gross_spread_pct - 0.1 - 0.05 * (1 + opp.gross_spread_pct / 100))
+
+
+@pytest.mark.parametrize(
+    ("changed", "found"),
+    [
+        (None, 1),  # a full pass looks at every asset
+        (frozenset({("upbit", "BTC")}), 1),  # the opportunity's asset changed on one venue
+        (frozenset({("binance", "BTC"), ("upbit", "BTC")}), 1),
+        (frozenset({("upbit", "ETH")}), 0),  # only another asset changed: BTC is not looked at
+        (frozenset(), 0),
+    ],
+)
+def test_a_book_triggered_tick_looks_at_the_assets_whose_books_changed(changed, found):
+    config = make_config()
+    snap = replace(snapshot(btc([(100_000.0, 0.02)], [(141_000_000.0, 0.05)])), changed=changed)
+    out = SignalEngine("signal", config).on_tick(ctx(snap, state(config)))
+    assert len(out.decisions) == found
+    assert ("best_net_spread_pct" in out.metrics) == bool(found)

@@ -4,13 +4,14 @@ order, a lost lease stops the loop whether it is lost before or after the bot ex
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
 
 from arbitrage.clock import Clock, FakeClock
 from arbitrage.config import AppConfig
+from arbitrage.domain.book import BookListener
 from arbitrage.ops.logs import reset_logging
 from arbitrage.runtime.assembly import EXIT_LEASE_LOST, LeaseLostStop, Run, RunSettings, assemble
 from arbitrage.runtime.console_state import ConsoleHook
@@ -26,9 +27,15 @@ def built(tmp_path: Path) -> Iterator[tuple[Run, FakeClock, list[Clock]]]:
     clock = FakeClock()
     asked: list[Clock] = []
 
-    def venues(config: AppConfig, clock: Clock, env: Mapping[str, str], alert: AlertFn) -> Venues:
+    def venues(
+        config: AppConfig,
+        clock: Clock,
+        env: Mapping[str, str],
+        alert: AlertFn,
+        listeners: Sequence[BookListener],
+    ) -> Venues:
         asked.append(clock)  # a replay passes venues of its own, on its own clock
-        return build_mock_venues(config, clock)
+        return build_mock_venues(config, clock, listeners)
 
     settings = RunSettings(tmp_path / "data", tmp_path / "logs", interval_s=1.0, max_ticks=3)
     config = mock_config({"logging": {"console": False}})
