@@ -30,6 +30,7 @@ from pydantic import (
 from arbitrage.errors import ConfigError
 from arbitrage.url_credentials import mask_url_credentials
 
+DEFAULT_INSTANCE = "arb-1"  # the worker's name when the config gives none (a single bot)
 SEED_MAX = 2**63 - 1  # the mock market's seed: any non-negative 64-bit integer
 # A tick a day at the slowest: slower is a stopped bot that still holds positions (and 1e10 s
 # overflows the platform's timers).
@@ -433,7 +434,7 @@ class MarketDataConfig(Section):
 
 
 class AppConfig(Section):
-    instance: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")] = "arb-1"
+    instance: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")] = DEFAULT_INSTANCE
     accounting_currency: str = "KRW"
     symbols: Annotated[list[str], Field(min_length=1)] = Field(default_factory=lambda: ["BTC", "ETH"])
     engines: Annotated[list[str], Field(min_length=1)] = Field(default_factory=lambda: list(BUILTIN_ENGINES))

@@ -98,13 +98,13 @@ def _ledger_target(url: str) -> str:
     return f"{parts.scheme} {host}{port}{parts.path}"
 
 
-def check_ledger(url: str, synchronous: str) -> CheckResult:
+def check_ledger(url: str, synchronous: str, instance: str) -> CheckResult:
     """Opens the ledger the bot would open (creating and migrating it, as a start would)."""
     from arbitrage.store.ledger import open_ledger
 
     target = _ledger_target(url)
     try:
-        ledger = open_ledger(url, synchronous)
+        ledger = open_ledger(url, synchronous, instance)
     except Exception as err:
         return fail("ledger", f"{target}: {_describe_error(err)}")
     try:
@@ -221,7 +221,7 @@ def run_health_checks(
     checks: list[Callable[[], list[CheckResult]]] = [
         lambda: [check_config(config, source)],
         lambda: [check_log_dir(log_dir)],
-        lambda: [check_ledger(ledger_url(config, data_dir), config.storage.synchronous)],
+        lambda: [check_ledger(ledger_url(config, data_dir), config.storage.synchronous, config.instance)],
         lambda: [check_instance_lock(ledger_url(config, data_dir), data_dir, config.instance, clock)],
         lambda: [check_redis(config, clock)],
         lambda: check_venues(config, clock, env),

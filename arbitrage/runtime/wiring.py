@@ -119,7 +119,7 @@ def build_bot(
     clock = clock or SystemClock()
     if engines is None:
         engines = build_engines(config)  # a bad engine path fails before anything opens
-    ledger = open_ledger(ledger_url(config, data_dir), config.storage.synchronous)
+    ledger = open_ledger(ledger_url(config, data_dir), config.storage.synchronous, config.instance)
     try:
         venues = make_venues(config, clock, env, alert)
     except BaseException:
