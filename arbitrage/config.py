@@ -340,6 +340,18 @@ class RedisConfig(Section):
         return self
 
 
+class FleetConfig(Section):
+    """Several workers, one risk budget: the safety section's max_exposure, max_open_positions,
+    daily_loss_limit, max_orders_per_minute (per venue) and the venues' balances are shared by every
+    worker on the same Redis and key_prefix (see README, Running several workers)."""
+
+    enabled: Flag = False
+    key_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")] = "arb-fleet"
+    # A killed worker's reservations vanish within this; a living one renews it every third.
+    lease_s: Annotated[Num, Field(ge=1, le=3600)] = 15.0
+    socket_timeout_s: Pos = 0.2
+
+
 class LoggingConfig(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     console: Flag = True
@@ -451,6 +463,7 @@ class AppConfig(Section):
     mock: MockConfig = MockConfig()
     storage: StorageConfig = StorageConfig()
     redis: RedisConfig = RedisConfig()
+    fleet: FleetConfig = FleetConfig()
     logging: LoggingConfig = LoggingConfig()
     watchdog: WatchdogConfig = WatchdogConfig()
     sys_monitor: SysMonitorConfig = SysMonitorConfig()
@@ -532,6 +545,10 @@ class AppConfig(Section):
                 "market_data.tick_read_budget_ms",
                 f"less than watchdog.max_loop_latency_ms ({max_latency:g})",
                 budget,
+            )
+        if self.fleet.enabled and not self.redis.enabled:
+            raise KeyProblem(
+                "redis.enabled", "true with fleet.enabled (the shared budget lives in Redis)", False
             )
         if self.mode.current == "mock":
             missing = [s for s in self.symbols if s not in self.mock.assets]

@@ -36,6 +36,7 @@ from arbitrage.venues.build import build_venues
 
 if TYPE_CHECKING:  # redis-py is imported only by runs that enable Redis
     from arbitrage.store.redis_state import RedisState
+    from arbitrage.store.risk_budget import RiskBudget
 
 log = logging.getLogger("arbitrage.live_loop")
 
@@ -93,6 +94,7 @@ class Run:
     shutdown: Shutdown
     signals: StopSignals
     lock: InstanceLock | None
+    budget: RiskBudget | None = None
     closed: bool = False
 
     def start(self) -> None:
@@ -139,6 +141,8 @@ class Run:
             self.health.stop()
         self.bot.close()
         self.alerts.close(2.0)
+        if self.budget is not None:
+            self.budget.close()
         if self.redis is not None:
             self.redis.close()
 
@@ -169,6 +173,16 @@ def assemble(
         from arbitrage.store.redis_state import RedisState
 
         redis = RedisState.from_config(config.redis, config.instance, clock)
+    budget = None
+    if config.fleet.enabled:
+        from arbitrage.runtime.shared_budget import budget_limits
+        from arbitrage.store.risk_budget import RiskBudget
+
+        fleet = config.fleet
+        budget = RiskBudget(
+            config.redis.url, fleet.key_prefix, config.instance, fleet.lease_s, budget_limits(config), clock,
+            socket_timeout_s=fleet.socket_timeout_s,
+        )  # fmt: skip
     sysmon = SysMonitor(config.sys_monitor, clock) if config.sys_monitor.enabled else None
     metrics = BotMetrics()
     started = time.monotonic()
@@ -187,6 +201,7 @@ def assemble(
         engines=engines,
         publish=redis.publish if redis is not None else None,
         make_venues=make_venues,
+        risk_budget=budget,
     )
     lease_lost.stop(bot.loop)
     supervisor = Supervisor(
@@ -234,7 +249,9 @@ def assemble(
         request_stop=lambda reason: bot.loop.request_stop(reason, 0),
         stopping=lambda: shutdown.in_progress or bot.loop.stopping,
     )
-    return Run(config, settings, bot, alerts, redis, supervisor, dry_run, health, shutdown, signals, lock)
+    return Run(
+        config, settings, bot, alerts, redis, supervisor, dry_run, health, shutdown, signals, lock, budget
+    )
 
 
 def _balances_readable(bot: Bot) -> bool:

@@ -24,7 +24,7 @@ from arbitrage.domain.book import MarketSnapshot
 from arbitrage.domain.decisions import EntryIntent, ExitIntent, SafetyVerdict
 from arbitrage.domain.opportunity import Opportunity
 from arbitrage.engines.base import Engine, EngineOutput, TickContext
-from arbitrage.runtime.intent_executor import IntentExecutor
+from arbitrage.runtime.intent_executor import EntryGate, IntentExecutor
 from arbitrage.runtime.market_feed import MarketFeed
 from arbitrage.runtime.metrics_line import TickFigures, metrics_line
 from arbitrage.runtime.pair_trader import PairTrader
@@ -103,6 +103,7 @@ class LiveLoop:
         live: bool = False,
         print_line: Callable[[str], None] | None = None,
         stage_timer: StageTimer = NO_STAGE_TIMER,
+        entry_gate: EntryGate | None = None,
     ) -> None:
         self._cfg = config
         self._clock = clock
@@ -126,7 +127,9 @@ class LiveLoop:
         self.last_tick_wall: float | None = None
         self._loggers = {e.name: logging.getLogger(f"arbitrage.{e.name}") for e in self._engines}
         self._engine_metrics: dict[str, float] = {}
-        self._executor = IntentExecutor(config, clock, feed, trader, state, ledger, self._stop.is_set)
+        self._executor = IntentExecutor(
+            config, clock, feed, trader, state, ledger, self._stop.is_set, entry_gate=entry_gate
+        )
 
     # Control -------------------------------------------------------------------------------
 

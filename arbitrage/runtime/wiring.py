@@ -22,10 +22,12 @@ from arbitrage.runtime.order_sender import OrderSender, Placement
 from arbitrage.runtime.pair_trader import LegRunner, PairTrader
 from arbitrage.runtime.recovery import Recovery
 from arbitrage.runtime.residual_hedger import ResidualHedger
+from arbitrage.runtime.shared_budget import SharedBudget
 from arbitrage.runtime.state import BotState
 from arbitrage.runtime.tick_reads import TickReader
 from arbitrage.store.instance_lock import InstanceLock, acquire_instance_lock
 from arbitrage.store.ledger import Ledger, ledger_url, open_ledger
+from arbitrage.store.risk_budget import RiskBudget
 from arbitrage.venues.base import AlertFn, Venue, Venues
 from arbitrage.venues.build import build_venues
 
@@ -71,6 +73,7 @@ class Bot:
     trader: PairTrader
     loop: LiveLoop
     recovery: Recovery  # its `last` report: what the start-up reconciliation found
+    shared_budget: SharedBudget | None = None  # the fleet's risk budget, with fleet.enabled
     _pool: ThreadPoolExecutor | None = None
 
     def close(self) -> None:
@@ -113,9 +116,11 @@ def build_bot(
     publish: Callable[[str, dict[str, Any]], object] | None = None,
     engines: Sequence[Engine] | None = None,
     make_venues: VenueFactory = build_venues,
+    risk_budget: RiskBudget | None = None,
 ) -> Bot:
     """The bot for `config`; `engines` already built from it (by the session, before any file
-    is created) or None to build them here; its venues from `make_venues`."""
+    is created) or None to build them here; its venues from `make_venues`; with `risk_budget`,
+    a worker of a fleet whose entries are reserved in it."""
     clock = clock or SystemClock()
     if engines is None:
         engines = build_engines(config)  # a bad engine path fails before anything opens
@@ -151,6 +156,7 @@ def build_bot(
     recovery = Recovery(
         ledger, venues.by_name, sender, trader, state, clock, alert, fx=feed.fx_now, mid=feed.mid
     )
+    shared = SharedBudget(risk_budget, state) if risk_budget is not None else None
     halt = Path(config.safety.halt_file)
     loop = LiveLoop(
         config=config,
@@ -162,12 +168,15 @@ def build_bot(
         ledger=ledger,
         interval_s=interval_s,
         max_ticks=max_ticks,
-        hooks=[recovery, *(hooks or [])],
+        hooks=[recovery, *([shared] if shared is not None else []), *(hooks or [])],
         sys_sample=sys_sample,
         halt_file=halt,
         live=config.mode.current == "live",
         print_line=print_line,
+        entry_gate=shared,
     )
-    bot = Bot(config, clock, ledger, venues, state, feed, sender, trader, loop, recovery, _pool=pool)
+    bot = Bot(config, clock, ledger, venues, state, feed, sender, trader, loop, recovery, shared, _pool=pool)
     recovery.run()  # reconcile with the venues before the first tick
+    if shared is not None:
+        shared.start()  # the worker's open positions, as recovery left them, are its reservations
     return bot

@@ -62,7 +62,11 @@ class PostgresLedger(SqlLedger):
     dialect: ClassVar[Dialect] = POSTGRES
 
     def __init__(
-        self, url: str, synchronous: str = "FULL", connect_timeout_s: int = 5, instance: str = DEFAULT_INSTANCE
+        self,
+        url: str,
+        synchronous: str = "FULL",
+        connect_timeout_s: int = 5,
+        instance: str = DEFAULT_INSTANCE,
     ) -> None:
         super().__init__(instance)
         conninfo, self.schema = split_schema(url)

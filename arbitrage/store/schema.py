@@ -264,8 +264,8 @@ UPDATE_ORDER = (
 )
 OPEN_STATES = tuple(s.value for s in OrderState if not s.terminal)
 SELECT_OPEN_ORDERS = (
-    f"SELECT {ORDER_COLUMNS} FROM orders WHERE instance = ? AND state IN ({', '.join('?' * len(OPEN_STATES))}) "
-    "ORDER BY created_at, client_order_id"
+    f"SELECT {ORDER_COLUMNS} FROM orders WHERE instance = ? "
+    f"AND state IN ({', '.join('?' * len(OPEN_STATES))}) ORDER BY created_at, client_order_id"
 )
 SELECT_ORDER = f"SELECT {ORDER_COLUMNS} FROM orders WHERE client_order_id = ?"
 SELECT_GROUP_ORDERS = (
@@ -276,9 +276,7 @@ SELECT_UNCONCLUDED = (
     "SELECT DISTINCT opportunity_id FROM orders WHERE instance = ? AND opportunity_id IS NOT NULL "
     "AND opportunity_id NOT IN (SELECT group_id FROM concluded_groups) ORDER BY opportunity_id"
 )
-SELECT_ORDERS = (
-    f"SELECT {ORDER_COLUMNS} FROM orders WHERE instance = ? ORDER BY created_at, client_order_id"
-)
+SELECT_ORDERS = f"SELECT {ORDER_COLUMNS} FROM orders WHERE instance = ? ORDER BY created_at, client_order_id"
 
 # A fill already recorded under the same venue trade id is the same fill reported again
 # (a restart replays what the venue says): keep the first, never count it twice.
@@ -314,6 +312,7 @@ SELECT_HEDGES = (
 )
 # A ledger from before workers had names: its rows belong to the first bot that opens it.
 ADOPT_UNOWNED = tuple(
-    f"UPDATE {table} SET instance = ? WHERE instance = ''" for table in ("orders", "positions", "hedge_events")
+    f"UPDATE {table} SET instance = ? WHERE instance = ''"
+    for table in ("orders", "positions", "hedge_events")
 )
 SELECT_DAY_REALIZED = "SELECT realized_pnl FROM daily_pnl WHERE day = ?"

@@ -15,10 +15,10 @@ from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any, ClassVar
 
+from arbitrage.config import DEFAULT_INSTANCE
 from arbitrage.domain.opportunity import Opportunity
 from arbitrage.domain.orders import Order, OrderState
 from arbitrage.domain.positions import PairPosition, PositionState
-from arbitrage.config import DEFAULT_INSTANCE
 from arbitrage.errors import DuplicateOrder, LedgerError, LedgerUnavailable
 from arbitrage.store import schema as sq
 from arbitrage.store.schema import META_DDL, MIGRATIONS, SCHEMA_VERSION, TABLES, Dialect

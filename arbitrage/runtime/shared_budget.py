@@ -1,0 +1,186 @@
+"""A worker's side of the fleet's one risk budget (store.risk_budget): each entry is reserved in
+Redis right before its orders are written and sent, and its reservation follows the position:
+balances are freed when the entry concludes, exposure and slot when the position closes.
+
+Refusals are counted and logged like safety rejections: SHARED_BUDGET_EXHAUSTED when a shared limit
+is reached, REDIS_HEARTBEAT_STALE when Redis cannot answer (no new entries; exits go on).
+The fleet's realized PnL of the day is a Redis counter: seeded from the ledger's day row (which
+every worker books into) when the day starts, then each worker adds what it books.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Sequence
+from decimal import Decimal
+
+from arbitrage.config import AppConfig
+from arbitrage.domain.book import split_symbol
+from arbitrage.domain.decisions import EntryIntent
+from arbitrage.domain.money import ZERO
+from arbitrage.runtime.loop import TickReport
+from arbitrage.runtime.pair_kinds import WrittenPair
+from arbitrage.runtime.state import BotState
+from arbitrage.store.risk_budget import BalanceWant, BudgetUnreachable, Limits, RiskBudget
+
+safety_log = logging.getLogger("arbitrage.safety")
+log = logging.getLogger("arbitrage.fleet")
+
+EXHAUSTED = "SHARED_BUDGET_EXHAUSTED"
+UNREACHABLE = "REDIS_HEARTBEAT_STALE"
+
+
+def budget_limits(config: AppConfig) -> Limits:
+    s = config.safety
+    return Limits(s.max_exposure, s.max_open_positions, s.daily_loss_limit, s.max_orders_per_minute)
+
+
+class SharedBudget:
+    """The entry gate of the intent executor and a tick hook (releases, lease, the day's PnL)."""
+
+    def __init__(self, budget: RiskBudget, state: BotState) -> None:
+        self.budget = budget
+        self._state = state
+        self._by_intent: dict[int, str] = {}  # id(entry) -> reservation, between admit and write
+        self._by_group: dict[str, str] = {}  # position id -> reservation (in flight or open)
+        self._in_flight: set[str] = set()  # groups written, not yet concluded
+        self._seq = 0
+        self._kept: frozenset[str] | None = None  # the reservations Redis was last told to keep
+        self._day = ""
+        self._pushed = ZERO  # of the day's realized PnL, what is already in the fleet's counter
+
+    def start(self) -> None:
+        """After recovery: this worker's reservations are its open positions, as the ledger says."""
+        positions = self._state.positions
+        self._by_group = {pid: pid for pid in positions}
+        try:
+            self.budget.rebuild({pid: float(p.entry_cost) for pid, p in positions.items()})
+            self._kept = frozenset(positions)
+        except BudgetUnreachable as err:
+            log.warning("reservations not rebuilt at start (%s); retried after the first tick", err)
+        self.budget.start_lease()
+        log.info(
+            "fleet budget %s: %d open position(s) reserved for %s, lease %.1fs",
+            self.budget.prefix, len(positions), self.budget.instance, self.budget.lease_ms / 1000.0,
+        )  # fmt: skip
+
+    # The entry gate --------------------------------------------------------------------------
+
+    def admit(self, entries: Sequence[EntryIntent]) -> list[EntryIntent]:
+        """The entries reserved in the fleet's budget, in order; the others are logged and counted."""
+        admitted = []
+        for entry in entries:
+            refusal = self._reserve(entry)
+            if refusal is None:
+                admitted.append(entry)
+                continue
+            code, detail = refusal
+            counters = self._state.counters
+            counters.safety_rejections += 1
+            counters.rejections[code] += 1
+            opp = entry.opportunity
+            safety_log.info("rejected %s net=%.3f%% reason=%s: %s", opp.key, opp.net_spread_pct, code, detail)
+        return admitted
+
+    def _reserve(self, entry: EntryIntent) -> tuple[str, str] | None:
+        self._seq += 1
+        reservation = f"{entry.opportunity.asset}-{self._seq}"
+        buy, sell, asset = entry.buy, entry.sell, entry.opportunity.asset
+        quote = split_symbol(buy.symbol)[1]
+        status = self._state.venues.get(buy.venue)
+        spend = float(buy.qty * buy.price) * (1.0 + (status.taker_fee_pct if status else 0.0) / 100.0)
+        wants = (
+            BalanceWant(buy.venue, quote, spend, self._held(buy.venue, quote)),
+            BalanceWant(sell.venue, asset, float(sell.qty), self._held(sell.venue, asset)),
+        )
+        try:
+            refused = self.budget.reserve(
+                reservation, entry.opportunity.notional, wants, (buy.venue, sell.venue), self._state.day
+            )
+        except BudgetUnreachable as err:
+            return UNREACHABLE, str(err)
+        if refused is not None:
+            return EXHAUSTED, f"{refused[0]}: {refused[1]}"
+        self._by_intent[id(entry)] = reservation
+        if self._kept is not None:  # Redis holds it already: no sync needed for it
+            self._kept |= {reservation}
+        return None
+
+    def _held(self, venue: str, asset: str) -> float:
+        return float(self._state.balances.get(venue, {}).get(asset, ZERO))
+
+    def written(self, pairs: Sequence[WrittenPair[EntryIntent]]) -> None:
+        """The admitted entries are on disk: each reservation now belongs to its pair's position."""
+        for pair in pairs:
+            reservation = self._by_intent.pop(id(pair.intent), None)
+            if reservation is not None:
+                self._by_group[pair.group] = reservation
+                self._in_flight.add(pair.group)
+        self.unsent()
+
+    def unsent(self) -> None:
+        """Entries admitted but never written (the write failed): their reservations go back."""
+        self._by_intent.clear()
+        self._keep_open()
+
+    def concluded(self, group: str) -> None:
+        """An entry is booked, withdrawn or failed: a position keeps its exposure and slot, with
+        the exposure it actually took; anything else gives its reservation back."""
+        reservation = self._by_group.get(group)
+        self._in_flight.discard(group)
+        if reservation is None:
+            return
+        position = self._state.positions.get(group)
+        try:
+            if position is None:
+                self._keep_open()
+            else:
+                self.budget.settle(reservation, float(position.entry_cost))
+        except BudgetUnreachable as err:
+            log.debug("reservation of %s not updated now (%s): the next sync does", group, err)
+
+    def exits_done(self, venues: Sequence[str]) -> None:
+        """Exits went out: they count against the venues' shared order rate, and the positions they
+        closed free their reservations before this tick's entries are reserved."""
+        with contextlib.suppress(BudgetUnreachable):  # exits never wait for the budget
+            self.budget.count_orders(venues)
+        self._keep_open()
+
+    # The tick hook ---------------------------------------------------------------------------
+
+    def after_tick(self, report: TickReport) -> int | None:
+        self._keep_open()
+        self._push_realized()
+        return None
+
+    def _keep_open(self) -> None:
+        """Release the reservations of positions no longer open (closed by an exit, dust, a
+        reduction), once per change of the open set."""
+        positions = self._state.positions
+        for group in [g for g in self._by_group if g not in positions and g not in self._in_flight]:
+            del self._by_group[group]
+        keep = frozenset(self._by_group.values()) | frozenset(self._by_intent.values())
+        if keep == self._kept:
+            return
+        try:
+            self.budget.keep_only(keep)
+        except BudgetUnreachable:
+            return  # tried again at the next tick; meanwhile the lease keeps them or Redis lost them
+        self._kept = keep
+
+    def _push_realized(self) -> None:
+        state = self._state
+        if not state.day:
+            return
+        try:
+            if state.day != self._day:
+                # At a new day, daily_realized is the ledger's row for it: the whole fleet's so far.
+                self.budget.seed_day(state.day, state.daily_realized)
+                self._day, self._pushed = state.day, state.daily_realized
+            delta: Decimal = state.daily_realized - self._pushed
+            if delta:
+                self.budget.add_realized(state.day, delta)
+                self._pushed += delta
+        except BudgetUnreachable:
+            pass  # what is not pushed yet goes with the next tick's
