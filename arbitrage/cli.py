@@ -250,6 +250,7 @@ def health_cmd(config_path: str, mode: str | None, log_dir: str, data_dir: str) 
 @click.option("--since", metavar="YYYY-MM-DD", help="First trading day to report.")
 @click.option("--until", metavar="YYYY-MM-DD", help="Last trading day to report.")
 @click.option("--html", "html_path", metavar="FILE", help="Also write a self-contained HTML page.")
+@click.option("--instance", metavar="NAME", help="One worker of a fleet only (default: every worker).")
 @click.option("--debug", is_flag=True, help="Show tracebacks on failure.")
 def report_cmd(
     config_path: str | None,
@@ -258,6 +259,7 @@ def report_cmd(
     since: str | None,
     until: str | None,
     html_path: str | None,
+    instance: str | None,
     debug: bool,
 ) -> None:
     """Report what the bot did from its ledger (read-only; safe while a bot runs)."""
@@ -272,6 +274,7 @@ def report_cmd(
         since=since,
         until=until,
         html=Path(html_path) if html_path else None,
+        instance=instance,
     )
 
     def body() -> int:

@@ -175,12 +175,11 @@ def assemble(
         redis = RedisState.from_config(config.redis, config.instance, clock)
     budget = None
     if config.fleet.enabled:
-        from arbitrage.runtime.shared_budget import budget_limits
-        from arbitrage.store.risk_budget import RiskBudget
+        from arbitrage.store.risk_budget import Limits, RiskBudget
 
         fleet = config.fleet
         budget = RiskBudget(
-            config.redis.url, fleet.key_prefix, config.instance, fleet.lease_s, budget_limits(config), clock,
+            config.redis.url, fleet.key_prefix, config.instance, fleet.lease_s, Limits.of(config), clock,
             socket_timeout_s=fleet.socket_timeout_s,
         )  # fmt: skip
     sysmon = SysMonitor(config.sys_monitor, clock) if config.sys_monitor.enabled else None

@@ -15,25 +15,19 @@ import logging
 from collections.abc import Sequence
 from decimal import Decimal
 
-from arbitrage.config import AppConfig
 from arbitrage.domain.book import split_symbol
 from arbitrage.domain.decisions import EntryIntent
 from arbitrage.domain.money import ZERO
 from arbitrage.runtime.loop import TickReport
 from arbitrage.runtime.pair_kinds import WrittenPair
 from arbitrage.runtime.state import BotState
-from arbitrage.store.risk_budget import BalanceWant, BudgetUnreachable, Limits, RiskBudget
+from arbitrage.store.risk_budget import BalanceWant, BudgetUnreachable, RiskBudget
 
 safety_log = logging.getLogger("arbitrage.safety")
 log = logging.getLogger("arbitrage.fleet")
 
 EXHAUSTED = "SHARED_BUDGET_EXHAUSTED"
 UNREACHABLE = "REDIS_HEARTBEAT_STALE"
-
-
-def budget_limits(config: AppConfig) -> Limits:
-    s = config.safety
-    return Limits(s.max_exposure, s.max_open_positions, s.daily_loss_limit, s.max_orders_per_minute)
 
 
 class SharedBudget:

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 from arbitrage.errors import LedgerUnavailable
-from arbitrage.store.schema import SCHEMA_VERSION
+from arbitrage.store.schema import INSTANCE_VERSION, SCHEMA_VERSION
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +57,7 @@ class PositionRow:
     closed_at: float | None
     realized_pnl: Decimal
     updated_at: float
+    instance: str = ""  # the worker that opened it
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,7 @@ class HedgeRow:
     qty: Decimal
     cost: Decimal  # signed result booked into realized PnL: negative is a loss
     ts: float
+    instance: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +99,7 @@ class LedgerContents:
     days: list[DayRow]
     verdicts: list[VerdictCount]
     opportunity_ts: tuple[float | None, float | None]  # span of the opportunities in the window
+    instance: str | None = None  # read for this worker only; days are then the fleet's and left out
 
 
 # {filled} and {fee} sum money exactly: PostgreSQL's SUM over NUMERIC; SQLite's SUM would go through binary
@@ -104,18 +107,21 @@ class LedgerContents:
 _ORDER_GROUPS = (
     "SELECT venue, symbol, side, state, fee_currency, COUNT(*), "
     "SUM(CASE WHEN CAST(filled_qty AS REAL) != 0 OR CAST(fee AS REAL) != 0 THEN 1 ELSE 0 END), "
-    "{filled}, {fee} FROM orders WHERE created_at >= ? AND created_at < ? "
+    "{filled}, {fee} FROM orders WHERE created_at >= ? AND created_at < ?{mine} "
     "GROUP BY venue, symbol, side, state, fee_currency ORDER BY venue, symbol, side, state, fee_currency"
 )
 _POSITIONS = (
     "SELECT position_id, asset, buy_venue, sell_venue, qty, closed_qty, entry_cost, entry_proceeds, "
     "entry_fees, exit_fees, entry_spread_pct, exit_reason, state, opened_at, closed_at, realized_pnl, "
-    "updated_at FROM positions ORDER BY opened_at, position_id"
+    "updated_at, {instance} FROM positions WHERE 1 = 1{mine} ORDER BY opened_at, position_id"
 )
-_HEDGES = "SELECT group_id, asset, venue, kind, qty, cost, ts FROM hedge_events ORDER BY ts, id"
+_HEDGES = (
+    "SELECT group_id, asset, venue, kind, qty, cost, ts, {instance} FROM hedge_events WHERE 1 = 1{mine} "
+    "ORDER BY ts, id"
+)
 _DAYS = "SELECT day, realized_pnl, fees, hedge_cost, trades FROM daily_pnl ORDER BY day"
 _VERDICTS = (
-    "SELECT verdict, reason, COUNT(*), MIN(ts), MAX(ts) FROM opportunities WHERE ts >= ? AND ts < ? "
+    "SELECT verdict, reason, COUNT(*), MIN(ts), MAX(ts) FROM opportunities WHERE ts >= ? AND ts < ?{mine} "
     "GROUP BY verdict, reason ORDER BY verdict, reason"
 )
 # ±inf do not bind portably; this range of epoch seconds is wide enough for any ledger.
@@ -139,18 +145,26 @@ def _money_total(value: Any) -> Decimal:
     return Decimal(0) if value is None else Decimal(value)
 
 
-def _read(cur: _Cursor, dialect: str, start_ts: float, end_ts: float) -> LedgerContents:
+def _read(
+    cur: _Cursor, dialect: str, start_ts: float, end_ts: float, instance: str | None = None
+) -> LedgerContents:
     placeholder = "?" if dialect == "sqlite" else "%s"
+    column = "instance"  # '' in a ledger from before workers had names (it has no such column)
+    mine: tuple[str, ...] = () if instance is None else (instance,)
 
     def rows(sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        cur.execute(sql.replace("?", placeholder), params)
+        # With an instance, each query keeps that worker's rows only (the filter's parameter last).
+        filtered = "{mine}" in sql
+        sql = sql.replace("{instance}", column).replace("{mine}", " AND instance = ?" if mine else "")
+        cur.execute(sql.replace("?", placeholder), (*params, *(mine if filtered else ())))
         return cur.fetchall()
 
     def order_groups(lo: float, hi: float) -> list[OrderGroup]:
         if dialect == "sqlite":
-            sql = _ORDER_GROUPS.format(filled="group_concat(filled_qty, ' ')", fee="group_concat(fee, ' ')")
+            sql = _ORDER_GROUPS.replace("{filled}", "group_concat(filled_qty, ' ')")
+            sql = sql.replace("{fee}", "group_concat(fee, ' ')")
         else:
-            sql = _ORDER_GROUPS.format(filled="SUM(filled_qty)", fee="SUM(fee)")
+            sql = _ORDER_GROUPS.replace("{filled}", "SUM(filled_qty)").replace("{fee}", "SUM(fee)")
         return [
             OrderGroup(v, sy, si, st, fc, int(n), int(w or 0), _money_total(q), _money_total(f))
             for v, sy, si, st, fc, n, w, q, f in rows(sql, (lo, hi))
@@ -164,22 +178,27 @@ def _read(cur: _Cursor, dialect: str, start_ts: float, end_ts: float) -> LedgerC
             f"ledger schema version {version[0][0]} is newer than this bot's ({SCHEMA_VERSION}): "
             "upgrade the bot"
         )
+    if int(version[0][0]) < INSTANCE_VERSION:
+        if instance is not None:
+            raise LedgerUnavailable("the ledger is older than workers' instances: run the bot on it once")
+        column = "''"
     # Decimal() takes SQLite's exact text and PostgreSQL's Decimal alike.
     d = Decimal
     all_orders = order_groups(*ALL_TIME)
     orders = all_orders if (start_ts, end_ts) == ALL_TIME else order_groups(start_ts, end_ts)
     positions = [
-        PositionRow(pid, a, bv, sv, d(q), d(cq), d(ec), d(ep), d(ef), d(xf), es, xr, st, oa, ca, d(r), ua)
-        for pid, a, bv, sv, q, cq, ec, ep, ef, xf, es, xr, st, oa, ca, r, ua in rows(_POSITIONS)
+        PositionRow(pid, a, bv, sv, d(q), d(cq), d(ec), d(ep), d(ef), d(xf), es, xr, st, oa, ca, d(r), ua, i)
+        for pid, a, bv, sv, q, cq, ec, ep, ef, xf, es, xr, st, oa, ca, r, ua, i in rows(_POSITIONS)
     ]
-    hedges = [HedgeRow(g, a, v, k, d(q), d(c), ts) for g, a, v, k, q, c, ts in rows(_HEDGES)]
-    days = [DayRow(day, d(r), d(f), d(h), int(n)) for day, r, f, h, n in rows(_DAYS)]
+    hedges = [HedgeRow(g, a, v, k, d(q), d(c), ts, i) for g, a, v, k, q, c, ts, i in rows(_HEDGES)]
+    # A day's row is the whole fleet's: it has no worker to filter on.
+    days = [] if mine else [DayRow(day, d(r), d(f), d(h), int(n)) for day, r, f, h, n in rows(_DAYS)]
     verdict_rows = rows(_VERDICTS, (start_ts, end_ts))
     verdicts = [VerdictCount(v, reason, int(n)) for v, reason, n, _, _ in verdict_rows]
     firsts = [r[3] for r in verdict_rows if r[3] is not None]
     lasts = [r[4] for r in verdict_rows if r[4] is not None]
     span = (min(firsts) if firsts else None, max(lasts) if lasts else None)
-    return LedgerContents(orders, all_orders, positions, hedges, days, verdicts, span)
+    return LedgerContents(orders, all_orders, positions, hedges, days, verdicts, span, instance)
 
 
 def describe_ledger(url: str) -> str:
@@ -194,21 +213,24 @@ def describe_ledger(url: str) -> str:
     return where + (f" schema {schema}" if schema else "")
 
 
-def read_ledger(url: str, start_ts: float = float("-inf"), end_ts: float = float("inf")) -> LedgerContents:
-    """The ledger at `url`, read-only; orders and opportunity verdicts over [start_ts, end_ts).
+def read_ledger(
+    url: str, start_ts: float = float("-inf"), end_ts: float = float("inf"), instance: str | None = None
+) -> LedgerContents:
+    """The ledger at `url`, read-only; orders and opportunity verdicts over [start_ts, end_ts);
+    with `instance`, one worker's rows only (every worker's otherwise).
 
     LedgerUnavailable (one sentence) when there is no ledger there or it cannot be read.
     """
     start_ts, end_ts = max(start_ts, ALL_TIME[0]), min(end_ts, ALL_TIME[1])
     if url.startswith("sqlite:///"):
-        return _read_sqlite(url.removeprefix("sqlite:///"), start_ts, end_ts)
+        return _read_sqlite(url.removeprefix("sqlite:///"), start_ts, end_ts, instance)
     if url.startswith(("postgresql://", "postgres://")):
-        return _read_postgres(url, start_ts, end_ts)
+        return _read_postgres(url, start_ts, end_ts, instance)
     scheme = url.split("://", 1)[0] if "://" in url else "no scheme"
     raise LedgerUnavailable(f"ledger URL: expected sqlite:///<path> or postgresql://..., found {scheme}")
 
 
-def _read_sqlite(path: str, start_ts: float, end_ts: float) -> LedgerContents:
+def _read_sqlite(path: str, start_ts: float, end_ts: float, instance: str | None) -> LedgerContents:
     file = Path(path)
     if not file.is_file():
         raise LedgerUnavailable(f"no ledger at {path}")
@@ -227,7 +249,7 @@ def _read_sqlite(path: str, start_ts: float, end_ts: float) -> LedgerContents:
         # One read transaction: every query below sees the same committed state.
         cur.execute("BEGIN")
         try:
-            return _read(cur, "sqlite", start_ts, end_ts)
+            return _read(cur, "sqlite", start_ts, end_ts, instance)
         finally:
             cur.execute("ROLLBACK")
     except sqlite3.Error as exc:
@@ -236,7 +258,7 @@ def _read_sqlite(path: str, start_ts: float, end_ts: float) -> LedgerContents:
         conn.close()
 
 
-def _read_postgres(url: str, start_ts: float, end_ts: float) -> LedgerContents:
+def _read_postgres(url: str, start_ts: float, end_ts: float, instance: str | None) -> LedgerContents:
     where = describe_ledger(url)
     try:
         import psycopg
@@ -265,7 +287,7 @@ def _read_postgres(url: str, start_ts: float, end_ts: float) -> LedgerContents:
         missing = [t for t, found in zip(_REQUIRED, row or (), strict=False) if found is None]
         if missing:
             raise LedgerUnavailable(f"no ledger in {where} (no {', '.join(missing)} table)")
-        return _read(cur, "postgresql", start_ts, end_ts)
+        return _read(cur, "postgresql", start_ts, end_ts, instance)
     except psycopg.Error as exc:
         raise LedgerUnavailable(f"{where}: {' '.join(str(exc).split())}") from None
     finally:

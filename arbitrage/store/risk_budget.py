@@ -31,6 +31,7 @@ from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from arbitrage.clock import Clock
+from arbitrage.config import AppConfig
 from arbitrage.errors import ConfigError
 from arbitrage.store.redis_backoff import ReconnectBackoff
 
@@ -164,6 +165,11 @@ class Limits:
     max_open_positions: int
     daily_loss_limit: float
     max_orders_per_minute: int
+
+    @classmethod
+    def of(cls, config: AppConfig) -> Limits:
+        s = config.safety
+        return cls(s.max_exposure, s.max_open_positions, s.daily_loss_limit, s.max_orders_per_minute)
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,6 +326,19 @@ class RiskBudget:
             return found
 
         return self._call("read workers", run)
+
+    def heartbeats(self, redis_prefix: str) -> dict[str, float]:
+        """Every worker's last heartbeat (wall time) under redis.key_prefix: who is alive."""
+
+        def run() -> dict[str, float]:
+            found = {}
+            for key in self._client.scan_iter(f"{redis_prefix}:*:heartbeat", count=200):
+                raw = self._client.get(key)
+                if raw is not None:
+                    found[str(key).split(":")[-2]] = float(str(raw))
+            return found
+
+        return self._call("read heartbeats", run)
 
     # -- the lease ---------------------------------------------------------------------------
 

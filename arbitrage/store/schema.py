@@ -176,11 +176,14 @@ _INSTANCE_COLUMNS = (
     "ALTER TABLE orders ADD COLUMN instance TEXT NOT NULL DEFAULT ''",
     "ALTER TABLE positions ADD COLUMN instance TEXT NOT NULL DEFAULT ''",
     "ALTER TABLE hedge_events ADD COLUMN instance TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE opportunities ADD COLUMN instance TEXT NOT NULL DEFAULT ''",
     "CREATE INDEX orders_instance_state ON orders (instance, state)",
     "CREATE INDEX positions_instance_state ON positions (instance, state)",
 )
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _INSTANCE_COLUMNS)
+# The first version whose rows say which worker wrote them (readers of older ledgers read '').
+INSTANCE_VERSION = MIGRATIONS.index(_INSTANCE_COLUMNS) + 1
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -223,7 +226,7 @@ TABLES: dict[str, TableShape] = {
         "opportunity_id",
         "opportunity_id tick asset buy_venue sell_venue buy_symbol sell_symbol qty buy_price sell_price "
         "buy_vwap sell_vwap buy_fx sell_fx gross_spread_pct net_spread_pct slippage_pct fees_pct "
-        "book_age_ms verdict reason ts",
+        "book_age_ms verdict reason ts instance",
     ),
     "hedge_events": _shape("id", "id group_id asset venue kind qty cost detail ts instance", "qty cost"),
     "daily_pnl": _shape(
@@ -313,6 +316,6 @@ SELECT_HEDGES = (
 # A ledger from before workers had names: its rows belong to the first bot that opens it.
 ADOPT_UNOWNED = tuple(
     f"UPDATE {table} SET instance = ? WHERE instance = ''"
-    for table in ("orders", "positions", "hedge_events")
+    for table in ("orders", "positions", "hedge_events", "opportunities")
 )
 SELECT_DAY_REALIZED = "SELECT realized_pnl FROM daily_pnl WHERE day = ?"

@@ -274,7 +274,7 @@ class SqlLedger(ABC):
             (opportunity_id, tick, opp.asset, opp.buy_venue, opp.sell_venue, opp.buy_symbol, opp.sell_symbol,
              opp.qty, opp.buy_price, opp.sell_price, opp.buy_vwap, opp.sell_vwap, opp.buy_fx, opp.sell_fx,
              opp.gross_spread_pct, opp.net_spread_pct, opp.slippage_pct, opp.fees_pct, opp.book_age_ms,
-             "APPROVED" if reason is None else "REJECTED", reason, opp.ts),
+             "APPROVED" if reason is None else "REJECTED", reason, opp.ts, self.instance),
         )  # fmt: skip
 
     def insert_orders(self, orders: Sequence[Order], ts: float) -> None:
