@@ -26,6 +26,8 @@ from tests.e2e.fleet_harness import (
     start_worker,
     worker_config,
 )
+from tests.e2e.test_ops_health_command import arb_health
+from tests.e2e.test_report_command import arb_report
 from tests.waiting import wait_until
 
 MAX_POSITIONS = 3
@@ -74,6 +76,7 @@ def test_three_workers_share_one_budget_and_survive_a_sigkill(
     assignments = {"w1": ["BTC"], "w2": ["ETH"], "w3": ["BTC", "ETH"]}
     sampler = BudgetSampler(client, prefix)
     workers: list[Worker] = []
+    killed_at = float("inf")
     try:
         for n, (name, symbols) in enumerate(assignments.items()):
             config = worker_config(name, symbols, url, prefix, **LIMITS)
@@ -91,6 +94,12 @@ def test_three_workers_share_one_budget_and_survive_a_sigkill(
         wait_until(all_traded, 120, "every worker to trade", every_s=0.2, proc=w3.proc, details=w3.output)
         # The budget is the bottleneck at least once: more wanted than the fleet may hold.
         wait_until(lambda: "SHARED_BUDGET_EXHAUSTED" in _safety_logs(workers), 120, "a refusal", every_s=0.2)
+
+        # The fleet view: one `arb health` sees every worker and the shared budget.
+        code, rows, out = arb_health(tmp_path / "health", worker_config("w1", ["BTC"], url, prefix, **LIMITS))
+        assert code == 0, out
+        assert all(rows[f"worker {name}"][0] == "OK" for name in assignments), out
+        assert rows["fleet"][0] == "OK" and "3 worker(s) alive" in rows["fleet"][1], out
 
         # SIGKILL w3 while it holds a reservation: gone within its lease, without w3's help.
         wait_until(
@@ -127,15 +136,26 @@ def test_three_workers_share_one_budget_and_survive_a_sigkill(
     positions, orders = ledger_rows(url)
     assert len(positions) >= 4
     assert {p.instance for p in positions} == set(assignments)
+    # A dead worker's reservations are freed with its lease (its positions stay open at the venues
+    # until it restarts and reserves them again): from the kill on, the limits bind the living.
     peak = 0
     for _, ts in orders:
-        now_open = open_at(positions, ts)
+        now_open = [p for p in open_at(positions, ts) if p.instance != "w3" or ts < killed_at]
         peak = max(peak, len(now_open))
         assert len(now_open) <= MAX_POSITIONS, (ts, now_open)
         # An entry's reservation is its planned notional; its fill can come out a little dearer.
         assert float(sum(p.entry_cost for p in now_open)) <= MAX_EXPOSURE * 1.01, (ts, now_open)
     print(f"positions={len(positions)} orders={len(orders)} peak_open={peak}")
     assert peak >= 2, "the workers never held positions at once: the test proves nothing"
+
+    # `arb report` over the fleet: PnL per worker, and one worker alone with --instance.
+    fleet_report = arb_report(tmp_path, "--ledger", url)
+    assert fleet_report.code == 0, fleet_report.stderr
+    per_worker = fleet_report.stdout.split("PnL per worker")[1]
+    assert all(f"│ {name} " in per_worker for name in assignments), fleet_report.stdout
+    one = arb_report(tmp_path, "--ledger", url, "--instance", "w2")
+    assert one.code == 0 and "worker w2 only" in one.stdout, one.stderr
+    assert "│ w1 " not in one.stdout.split("PnL per worker")[1]
 
     # Each worker's reads (and so its recovery) see only its own rows.
     for name in assignments:
