@@ -10,7 +10,6 @@ every worker books into) when the day starts, then each worker adds what it book
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Sequence
 from decimal import Decimal
@@ -21,7 +20,7 @@ from arbitrage.domain.money import ZERO
 from arbitrage.runtime.loop import TickReport
 from arbitrage.runtime.pair_kinds import WrittenPair
 from arbitrage.runtime.state import BotState
-from arbitrage.store.risk_budget import BalanceWant, BudgetUnreachable, RiskBudget
+from arbitrage.store.risk_budget import BalanceWant, BudgetUnreachable, EntryAsk, RiskBudget
 
 safety_log = logging.getLogger("arbitrage.safety")
 log = logging.getLogger("arbitrage.fleet")
@@ -31,7 +30,9 @@ UNREACHABLE = "REDIS_HEARTBEAT_STALE"
 
 
 class SharedBudget:
-    """The entry gate of the intent executor and a tick hook (releases, lease, the day's PnL)."""
+    """The entry gate of the intent executor and a tick hook. Redis is asked at most twice a
+    tick: when entries are admitted (bringing this worker's reservations up to date in the same
+    round trip) and after the tick, if anything changed since."""
 
     def __init__(self, budget: RiskBudget, state: BotState) -> None:
         self.budget = budget
@@ -39,8 +40,10 @@ class SharedBudget:
         self._by_intent: dict[int, str] = {}  # id(entry) -> reservation, between admit and write
         self._by_group: dict[str, str] = {}  # position id -> reservation (in flight or open)
         self._in_flight: set[str] = set()  # groups written, not yet concluded
+        self._settled: dict[str, float] = {}  # reservation -> its position's exposure, not yet told
+        self._orders: list[str] = []  # venues of orders sent without a reservation, not yet told
         self._seq = 0
-        self._kept: frozenset[str] | None = None  # the reservations Redis was last told to keep
+        self._kept: frozenset[str] | None = None  # the reservations Redis holds for this worker
         self._day = ""
         self._pushed = ZERO  # of the day's realized PnL, what is already in the fleet's counter
 
@@ -63,11 +66,25 @@ class SharedBudget:
 
     def admit(self, entries: Sequence[EntryIntent]) -> list[EntryIntent]:
         """The entries reserved in the fleet's budget, in order; the others are logged and counted."""
-        admitted = []
+        asks = []
         for entry in entries:
-            refusal = self._reserve(entry)
+            self._seq += 1
+            asks.append(self._ask(entry, f"{entry.opportunity.asset}-{self._seq}"))
+        keep = self._keep()
+        try:
+            answers = self.budget.sync_and_reserve(keep, self._orders, asks, self._state.day)
+        except BudgetUnreachable as err:
+            answers = [(UNREACHABLE, str(err))] * len(entries)
+        else:
+            self._told(keep)
+            answers = [None if a is None else (EXHAUSTED, f"{a[0]}: {a[1]}") for a in answers]
+        admitted = []
+        for entry, ask, refusal in zip(entries, asks, answers, strict=True):
             if refusal is None:
                 admitted.append(entry)
+                self._by_intent[id(entry)] = ask.pair
+                if self._kept is not None:
+                    self._kept |= {ask.pair}
                 continue
             code, detail = refusal
             counters = self._state.counters
@@ -77,9 +94,7 @@ class SharedBudget:
             safety_log.info("rejected %s net=%.3f%% reason=%s: %s", opp.key, opp.net_spread_pct, code, detail)
         return admitted
 
-    def _reserve(self, entry: EntryIntent) -> tuple[str, str] | None:
-        self._seq += 1
-        reservation = f"{entry.opportunity.asset}-{self._seq}"
+    def _ask(self, entry: EntryIntent, reservation: str) -> EntryAsk:
         buy, sell, asset = entry.buy, entry.sell, entry.opportunity.asset
         quote = split_symbol(buy.symbol)[1]
         status = self._state.venues.get(buy.venue)
@@ -88,18 +103,7 @@ class SharedBudget:
             BalanceWant(buy.venue, quote, spend, self._held(buy.venue, quote)),
             BalanceWant(sell.venue, asset, float(sell.qty), self._held(sell.venue, asset)),
         )
-        try:
-            refused = self.budget.reserve(
-                reservation, entry.opportunity.notional, wants, (buy.venue, sell.venue), self._state.day
-            )
-        except BudgetUnreachable as err:
-            return UNREACHABLE, str(err)
-        if refused is not None:
-            return EXHAUSTED, f"{refused[0]}: {refused[1]}"
-        self._by_intent[id(entry)] = reservation
-        if self._kept is not None:  # Redis holds it already: no sync needed for it
-            self._kept |= {reservation}
-        return None
+        return EntryAsk(reservation, entry.opportunity.notional, wants, (buy.venue, sell.venue))
 
     def _held(self, venue: str, asset: str) -> float:
         return float(self._state.balances.get(venue, {}).get(asset, ZERO))
@@ -116,52 +120,48 @@ class SharedBudget:
     def unsent(self) -> None:
         """Entries admitted but never written (the write failed): their reservations go back."""
         self._by_intent.clear()
-        self._keep_open()
 
     def concluded(self, group: str) -> None:
         """An entry is booked, withdrawn or failed: a position keeps its exposure and slot, with
-        the exposure it actually took; anything else gives its reservation back."""
-        reservation = self._by_group.get(group)
+        the exposure it actually took, and frees its balances; anything else gives it all back."""
         self._in_flight.discard(group)
-        if reservation is None:
-            return
+        reservation = self._by_group.get(group)
         position = self._state.positions.get(group)
-        try:
-            if position is None:
-                self._keep_open()
-            else:
-                self.budget.settle(reservation, float(position.entry_cost))
-        except BudgetUnreachable as err:
-            log.debug("reservation of %s not updated now (%s): the next sync does", group, err)
+        if reservation is not None and position is not None:
+            self._settled[reservation] = float(position.entry_cost)
 
     def exits_done(self, venues: Sequence[str]) -> None:
-        """Exits went out: they count against the venues' shared order rate, and the positions they
-        closed free their reservations before this tick's entries are reserved."""
-        with contextlib.suppress(BudgetUnreachable):  # exits never wait for the budget
-            self.budget.count_orders(venues)
-        self._keep_open()
+        """Exits went out: they count against the venues' shared order rate (told with the next
+        round trip, which also frees what the positions they closed held)."""
+        self._orders.extend(venues)
 
     # The tick hook ---------------------------------------------------------------------------
 
     def after_tick(self, report: TickReport) -> int | None:
-        self._keep_open()
+        keep = self._keep()
+        if self._orders or self._settled or frozenset(keep) != self._kept:
+            try:
+                self.budget.sync(keep, self._orders, self._state.day)
+                self._told(keep)
+            except BudgetUnreachable:
+                pass  # tried again at the next round trip; meanwhile the lease runs
         self._push_realized()
         return None
 
-    def _keep_open(self) -> None:
-        """Release the reservations of positions no longer open (closed by an exit, dust, a
-        reduction), once per change of the open set."""
+    def _keep(self) -> dict[str, float | None]:
+        """What Redis should hold for this worker: a reservation for each position open or in
+        flight (a position closed by an exit, dust or a reduction is dropped here)."""
         positions = self._state.positions
         for group in [g for g in self._by_group if g not in positions and g not in self._in_flight]:
             del self._by_group[group]
-        keep = frozenset(self._by_group.values()) | frozenset(self._by_intent.values())
-        if keep == self._kept:
-            return
-        try:
-            self.budget.keep_only(keep)
-        except BudgetUnreachable:
-            return  # tried again at the next tick; meanwhile the lease keeps them or Redis lost them
-        self._kept = keep
+        keep: dict[str, float | None] = {r: self._settled.get(r) for r in self._by_group.values()}
+        keep.update((r, None) for r in self._by_intent.values())
+        return keep
+
+    def _told(self, keep: dict[str, float | None]) -> None:
+        self._kept = frozenset(keep)
+        self._settled.clear()
+        self._orders.clear()
 
     def _push_realized(self) -> None:
         state = self._state

@@ -20,7 +20,7 @@ import contextlib
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TypeVar
@@ -42,114 +42,125 @@ _OUTAGE_ERRORS = (RedisError, OSError)
 DAY_KEY_TTL_S = 3 * 86_400  # a trading day's counter outlives the day by enough for any report
 ORDER_WINDOW_S = 60.0
 
-# The shared limits in order; the first that fails names the refusal. Every worker's reservations
-# are summed, and a worker whose hash has expired (its lease ran out) is dropped from the set.
-_RESERVE = """
-local p, me, pair = ARGV[1], ARGV[2], ARGV[3]
-local lease_ms, exposure = tonumber(ARGV[4]), tonumber(ARGV[5])
-local max_exposure, max_positions = tonumber(ARGV[6]), tonumber(ARGV[7])
-local day, loss_limit, max_rate = ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10])
-local i = 12
-local want, avail, buckets = {}, {}, {}
-for _ = 1, tonumber(ARGV[11]) do
-  local b = ARGV[i]
-  want[b], avail[b] = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
-  buckets[#buckets + 1] = b
-  i = i + 3
-end
-local venues = {}
-for _ = 1, tonumber(ARGV[i]) do
-  i = i + 1
-  venues[#venues + 1] = ARGV[i]
-end
-local realized = tonumber(redis.call('GET', p .. ':daily:' .. day) or '0')
-if realized <= -loss_limit then
-  return {'daily loss', string.format('fleet realized pnl %.0f <= -%.0f', realized, loss_limit)}
-end
-local slots, total, held = 0, 0, {}
-for _, w in ipairs(redis.call('SMEMBERS', p .. ':workers')) do
-  local entries = redis.call('HVALS', p .. ':res:' .. w)
-  if #entries == 0 and w ~= me then redis.call('SREM', p .. ':workers', w) end
-  for _, raw in ipairs(entries) do
-    local r = cjson.decode(raw)
-    slots = slots + 1
-    total = total + r.x
-    for b, amount in pairs(r.b) do held[b] = (held[b] or 0) + amount end
-  end
-end
-if slots + 1 > max_positions then
-  return {'open positions', string.format('%d open or in flight, max %d', slots, max_positions)}
-end
-if total + exposure > max_exposure then
-  return {'exposure', string.format('fleet exposure %.0f + %.0f > %.0f', total, exposure, max_exposure)}
-end
-for _, b in ipairs(buckets) do
-  if (held[b] or 0) + want[b] > avail[b] then
-    local detail = string.format('%s: %.8g in flight + %.8g > %.8g held', b, held[b] or 0, want[b], avail[b])
-    return {'balance', detail}
-  end
-end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-for _, v in ipairs(venues) do
-  local z = p .. ':orders:' .. v
-  redis.call('ZREMRANGEBYSCORE', z, '-inf', now - 60)
-  local n = redis.call('ZCARD', z)
-  if n + 1 > max_rate then
-    return {'order rate', string.format('%s: %d orders in the last minute, max %d', v, n, max_rate)}
-  end
-end
-for _, v in ipairs(venues) do
-  local z = p .. ':orders:' .. v
-  redis.call('ZADD', z, now, me .. '|' .. pair)
-  redis.call('PEXPIRE', z, 61000)
-end
+# One script, one round trip per use: first this worker's own hash is brought up to date (with a
+# keep list: the reservations it names stay, settled ones with their new exposure and no balances,
+# the rest go) and its unreserved orders (exits, repairs) join the venues' rate windows; then each
+# entry in turn is checked against the shared limits, in order, the first that fails naming the
+# refusal, and reserved if none does. Every worker's reservations are summed; a worker whose hash
+# has expired (its lease ran out) is dropped from the set.
+_BUDGET = """
+local p, me = ARGV[1], ARGV[2]
+local lease_ms, max_exposure, max_positions = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local day, loss_limit, max_rate = ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8])
 local mine = p .. ':res:' .. me
-local reserved = {}
-for _, b in ipairs(buckets) do reserved[b] = want[b] end
-redis.call('HSET', mine, pair, cjson.encode({x = exposure, b = reserved}))
-redis.call('PEXPIRE', mine, lease_ms)
-redis.call('SADD', p .. ':workers', me)
-return {'', ''}
-"""
-
-# An entry concluded with a position: its orders are done, so its balances are free; its exposure
-# becomes the position's.
-_SETTLE = """
-local mine = ARGV[1] .. ':res:' .. ARGV[2]
-local raw = redis.call('HGET', mine, ARGV[3])
-if not raw then return 0 end
-redis.call('HSET', mine, ARGV[3], cjson.encode({x = tonumber(ARGV[4]), b = {}}))
-return 1
-"""
-
-# Keep only the reservations of the positions still open (and the lease).
-_KEEP = """
-local mine = ARGV[1] .. ':res:' .. ARGV[2]
-local keep = {}
-for i = 4, #ARGV do keep[ARGV[i]] = true end
-local dropped = 0
-for _, pair in ipairs(redis.call('HKEYS', mine)) do
-  if not keep[pair] then
-    redis.call('HDEL', mine, pair)
-    dropped = dropped + 1
+local i = 10
+if ARGV[9] == '1' then
+  local keep = {}
+  for _ = 1, tonumber(ARGV[i]) do
+    keep[ARGV[i + 1]] = ARGV[i + 2]
+    i = i + 2
   end
+  for _, pair in ipairs(redis.call('HKEYS', mine)) do
+    local x = keep[pair]
+    if x == nil then
+      redis.call('HDEL', mine, pair)
+    elseif x ~= '' then
+      redis.call('HSET', mine, pair, cjson.encode({x = tonumber(x), b = {}}))
+    end
+  end
+  i = i + 1
 end
-redis.call('PEXPIRE', mine, tonumber(ARGV[3]))
-redis.call('SADD', ARGV[1] .. ':workers', ARGV[2])
-return dropped
-"""
-
-# Orders that need no reservation (exits, repairs) still count against the venues' shared rate.
-_COUNT_ORDERS = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-for i = 3, #ARGV do
-  local z = ARGV[1] .. ':orders:' .. ARGV[i]
-  redis.call('ZADD', z, now, ARGV[2] .. '|' .. string.format('%.6f', now) .. '|' .. i)
+for k = 1, tonumber(ARGV[i]) do
+  local z = p .. ':orders:' .. ARGV[i + k]
+  redis.call('ZADD', z, now, me .. '|' .. string.format('%.6f', now) .. '|' .. k)
   redis.call('PEXPIRE', z, 61000)
 end
-return 1
+i = i + tonumber(ARGV[i]) + 1
+local results = {}
+local entries = tonumber(ARGV[i])
+i = i + 1
+if entries > 0 then
+  local realized = tonumber(redis.call('GET', p .. ':daily:' .. day) or '0')
+  local slots, total, held = 0, 0, {}
+  for _, w in ipairs(redis.call('SMEMBERS', p .. ':workers')) do
+    local values = redis.call('HVALS', p .. ':res:' .. w)
+    if #values == 0 and w ~= me then redis.call('SREM', p .. ':workers', w) end
+    for _, raw in ipairs(values) do
+      local r = cjson.decode(raw)
+      slots = slots + 1
+      total = total + r.x
+      for b, amount in pairs(r.b) do held[b] = (held[b] or 0) + amount end
+    end
+  end
+  for _ = 1, entries do
+    local pair, exposure = ARGV[i], tonumber(ARGV[i + 1])
+    i = i + 2
+    local want, avail, buckets = {}, {}, {}
+    for _ = 1, tonumber(ARGV[i]) do
+      local b = ARGV[i + 1]
+      want[b], avail[b] = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
+      buckets[#buckets + 1] = b
+      i = i + 3
+    end
+    i = i + 1
+    local venues = {}
+    for _ = 1, tonumber(ARGV[i]) do
+      i = i + 1
+      venues[#venues + 1] = ARGV[i]
+    end
+    i = i + 1
+    local limit, detail = '', ''
+    if realized <= -loss_limit then
+      limit, detail = 'daily loss', string.format('fleet realized pnl %.0f <= -%.0f', realized, loss_limit)
+    elseif slots + 1 > max_positions then
+      limit, detail = 'open positions', string.format('%d open or in flight, max %d', slots, max_positions)
+    elseif total + exposure > max_exposure then
+      limit = 'exposure'
+      detail = string.format('fleet exposure %.0f + %.0f > %.0f', total, exposure, max_exposure)
+    end
+    if limit == '' then
+      for _, b in ipairs(buckets) do
+        if limit == '' and (held[b] or 0) + want[b] > avail[b] then
+          limit = 'balance'
+          detail = string.format('%s: %.8g in flight + %.8g > %.8g held', b, held[b] or 0, want[b], avail[b])
+        end
+      end
+    end
+    if limit == '' then
+      for _, v in ipairs(venues) do
+        local z = p .. ':orders:' .. v
+        redis.call('ZREMRANGEBYSCORE', z, '-inf', now - 60)
+        local n = redis.call('ZCARD', z)
+        if limit == '' and n + 1 > max_rate then
+          limit = 'order rate'
+          detail = string.format('%s: %d orders in the last minute, max %d', v, n, max_rate)
+        end
+      end
+    end
+    if limit == '' then
+      for _, v in ipairs(venues) do
+        local z = p .. ':orders:' .. v
+        redis.call('ZADD', z, now, me .. '|' .. pair)
+        redis.call('PEXPIRE', z, 61000)
+      end
+      local reserved = {}
+      for _, b in ipairs(buckets) do
+        reserved[b] = want[b]
+        held[b] = (held[b] or 0) + want[b]
+      end
+      redis.call('HSET', mine, pair, cjson.encode({x = exposure, b = reserved}))
+      slots = slots + 1
+      total = total + exposure
+    end
+    results[#results + 1] = limit
+    results[#results + 1] = detail
+  end
+end
+if redis.call('EXISTS', mine) == 1 then redis.call('PEXPIRE', mine, lease_ms) end
+redis.call('SADD', p .. ':workers', me)
+return results
 """
 
 
@@ -180,6 +191,17 @@ class BalanceWant:
     asset: str
     amount: float
     held: float
+
+
+@dataclass(frozen=True, slots=True)
+class EntryAsk:
+    """One entry to reserve: its pair id, exposure (accounting currency), balances and the venues
+    its two legs go to (one order each in their rate windows)."""
+
+    pair: str
+    exposure: float
+    balances: Sequence[BalanceWant]
+    venues: Sequence[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,10 +250,7 @@ class RiskBudget:
             )
         except ValueError as exc:
             raise ConfigError(f"redis.url: {exc}") from exc
-        self._reserve = self._client.register_script(_RESERVE)
-        self._settle = self._client.register_script(_SETTLE)
-        self._keep = self._client.register_script(_KEEP)
-        self._count = self._client.register_script(_COUNT_ORDERS)
+        self._script = self._client.register_script(_BUDGET)
         self._lock = threading.Lock()  # the backoff is shared by the loop and the lease thread
         self._stop = threading.Event()
         self._lease_thread: threading.Thread | None = None
@@ -245,27 +264,46 @@ class RiskBudget:
     def reserve(
         self, pair: str, exposure: float, balances: Sequence[BalanceWant], venues: Sequence[str], day: str
     ) -> tuple[str, str] | None:
-        """Reserve an entry atomically against the fleet's limits: None when reserved, else
-        (which limit, detail). The entry's legs count one order on each venue."""
+        """Reserve one entry; None when reserved, else (which limit, detail). Leaves the worker's
+        other reservations as they are."""
+        return self.sync_and_reserve(None, (), [EntryAsk(pair, exposure, balances, venues)], day)[0]
+
+    def sync_and_reserve(
+        self,
+        keep: Mapping[str, float | None] | None,
+        unreserved_orders: Sequence[str],
+        entries: Sequence[EntryAsk],
+        day: str,
+    ) -> list[tuple[str, str] | None]:
+        """In one atomic round trip: bring this worker's reservations to `keep` (reservation ->
+        its position's exposure once settled, which frees its balances; None: unchanged; absent:
+        released; `keep` None leaves them all), count `unreserved_orders` (one venue name per
+        order) in the venues' rate windows, then reserve `entries` in order against the fleet's
+        limits. One result per entry: None when reserved, else (which limit, detail)."""
         lim = self.limits
         args: list[str | int | float] = [
-            self.prefix, self.instance, pair, self.lease_ms, exposure, lim.max_exposure,
-            lim.max_open_positions, day, lim.daily_loss_limit, lim.max_orders_per_minute, len(balances),
+            self.prefix, self.instance, self.lease_ms, lim.max_exposure, lim.max_open_positions, day,
+            lim.daily_loss_limit, lim.max_orders_per_minute, 0 if keep is None else 1,
         ]  # fmt: skip
-        for want in balances:
-            args += [f"{want.venue}|{want.asset}", want.amount, want.held]
-        args += [len(venues), *venues]
-        limit, detail = self._call("reserve", lambda: self._reserve(args=args))
-        return None if not limit else (str(limit), str(detail))
+        if keep is not None:
+            args.append(len(keep))
+            for pair, exposure in keep.items():
+                args += [pair, "" if exposure is None else repr(float(exposure))]
+        args += [len(unreserved_orders), *unreserved_orders, len(entries)]
+        for e in entries:
+            args += [e.pair, e.exposure, len(e.balances)]
+            for want in e.balances:
+                args += [f"{want.venue}|{want.asset}", want.amount, want.held]
+            args += [len(e.venues), *e.venues]
+        answer = self._call("reserve", lambda: self._script(args=args))
+        flat = [str(v) for v in answer]
+        return [None if not flat[k] else (flat[k], flat[k + 1]) for k in range(0, len(flat), 2)]
 
-    def settle(self, pair: str, exposure: float) -> None:
-        """The pair's orders are done and it holds a position: free its balances, keep its exposure."""
-        self._call("settle", lambda: self._settle(args=[self.prefix, self.instance, pair, exposure]))
-
-    def keep_only(self, pairs: Iterable[str]) -> int:
-        """Release every reservation of this worker but `pairs`; renews the lease. How many went."""
-        args: list[str | int] = [self.prefix, self.instance, self.lease_ms, *pairs]
-        return int(self._call("release", lambda: self._keep(args=args)))
+    def sync(
+        self, keep: Mapping[str, float | None], unreserved_orders: Sequence[str] = (), day: str = ""
+    ) -> None:
+        """Bring this worker's reservations to `keep` (see sync_and_reserve); renews the lease."""
+        self.sync_and_reserve(keep, unreserved_orders, (), day)
 
     def rebuild(self, positions: Mapping[str, float]) -> None:
         """Replace this worker's reservations by its open positions (pair id -> exposure), as
@@ -282,11 +320,6 @@ class RiskBudget:
             pipe.execute()
 
         self._call("rebuild", run)
-
-    def count_orders(self, venues: Sequence[str]) -> None:
-        """Orders sent without a reservation (exits, repairs) in the venues' shared rate window."""
-        if venues:
-            self._call("count orders", lambda: self._count(args=[self.prefix, self.instance, *venues]))
 
     def add_realized(self, day: str, amount: Decimal) -> None:
         """Add to the fleet's realized PnL of `day` (at each booking, in the worker's loop)."""

@@ -1,6 +1,7 @@
 """The fleet's risk budget on the real Redis (a database and key prefix of its own): each shared
-limit refuses the reservation that would pass it, across workers; settle frees balances only;
-keep_only releases; a worker's reservations expire with its lease; a dead Redis refuses entries."""
+limit refuses the reservation that would pass it, across workers and within one batch; a settled
+reservation frees its balances only; one left out of the keep list is released; a worker's
+reservations expire with its lease; a dead Redis refuses entries."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 import redis
 
 from arbitrage.clock import SystemClock
-from arbitrage.store.risk_budget import BalanceWant, BudgetUnreachable, Limits, RiskBudget
+from arbitrage.store.risk_budget import BalanceWant, BudgetUnreachable, EntryAsk, Limits, RiskBudget
 from tests.store.redis_server import PrivateRedisServer
 from tests.waiting import wait_until
 
@@ -57,7 +58,7 @@ def test_positions_and_exposure_are_shared_across_workers(make_budget: MakeBudge
     refused = a.reserve("p4", 1.0, _want(), ["upbit", "binance"], DAY)
     assert refused is not None and refused[0] == "open positions"
     # a's position closes: its slot and exposure are free again for anyone (a holds nothing now).
-    assert a.keep_only([]) == 1
+    a.sync({})
     assert b.reserve("p4", 100.0, _want(), ["upbit", "binance"], DAY) is None
     assert [(w.instance, w.pairs, w.exposure) for w in b.workers()] == [("b", 3, 700.0)]
 
@@ -67,16 +68,28 @@ def test_balances_in_flight_are_shared_and_freed_when_the_entry_settles(make_bud
     assert a.reserve("p1", 10.0, _want(60.0, 100.0), ["upbit"], DAY) is None
     refused = b.reserve("p2", 10.0, _want(50.0, 100.0), ["upbit"], DAY)
     assert refused is not None and refused[0] == "balance" and "upbit|KRW" in refused[1]
-    a.settle("p1", 12.0)  # a's orders are done: the venue's balance now says what they spent
+    a.sync({"p1": 12.0})  # a's orders are done: the venue's balance now says what they spent
     assert b.reserve("p2", 10.0, _want(50.0, 100.0), ["upbit"], DAY) is None
     assert [w.exposure for w in a.workers()] == [12.0, 10.0]
+
+
+def test_a_batch_is_checked_entry_by_entry_after_the_sync(make_budget: MakeBudget) -> None:
+    a = make_budget("a")
+    assert a.reserve("old", 900.0, [], [], DAY) is None
+    asks = [EntryAsk(f"n{i}", 400.0, _want(40.0), ["upbit"]) for i in range(3)]
+    # "old" is released in the same round trip, before the batch: two fit, the third does not.
+    answers = a.sync_and_reserve({}, [], asks, DAY)
+    assert answers[:2] == [None, None] and answers[2] is not None and answers[2][0] == "exposure"
+    assert [(w.pairs, w.exposure) for w in a.workers()] == [(2, 800.0)]
+    answers = a.sync_and_reserve({"n0": None, "n1": None}, [], [EntryAsk("n3", 1.0, _want(40.0), [])], DAY)
+    assert answers == [("balance", "upbit|KRW: 80 in flight + 40 > 100 held")]
 
 
 def test_order_rate_is_shared_per_venue(make_budget: MakeBudget) -> None:
     big = Limits(1e12, 100, 1e12, 4)
     a, b = make_budget("a", limits=big), make_budget("b", limits=big)
     assert a.reserve("p1", 1.0, [], ["upbit", "binance"], DAY) is None
-    b.count_orders(["upbit", "upbit", "upbit"])  # b's exits: not refused, but counted
+    b.sync({"p0": None}, ["upbit", "upbit", "upbit"])  # b's exits: not refused, but counted
     assert b.reserve("p2", 1.0, [], ["binance"], DAY) is None
     refused = a.reserve("p3", 1.0, [], ["upbit", "binance"], DAY)
     assert refused is not None and refused[0] == "order rate" and refused[1].startswith("upbit: 4 orders")
