@@ -114,6 +114,12 @@ def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
             type=click.IntRange(min=0, max=SEED_MAX),
             help="Seed of the mock market (overrides mock.seed).",
         ),
+        click.option("--instance", envvar="ARB_INSTANCE", help="Overrides instance (env ARB_INSTANCE)."),
+        click.option(
+            "--symbols",
+            envvar="ARB_SYMBOLS",
+            help="Overrides symbols: the assets this worker trades, comma-separated (env ARB_SYMBOLS).",
+        ),
         click.option("--log-dir", default="logs", show_default=True, type=click.Path(file_okay=False)),
         click.option("--data-dir", default="data", show_default=True, type=click.Path(file_okay=False)),
         click.option(
@@ -138,6 +144,8 @@ def run_cmd(
     loops: int | None,
     interval: float | None,
     seed: int | None,
+    instance: str | None,
+    symbols: str | None,
     log_dir: str,
     data_dir: str,
     log_level: str | None,
@@ -160,6 +168,8 @@ def run_cmd(
         log_dir=Path(log_dir),
         data_dir=Path(data_dir),
         log_level=log_level.upper() if log_level else None,
+        instance=instance,
+        symbols=None if symbols is None else tuple(s.strip() for s in symbols.split(",")),
     )
     sys.exit(guarded(debug, lambda: run_session(opts, dict(os.environ))))
 

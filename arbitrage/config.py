@@ -668,12 +668,15 @@ def readable_errors(err: ValidationError, prefix: tuple[int | str, ...] = ()) ->
     return lines
 
 
-def parse_config(data: Any, mode: str | None = None) -> AppConfig:
-    """Validate a parsed YAML document; `mode` overrides mode.current before validation."""
+def parse_config(data: Any, mode: str | None = None, worker: dict[str, Any] | None = None) -> AppConfig:
+    """Validate a parsed YAML document; `mode` overrides mode.current and `worker` the top-level
+    `instance` and `symbols` (one fleet config, N workers) before validation."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"(top level): expected a mapping of sections, found {_describe(data)}")
+    if worker:
+        data = {**data, **worker}
     if mode is not None:
         section = data.get("mode")
         if section is not None:
@@ -716,7 +719,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
-def load_config(path: str | Path, mode: str | None = None) -> AppConfig:
+def load_config(path: str | Path, mode: str | None = None, worker: dict[str, Any] | None = None) -> AppConfig:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist (pass --config PATH)")
@@ -731,4 +734,4 @@ def load_config(path: str | Path, mode: str | None = None) -> AppConfig:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
-    return parse_config(data, mode)
+    return parse_config(data, mode, worker)

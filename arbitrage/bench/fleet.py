@@ -72,22 +72,24 @@ class WorkerTicks:
     trading: Stats
 
 
-def worker_config(options: BenchOptions, instance: str, prefix: str | None, interval_s: float) -> AppConfig:
+def worker_config(
+    options: BenchOptions, instance: str, prefix: str, interval_s: float, fleet: bool
+) -> AppConfig:
+    """The benchmark's bot as a worker: Redis on (heartbeat, events) either way, so that the
+    comparison with and without the fleet's budget measures the budget alone."""
     config = bench_config(options, "NORMAL", interval_s=interval_s)
-    if prefix is None:
-        return config.model_copy(update={"instance": instance})
     return config.model_copy(
         update={
             "instance": instance,
             "redis": RedisConfig(enabled=True, url=REDIS_URL, key_prefix=prefix),
-            "fleet": FleetConfig(enabled=True, key_prefix=prefix),
+            "fleet": FleetConfig(enabled=fleet, key_prefix=prefix),
         }
     )
 
 
-def _worker(args: tuple[BenchOptions, str, str | None, float, int]) -> WorkerTicks:
-    options, instance, prefix, interval_s, ticks = args
-    config = worker_config(options, instance, prefix, interval_s)
+def _worker(args: tuple[BenchOptions, str, str, float, int, bool]) -> WorkerTicks:
+    options, instance, prefix, interval_s, ticks, fleet = args
+    config = worker_config(options, instance, prefix, interval_s, fleet)
     with tempfile.TemporaryDirectory(dir=options.workdir, prefix=f"{instance}-") as tmp:
         run = run_loop(options, "NORMAL", ticks, Path(tmp), warmup=options.warmup, interval_s=interval_s,
                        config=config)  # fmt: skip
@@ -99,26 +101,25 @@ def fleet_ticks(
     options: BenchOptions, workers: int, ticks: int, interval_s: float, fleet: bool
 ) -> list[WorkerTicks]:
     """`workers` loops in processes of their own at once (one Redis budget when `fleet`)."""
-    prefix = f"bench-fleet-{os.getpid()}-{workers}" if fleet else None
-    jobs = [(options, f"w{i + 1}", prefix, interval_s, ticks) for i in range(workers)]
+    prefix = f"bench-fleet-{os.getpid()}-{workers}-{int(fleet)}"
+    jobs = [(options, f"w{i + 1}", prefix, interval_s, ticks, fleet) for i in range(workers)]
     ctx = multiprocessing.get_context("spawn")
     try:
         with ctx.Pool(workers) as pool:
             return pool.map(_worker, jobs)
     finally:
-        if prefix is not None:
-            import redis
+        import redis
 
-            client = redis.Redis.from_url(REDIS_URL)
-            for key in client.scan_iter(f"{prefix}:*"):
-                client.delete(key)
-            client.close()
+        client = redis.Redis.from_url(REDIS_URL)
+        for key in client.scan_iter(f"{prefix}:*"):
+            client.delete(key)
+        client.close()
 
 
 def tick_line(label: str, w: WorkerTicks) -> str:
     n, t = w.non_trading, w.trading
     return (
-        f"{label:<22} non-trading p50/p99 {n.p50:.2f}/{n.p99:.2f} ms (n={n.n}), "
+        f"{label:<28} non-trading p50/p99 {n.p50:.2f}/{n.p99:.2f} ms (n={n.n}), "
         f"trading p50/p99 {t.p50:.2f}/{t.p99:.2f} ms (n={t.n})"
     )
 
@@ -135,7 +136,7 @@ def run_fleet_bench(
         f"(n={r.n}); release p50 {x.p50:.3f} ms, p99 {x.p99:.3f} ms")  # fmt: skip
     out(f"  target p99 <= 1 ms: {'met' if r.p99 <= 1.0 else 'MISSED'}")
     alone = fleet_ticks(options, 1, ticks, interval_s, fleet=False)[0]
-    out(tick_line("one worker, no fleet", alone))
+    out(tick_line("one worker, Redis, no fleet", alone))
     solo = fleet_ticks(options, 1, ticks, interval_s, fleet=True)[0]
     out(tick_line("one worker, fleet", solo))
     for w in fleet_ticks(options, workers, ticks, interval_s, fleet=True):
