@@ -1,0 +1,86 @@
+"""The real bot (mock venues) as a fleet worker on a private Redis: its entries are reserved and its
+open positions stay reserved; with Redis gone, entries are refused as REDIS_HEARTBEAT_STALE while
+exits go on; back, entries resume; a restart rebuilds the reservations from the ledger."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from arbitrage.clock import FakeClock
+from arbitrage.runtime.wiring import Bot, build_bot
+from arbitrage.store.risk_budget import Limits, RiskBudget
+from tests.runtime.mock_bot import Recorder, mock_config
+from tests.store.redis_server import PrivateRedisServer
+from tests.waiting import wait_until
+
+OVERRIDES = {
+    "redis": {"enabled": True},
+    "fleet": {"enabled": True, "key_prefix": "t"},
+    "mock": {"premium_mean_pct": 0.6},
+    "safety": {"max_open_positions": 3},
+    "exit": {"max_hold_s": 5.0},
+}
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[PrivateRedisServer]:
+    server = PrivateRedisServer(tmp_path)
+    server.start()
+    yield server
+    server.kill()
+
+
+def worker(tmp_path: Path, url: str, clock: FakeClock) -> tuple[Bot, RiskBudget]:
+    config = mock_config(OVERRIDES)
+    budget = RiskBudget(url, "t", config.instance, 30.0, Limits.of(config), clock)
+    bot = build_bot(
+        config, data_dir=tmp_path, interval_s=1.0, max_ticks=None, alert=Recorder().alert, env={},
+        clock=clock, risk_budget=budget,
+    )  # fmt: skip
+    return bot, budget
+
+
+def tick_until(bot: Bot, clock: FakeClock, condition: object, what: str, limit: int = 400) -> None:
+    for _ in range(limit):
+        clock.advance(1.0)
+        bot.loop.run_tick()
+        if callable(condition) and condition():
+            return
+    raise AssertionError(f"no {what} in {limit} ticks")
+
+
+def reserved(budget: RiskBudget) -> int:
+    return sum(w.pairs for w in budget.workers() if w.instance == budget.instance)
+
+
+def test_entries_need_the_budget_exits_do_not(tmp_path: Path, redis_server: PrivateRedisServer) -> None:
+    clock = FakeClock()
+    bot, budget = worker(tmp_path, redis_server.url, clock)
+    try:
+        state = bot.state
+        tick_until(bot, clock, lambda: len(state.positions) >= 2, "two open positions")
+        assert reserved(budget) == len(state.positions)
+
+        redis_server.kill()
+        entries, exits = state.counters.entries, state.counters.exits
+        tick_until(bot, clock, lambda: state.counters.exits > exits, "exit while Redis is down")
+        assert state.counters.entries == entries  # not one entry went out
+        assert state.counters.rejections["REDIS_HEARTBEAT_STALE"] > 0
+
+        redis_server.start()  # empty: what it held is gone, the worker's next sync restores it
+        tick_until(bot, clock, lambda: state.counters.entries > entries, "entry once Redis is back")
+        wait_until(lambda: reserved(budget) == len(state.positions), 10.0, "reservations to match positions")
+    finally:
+        bot.close()
+        budget.close()
+
+    # A restart of the same worker reserves its open positions again, from the ledger.
+    again, budget = worker(tmp_path, redis_server.url, clock)
+    try:
+        assert again.state.positions and reserved(budget) == len(again.state.positions)
+    finally:
+        again.close()
+        budget.close()
