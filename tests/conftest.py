@@ -1,16 +1,18 @@
-"""Fixtures shared across the suite: the real PostgreSQL at 127.0.0.1:5432 in throwaway schemas, and
-the loopback exchange simulator on a free 127.0.0.1 port."""
+"""Fixtures shared across the suite: the real PostgreSQL at 127.0.0.1:5432 in throwaway schemas, the
+loopback exchange simulator on a free 127.0.0.1 port, and a private redis-server to kill."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from arbitrage.sim.control import SimControl
 from arbitrage.sim.server import SimServer
+from tests.store.redis_server import PrivateRedisServer
 
 if TYPE_CHECKING:
     import psycopg
@@ -29,6 +31,16 @@ def _pg_admin() -> psycopg.Connection[Any]:
         return psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
     except psycopg.Error as exc:
         pytest.fail(f"PostgreSQL at 127.0.0.1:5432 is unreachable ({exc}); start it with: {PG_START}")
+
+
+@pytest.fixture
+def private_server(tmp_path: Path) -> Iterator[PrivateRedisServer]:
+    """A redis-server of the test's own (no persistence), killed afterwards: `kill()` it as a crash
+    would, `start()` it again empty on the same port."""
+    server = PrivateRedisServer(tmp_path)
+    server.start()
+    yield server
+    server.kill()
 
 
 @pytest.fixture

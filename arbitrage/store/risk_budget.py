@@ -26,14 +26,13 @@ from decimal import Decimal
 from typing import TypeVar
 
 import redis
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-from redis.retry import Retry
 
 from arbitrage.clock import Clock
 from arbitrage.config import AppConfig
 from arbitrage.errors import ConfigError
 from arbitrage.store.redis_backoff import ReconnectBackoff
+from arbitrage.store.redis_client import loop_client
 
 log = logging.getLogger("arbitrage.fleet")
 
@@ -237,19 +236,7 @@ class RiskBudget:
         self.limits = limits
         self._clock = clock
         self._backoff = ReconnectBackoff(clock, initial_s=min(1.0, lease_s / 4))
-        try:
-            self._client: redis.Redis = redis.Redis.from_url(
-                url,
-                socket_timeout=socket_timeout_s,
-                socket_connect_timeout=socket_timeout_s,
-                retry=Retry(NoBackoff(), 0),
-                health_check_interval=0,
-                protocol=2,
-                driver_info=None,
-                decode_responses=True,
-            )
-        except ValueError as exc:
-            raise ConfigError(f"redis.url: {exc}") from exc
+        self._client: redis.Redis = loop_client(url, socket_timeout_s)
         self._script = self._client.register_script(_BUDGET)
         self._lock = threading.Lock()  # the backoff is shared by the loop and the lease thread
         self._stop = threading.Event()
@@ -372,6 +359,16 @@ class RiskBudget:
             return found
 
         return self._call("read heartbeats", run)
+
+    def forget_fleet(self) -> int:
+        """Delete every key of this fleet (every worker's reservations, rate windows, day
+        counters): for a benchmark or a test that is done with its prefix. How many went."""
+
+        def run() -> int:
+            keys = list(self._client.scan_iter(f"{self.prefix}:*", count=500))
+            return int(self._client.delete(*keys)) if keys else 0
+
+        return self._call("forget", run)
 
     # -- the lease ---------------------------------------------------------------------------
 

@@ -4,10 +4,7 @@ exits go on; back, entries resume; a restart rebuilds the reservations from the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from arbitrage.clock import FakeClock
 from arbitrage.runtime.wiring import Bot, build_bot
@@ -23,14 +20,6 @@ OVERRIDES = {
     "safety": {"max_open_positions": 3},
     "exit": {"max_hold_s": 5.0},
 }
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[PrivateRedisServer]:
-    server = PrivateRedisServer(tmp_path)
-    server.start()
-    yield server
-    server.kill()
 
 
 def worker(tmp_path: Path, url: str, clock: FakeClock) -> tuple[Bot, RiskBudget]:
@@ -56,7 +45,8 @@ def reserved(budget: RiskBudget) -> int:
     return sum(w.pairs for w in budget.workers() if w.instance == budget.instance)
 
 
-def test_entries_need_the_budget_exits_do_not(tmp_path: Path, redis_server: PrivateRedisServer) -> None:
+def test_entries_need_the_budget_exits_do_not(tmp_path: Path, private_server: PrivateRedisServer) -> None:
+    redis_server = private_server
     clock = FakeClock()
     bot, budget = worker(tmp_path, redis_server.url, clock)
     try:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 import redis
@@ -130,25 +129,22 @@ def test_reservations_expire_with_the_lease_and_are_rebuilt_at_start(make_budget
         client.close()
 
 
-def test_a_dead_redis_refuses_reservations_and_comes_back(make_budget: MakeBudget, tmp_path: Path) -> None:
-    server = PrivateRedisServer(tmp_path)
-    server.start()
-    try:
-        budget = make_budget("a", url=server.url)
-        assert budget.reserve("p1", 1.0, [], [], DAY) is None
-        server.kill()
-        with pytest.raises(BudgetUnreachable):
-            budget.reserve("p2", 1.0, [], [], DAY)
-        with pytest.raises(BudgetUnreachable, match="backing off"):
-            budget.reserve("p2", 1.0, [], [], DAY)  # no socket timeout per entry while it is down
-        server.start()
+def test_a_dead_redis_refuses_reservations_and_comes_back(
+    make_budget: MakeBudget, private_server: PrivateRedisServer
+) -> None:
+    budget = make_budget("a", url=private_server.url)
+    assert budget.reserve("p1", 1.0, [], [], DAY) is None
+    private_server.kill()
+    with pytest.raises(BudgetUnreachable):
+        budget.reserve("p2", 1.0, [], [], DAY)
+    with pytest.raises(BudgetUnreachable, match="backing off"):
+        budget.reserve("p2", 1.0, [], [], DAY)  # no socket timeout per entry while it is down
+    private_server.start()
 
-        def reserved() -> bool:
-            try:
-                return budget.reserve("p2", 1.0, [], [], DAY) is None
-            except BudgetUnreachable:
-                return False
+    def reserved() -> bool:
+        try:
+            return budget.reserve("p2", 1.0, [], [], DAY) is None
+        except BudgetUnreachable:
+            return False
 
-        wait_until(reserved, 10.0, "reservations to work again")
-    finally:
-        server.kill()
+    wait_until(reserved, 10.0, "reservations to work again")
