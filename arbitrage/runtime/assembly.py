@@ -142,6 +142,8 @@ class Run:
         self.bot.close()
         self.alerts.close(2.0)
         if self.budget is not None:
+            if self.bot.shared_budget is not None:
+                self.bot.shared_budget.finish()
             self.budget.close()
         if self.redis is not None:
             self.redis.close()

@@ -10,6 +10,7 @@ every worker books into) when the day starts, then each worker adds what it book
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from decimal import Decimal
@@ -40,7 +41,7 @@ class SharedBudget:
         self._by_intent: dict[int, str] = {}  # id(entry) -> reservation, between admit and write
         self._by_group: dict[str, str] = {}  # position id -> reservation (in flight or open)
         self._in_flight: set[str] = set()  # groups written, not yet concluded
-        self._settled: dict[str, float] = {}  # reservation -> its position's exposure, not yet told
+        self._dirty = False  # a pair concluded since Redis was last told
         self._orders: list[str] = []  # venues of orders sent without a reservation, not yet told
         self._seq = 0
         self._kept: frozenset[str] | None = None  # the reservations Redis holds for this worker
@@ -74,6 +75,7 @@ class SharedBudget:
         try:
             answers = self.budget.sync_and_reserve(keep, self._orders, asks, self._state.day)
         except BudgetUnreachable as err:
+            self._kept = None  # told again in full once Redis answers
             answers = [(UNREACHABLE, str(err))] * len(entries)
         else:
             self._told(keep)
@@ -125,10 +127,7 @@ class SharedBudget:
         """An entry is booked, withdrawn or failed: a position keeps its exposure and slot, with
         the exposure it actually took, and frees its balances; anything else gives it all back."""
         self._in_flight.discard(group)
-        reservation = self._by_group.get(group)
-        position = self._state.positions.get(group)
-        if reservation is not None and position is not None:
-            self._settled[reservation] = float(position.entry_cost)
+        self._dirty = True
 
     def exits_done(self, venues: Sequence[str]) -> None:
         """Exits went out: they count against the venues' shared order rate (told with the next
@@ -139,28 +138,44 @@ class SharedBudget:
 
     def after_tick(self, report: TickReport) -> int | None:
         keep = self._keep()
-        if self._orders or self._settled or frozenset(keep) != self._kept:
+        lost = self.budget.take_lost()
+        if lost or self._orders or self._dirty or frozenset(keep) != self._kept:
             try:
                 self.budget.sync(keep, self._orders, self._state.day)
                 self._told(keep)
             except BudgetUnreachable:
-                pass  # tried again at the next round trip; meanwhile the lease runs
+                self._kept = None  # tried again at the next tick; meanwhile the lease runs
         self._push_realized()
         return None
 
+    def finish(self) -> None:
+        """At the end of a run: release what the shutdown closed; the open positions' reservations
+        stay until the lease runs out (a restart within it reserves them again)."""
+        self._by_intent.clear()
+        self._in_flight.clear()
+        with contextlib.suppress(BudgetUnreachable):
+            self.budget.sync(self._keep(), self._orders, self._state.day)
+
     def _keep(self) -> dict[str, float | None]:
-        """What Redis should hold for this worker: a reservation for each position open or in
-        flight (a position closed by an exit, dust or a reduction is dropped here)."""
+        """What Redis should hold for this worker: a reservation for each position open (its entry
+        cost, no balances: its orders are done) or in flight (as reserved); a position closed by an
+        exit, dust or a reduction is dropped here."""
         positions = self._state.positions
         for group in [g for g in self._by_group if g not in positions and g not in self._in_flight]:
             del self._by_group[group]
-        keep: dict[str, float | None] = {r: self._settled.get(r) for r in self._by_group.values()}
+        keep: dict[str, float | None] = {}
+        for group, reservation in self._by_group.items():
+            position = positions.get(group)
+            if group in self._in_flight or position is None:
+                keep[reservation] = None
+            else:
+                keep[reservation] = float(position.entry_cost)
         keep.update((r, None) for r in self._by_intent.values())
         return keep
 
     def _told(self, keep: dict[str, float | None]) -> None:
         self._kept = frozenset(keep)
-        self._settled.clear()
+        self._dirty = False
         self._orders.clear()
 
     def _push_realized(self) -> None:

@@ -56,16 +56,16 @@ local i = 10
 if ARGV[9] == '1' then
   local keep = {}
   for _ = 1, tonumber(ARGV[i]) do
-    keep[ARGV[i + 1]] = ARGV[i + 2]
+    local pair, x = ARGV[i + 1], ARGV[i + 2]
+    keep[pair] = true
+    if x ~= '' then
+      -- (re)written whole: a Redis that restarted empty gets the worker's positions back
+      redis.call('HSET', mine, pair, cjson.encode({x = tonumber(x), b = {}}))
+    end
     i = i + 2
   end
   for _, pair in ipairs(redis.call('HKEYS', mine)) do
-    local x = keep[pair]
-    if x == nil then
-      redis.call('HDEL', mine, pair)
-    elseif x ~= '' then
-      redis.call('HSET', mine, pair, cjson.encode({x = tonumber(x), b = {}}))
-    end
+    if not keep[pair] then redis.call('HDEL', mine, pair) end
   end
   i = i + 1
 end
@@ -239,6 +239,7 @@ class RiskBudget:
         self._client: redis.Redis = loop_client(url, socket_timeout_s)
         self._script = self._client.register_script(_BUDGET)
         self._lock = threading.Lock()  # the backoff is shared by the loop and the lease thread
+        self._lost = threading.Event()  # the lease thread found no reservations key to renew
         self._stop = threading.Event()
         self._lease_thread: threading.Thread | None = None
 
@@ -385,7 +386,18 @@ class RiskBudget:
         while not self._stop.wait(every_s):
             # A failure is logged by _call: the reservations expire, and entries stop until Redis is back.
             with contextlib.suppress(BudgetUnreachable):
-                self._call("lease", lambda: self._client.pexpire(self.reservations_key, self.lease_ms))
+                if not self._call("lease", self._renew_once):
+                    self._lost.set()
+
+    def _renew_once(self) -> bool:
+        return bool(self._client.pexpire(self.reservations_key, self.lease_ms))
+
+    def take_lost(self) -> bool:
+        """True once after the lease thread found this worker's reservations gone (a Redis that
+        restarted, or no reservation at all): the worker should write them again."""
+        lost = self._lost.is_set()
+        self._lost.clear()
+        return lost
 
     def close(self) -> None:
         self._stop.set()
