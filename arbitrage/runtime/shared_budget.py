@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import uuid
 from collections.abc import Sequence
 from decimal import Decimal
 
@@ -44,6 +45,7 @@ class SharedBudget:
         self._dirty = False  # a pair concluded since Redis was last told
         self._orders: list[str] = []  # venues of orders sent without a reservation, not yet told
         self._seq = 0
+        self._run = uuid.uuid4().hex[:6]  # reservation ids of a restarted worker never meet its last run's
         self._kept: frozenset[str] | None = None  # the reservations Redis holds for this worker
         self._day = ""
         self._pushed = ZERO  # of the day's realized PnL, what is already in the fleet's counter
@@ -70,7 +72,7 @@ class SharedBudget:
         asks = []
         for entry in entries:
             self._seq += 1
-            asks.append(self._ask(entry, f"{entry.opportunity.asset}-{self._seq}"))
+            asks.append(self._ask(entry, f"{entry.opportunity.asset}-{self._run}-{self._seq}"))
         keep = self._keep()
         try:
             answers = self.budget.sync_and_reserve(keep, self._orders, asks, self._state.day)
