@@ -7,9 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from arbitrage.clock import FakeClock
+from arbitrage.domain.orders import OrderState
 from arbitrage.runtime.wiring import Bot, build_bot
+from arbitrage.store.ledger import open_ledger
 from arbitrage.store.risk_budget import Limits, RiskBudget
 from tests.runtime.mock_bot import Recorder, mock_config
+from tests.store.ledger_factories import make_order
 from tests.store.redis_server import PrivateRedisServer
 from tests.waiting import wait_until
 
@@ -74,3 +77,35 @@ def test_entries_need_the_budget_exits_do_not(tmp_path: Path, private_server: Pr
     finally:
         again.close()
         budget.close()
+
+
+def test_recovery_leaves_another_workers_orders_alone(tmp_path: Path) -> None:
+    """w2 died with an order of unknown outcome and an unbooked group on the shared ledger: w1's
+    start-up recovery neither looks them up nor closes them; w2's own recovery does."""
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    other = open_ledger(url, instance="w2")
+    other.insert_orders([make_order("arb0000077-B", symbol="BTC/KRW", state=OrderState.SUBMITTED)], 1.0)
+    other.close()
+
+    def start(instance: str) -> Bot:
+        config = mock_config({"instance": instance, "storage": {"url": url}})
+        return build_bot(config, data_dir=tmp_path, interval_s=1.0, max_ticks=None, alert=Recorder().alert,
+                         env={}, clock=FakeClock())  # fmt: skip
+
+    w1 = start("w1")
+    try:
+        assert w1.recovery.last is not None and w1.recovery.last.orders == []
+        assert w1.ledger.open_orders() == []
+    finally:
+        w1.close()
+    check = open_ledger(url, instance="w2")
+    try:
+        assert [o.state for o in check.open_orders()] == [OrderState.SUBMITTED]
+    finally:
+        check.close()
+    w2 = start("w2")
+    try:
+        assert w2.recovery.last is not None and len(w2.recovery.last.orders) == 1
+        assert w2.ledger.open_orders() == []
+    finally:
+        w2.close()
