@@ -22,7 +22,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--symbols", type=int, default=20, help="synthetic assets per worker")
     p.add_argument("--ticks", type=int, default=2_000, help="measured ticks per worker")
     p.add_argument("--warmup", type=int, default=100, help="ticks run before measuring")
-    p.add_argument("--interval", type=float, default=0.0, help="loop.interval_s of every worker (0: back to back)")
+    p.add_argument("--interval", type=float, default=0.0, help="loop.interval_s of each worker (0: no wait)")
     p.add_argument("--seed", type=int, default=42, help="mock market seed")
     return p.parse_args(argv)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 
 from arbitrage.domain.book import split_symbol
@@ -36,9 +36,10 @@ class SharedBudget:
     tick: when entries are admitted (bringing this worker's reservations up to date in the same
     round trip) and after the tick, if anything changed since."""
 
-    def __init__(self, budget: RiskBudget, state: BotState) -> None:
+    def __init__(self, budget: RiskBudget, state: BotState, day_total: Callable[[str], Decimal]) -> None:
         self.budget = budget
         self._state = state
+        self._day_total = day_total  # the ledger's row for a day: what every worker booked into it
         self._by_intent: dict[int, str] = {}  # id(entry) -> reservation, between admit and write
         self._by_group: dict[str, str] = {}  # position id -> reservation (in flight or open)
         self._in_flight: set[str] = set()  # groups written, not yet concluded
@@ -48,6 +49,7 @@ class SharedBudget:
         self._run = uuid.uuid4().hex[:6]  # reservation ids of a restarted worker never meet its last run's
         self._kept: frozenset[str] | None = None  # the reservations Redis holds for this worker
         self._day = ""
+        self._reseed = False  # Redis failed since the counter was seeded: seed it again if empty
         self._pushed = ZERO  # of the day's realized PnL, what is already in the fleet's counter
 
     def start(self) -> None:
@@ -73,14 +75,14 @@ class SharedBudget:
         for entry in entries:
             self._seq += 1
             asks.append(self._ask(entry, f"{entry.opportunity.asset}-{self._run}-{self._seq}"))
-        keep = self._keep()
+        keep, realized = self._keep(), self._realized()
         try:
-            answers = self.budget.sync_and_reserve(keep, self._orders, asks, self._state.day)
+            answers = self.budget.sync_and_reserve(keep, self._orders, asks, self._state.day, realized)
         except BudgetUnreachable as err:
-            self._kept = None  # told again in full once Redis answers
+            self._lost_redis()
             answers = [(UNREACHABLE, str(err))] * len(entries)
         else:
-            self._told(keep)
+            self._told(keep, realized)
             answers = [None if a is None else (EXHAUSTED, f"{a[0]}: {a[1]}") for a in answers]
         admitted = []
         for entry, ask, refusal in zip(entries, asks, answers, strict=True):
@@ -139,15 +141,18 @@ class SharedBudget:
     # The tick hook ---------------------------------------------------------------------------
 
     def after_tick(self, report: TickReport) -> int | None:
-        keep = self._keep()
-        lost = self.budget.take_lost()
-        if lost or self._orders or self._dirty or frozenset(keep) != self._kept:
+        keep, realized = self._keep(), self._realized()
+        # The lease thread finds no key to renew also when this worker holds nothing: no loss then.
+        lost = self.budget.take_lost() and self._kept != frozenset()
+        if lost:
+            self._lost_redis()
+            realized = self._realized()
+        if lost or realized or self._orders or self._dirty or frozenset(keep) != self._kept:
             try:
-                self.budget.sync(keep, self._orders, self._state.day)
-                self._told(keep)
+                self.budget.sync(keep, self._orders, self._state.day, realized)
+                self._told(keep, realized)
             except BudgetUnreachable:
-                self._kept = None  # tried again at the next tick; meanwhile the lease runs
-        self._push_realized()
+                self._lost_redis()  # tried again at the next tick; meanwhile the lease runs
         return None
 
     def finish(self) -> None:
@@ -155,8 +160,9 @@ class SharedBudget:
         stay until the lease runs out (a restart within it reserves them again)."""
         self._by_intent.clear()
         self._in_flight.clear()
+        keep, realized = self._keep(), self._realized()
         with contextlib.suppress(BudgetUnreachable):
-            self.budget.sync(self._keep(), self._orders, self._state.day)
+            self.budget.sync(keep, self._orders, self._state.day, realized)
 
     def _keep(self) -> dict[str, float | None]:
         """What Redis should hold for this worker: a reservation for each position open (its entry
@@ -175,23 +181,35 @@ class SharedBudget:
         keep.update((r, None) for r in self._by_intent.values())
         return keep
 
-    def _told(self, keep: dict[str, float | None]) -> None:
+    def _told(self, keep: dict[str, float | None], realized: Decimal) -> None:
         self._kept = frozenset(keep)
         self._dirty = False
         self._orders.clear()
+        self._pushed += realized
 
-    def _push_realized(self) -> None:
+    def _lost_redis(self) -> None:
+        """Redis failed or lost this worker's keys: tell it everything again once it answers,
+        the day's counter included (it may have restarted empty)."""
+        self._kept = None
+        self._reseed = True
+
+    def _realized(self) -> Decimal:
+        """What this worker realized today that the fleet's counter does not have yet (it goes
+        with the next round trip). At a new day, or after Redis failed, the counter is seeded from
+        the ledger's row for the day (every worker's bookings, this one's included) unless a
+        worker already did."""
         state = self._state
         if not state.day:
-            return
-        try:
-            if state.day != self._day:
-                # At a new day, daily_realized is the ledger's row for it: the whole fleet's so far.
-                self.budget.seed_day(state.day, state.daily_realized)
-                self._day, self._pushed = state.day, state.daily_realized
-            delta: Decimal = state.daily_realized - self._pushed
-            if delta:
-                self.budget.add_realized(state.day, delta)
-                self._pushed += delta
-        except BudgetUnreachable:
-            pass  # what is not pushed yet goes with the next tick's
+            return ZERO
+        new_day = state.day != self._day
+        if new_day or self._reseed:
+            try:
+                seeded = self.budget.seed_day(state.day, self._day_total(state.day))
+            except BudgetUnreachable:
+                return ZERO  # seeded at the next try
+            if new_day or seeded:
+                # The counter starts from the ledger: this worker's bookings so far are in it (at
+                # a new day, daily_realized is that row; after a Redis restart, ours set it).
+                self._pushed = state.daily_realized
+            self._day, self._reseed = state.day, False
+        return state.daily_realized - self._pushed

@@ -156,7 +156,7 @@ def build_bot(
     recovery = Recovery(
         ledger, venues.by_name, sender, trader, state, clock, alert, fx=feed.fx_now, mid=feed.mid
     )
-    shared = SharedBudget(risk_budget, state) if risk_budget is not None else None
+    shared = SharedBudget(risk_budget, state, ledger.daily_pnl) if risk_budget is not None else None
     halt = Path(config.safety.halt_file)
     loop = LiveLoop(
         config=config,

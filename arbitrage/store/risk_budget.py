@@ -39,7 +39,6 @@ log = logging.getLogger("arbitrage.fleet")
 T = TypeVar("T")
 _OUTAGE_ERRORS = (RedisError, OSError)
 DAY_KEY_TTL_S = 3 * 86_400  # a trading day's counter outlives the day by enough for any report
-ORDER_WINDOW_S = 60.0
 
 # One script, one round trip per use: first this worker's own hash is brought up to date (with a
 # keep list: the reservations it names stay, settled ones with their new exposure and no balances,
@@ -52,7 +51,13 @@ local p, me = ARGV[1], ARGV[2]
 local lease_ms, max_exposure, max_positions = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local day, loss_limit, max_rate = ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8])
 local mine = p .. ':res:' .. me
-local i = 10
+if ARGV[10] ~= '' then
+  -- what this worker realized since it last said, into the fleet's day (before the loss check)
+  local daily = p .. ':daily:' .. day
+  redis.call('INCRBYFLOAT', daily, ARGV[10])
+  redis.call('EXPIRE', daily, DAY_KEY_TTL_S)
+end
+local i = 11
 if ARGV[9] == '1' then
   local keep = {}
   for _ = 1, tonumber(ARGV[i]) do
@@ -160,7 +165,7 @@ end
 if redis.call('EXISTS', mine) == 1 then redis.call('PEXPIRE', mine, lease_ms) end
 redis.call('SADD', p .. ':workers', me)
 return results
-"""
+""".replace("DAY_KEY_TTL_S", str(DAY_KEY_TTL_S))
 
 
 class BudgetUnreachable(Exception):
@@ -262,16 +267,19 @@ class RiskBudget:
         unreserved_orders: Sequence[str],
         entries: Sequence[EntryAsk],
         day: str,
+        realized: Decimal = Decimal(0),
     ) -> list[tuple[str, str] | None]:
         """In one atomic round trip: bring this worker's reservations to `keep` (reservation ->
         its position's exposure once settled, which frees its balances; None: unchanged; absent:
         released; `keep` None leaves them all), count `unreserved_orders` (one venue name per
-        order) in the venues' rate windows, then reserve `entries` in order against the fleet's
-        limits. One result per entry: None when reserved, else (which limit, detail)."""
+        order) in the venues' rate windows, add `realized` to the fleet's PnL of `day`, then reserve
+        `entries` in order against the fleet's limits. One result per entry: None when reserved,
+        else (which limit, detail)."""
         lim = self.limits
         args: list[str | int | float] = [
             self.prefix, self.instance, self.lease_ms, lim.max_exposure, lim.max_open_positions, day,
             lim.daily_loss_limit, lim.max_orders_per_minute, 0 if keep is None else 1,
+            repr(float(realized)) if realized else "",
         ]  # fmt: skip
         if keep is not None:
             args.append(len(keep))
@@ -288,10 +296,14 @@ class RiskBudget:
         return [None if not flat[k] else (flat[k], flat[k + 1]) for k in range(0, len(flat), 2)]
 
     def sync(
-        self, keep: Mapping[str, float | None], unreserved_orders: Sequence[str] = (), day: str = ""
+        self,
+        keep: Mapping[str, float | None],
+        unreserved_orders: Sequence[str] = (),
+        day: str = "",
+        realized: Decimal = Decimal(0),
     ) -> None:
         """Bring this worker's reservations to `keep` (see sync_and_reserve); renews the lease."""
-        self.sync_and_reserve(keep, unreserved_orders, (), day)
+        self.sync_and_reserve(keep, unreserved_orders, (), day, realized)
 
     def rebuild(self, positions: Mapping[str, float]) -> None:
         """Replace this worker's reservations by its open positions (pair id -> exposure), as
@@ -309,24 +321,12 @@ class RiskBudget:
 
         self._call("rebuild", run)
 
-    def add_realized(self, day: str, amount: Decimal) -> None:
-        """Add to the fleet's realized PnL of `day` (at each booking, in the worker's loop)."""
-        key = f"{self.prefix}:daily:{day}"
-
-        def run() -> None:
-            pipe = self._client.pipeline(transaction=True)
-            pipe.incrbyfloat(key, float(amount))
-            pipe.expire(key, DAY_KEY_TTL_S)
-            pipe.execute()
-
-        self._call("daily pnl", run)
-
-    def seed_day(self, day: str, realized: Decimal) -> None:
+    def seed_day(self, day: str, realized: Decimal) -> bool:
         """Start the day's counter from the ledger (which every worker books into) unless a worker
-        already did: after a Redis restart the first worker to roll the day sets it."""
+        already did (False then): after a Redis restart the first worker back sets it."""
         key = f"{self.prefix}:daily:{day}"
         value = repr(float(realized))
-        self._call("daily pnl", lambda: self._client.set(key, value, nx=True, ex=DAY_KEY_TTL_S))
+        return bool(self._call("daily pnl", lambda: self._client.set(key, value, nx=True, ex=DAY_KEY_TTL_S)))
 
     def fleet_realized(self, day: str) -> float | None:
         raw = self._call("daily pnl", lambda: self._client.get(f"{self.prefix}:daily:{day}"))

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from arbitrage.clock import FakeClock
 from arbitrage.domain.orders import OrderState
 from arbitrage.runtime.wiring import Bot, build_bot
@@ -38,7 +40,9 @@ def worker(tmp_path: Path, url: str, clock: FakeClock) -> tuple[Bot, RiskBudget]
 def tick_until(bot: Bot, clock: FakeClock, condition: object, what: str, limit: int = 400) -> None:
     for _ in range(limit):
         clock.advance(1.0)
-        bot.loop.run_tick()
+        report = bot.loop.run_tick()
+        for hook in bot.loop.hooks:  # as LiveLoop.run does after each tick
+            hook.after_tick(report)
         if callable(condition) and condition():
             return
     raise AssertionError(f"no {what} in {limit} ticks")
@@ -66,6 +70,9 @@ def test_entries_need_the_budget_exits_do_not(tmp_path: Path, private_server: Pr
         redis_server.start()  # empty: what it held is gone, the worker's next sync restores it
         tick_until(bot, clock, lambda: state.counters.entries > entries, "entry once Redis is back")
         wait_until(lambda: reserved(budget) == len(state.positions), 10.0, "reservations to match positions")
+        # The day's fleet PnL came back too: seeded from the ledger's row, then this worker's since.
+        tick_until(bot, clock, lambda: state.counters.exits > exits + 3, "more exits")
+        assert budget.fleet_realized(state.day) == pytest.approx(float(state.daily_realized), abs=1e-6)
     finally:
         bot.close()
         budget.close()

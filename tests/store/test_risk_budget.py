@@ -99,12 +99,13 @@ def test_the_daily_loss_is_the_fleets(make_budget: MakeBudget) -> None:
     a, b = make_budget("a"), make_budget("b")
     a.seed_day(DAY, Decimal("-300"))  # the ledger's row for the day, when a rolled into it
     b.seed_day(DAY, Decimal("-999"))  # b rolls later: the counter is kept, not overwritten
-    b.add_realized(DAY, Decimal("-150"))
+    b.sync({}, day=DAY, realized=Decimal("-150"))
     assert a.fleet_realized(DAY) == -450.0
     assert a.reserve("p1", 1.0, [], [], DAY) is None
-    a.add_realized(DAY, Decimal("-50"))
-    refused = b.reserve("p2", 1.0, [], [], DAY)
-    assert refused == ("daily loss", "fleet realized pnl -500 <= -500")
+    # What a worker realized goes in before its own entries are checked, in the same round trip.
+    answers = a.sync_and_reserve({"p1": None}, [], [EntryAsk("p2", 1.0, [], [])], DAY, Decimal("-50"))
+    assert answers == [("daily loss", "fleet realized pnl -500 <= -500")]
+    assert b.reserve("p3", 1.0, [], [], DAY) == ("daily loss", "fleet realized pnl -500 <= -500")
 
 
 def test_reservations_expire_with_the_lease_and_are_rebuilt_at_start(make_budget: MakeBudget) -> None:
