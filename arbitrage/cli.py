@@ -115,6 +115,12 @@ def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
             type=click.IntRange(min=0, max=SEED_MAX),
             help="Seed of the mock market (overrides mock.seed).",
         ),
+        click.option("--instance", envvar="ARB_INSTANCE", help="Overrides instance (env ARB_INSTANCE)."),
+        click.option(
+            "--symbols",
+            envvar="ARB_SYMBOLS",
+            help="Overrides symbols: the assets this worker trades, comma-separated (env ARB_SYMBOLS).",
+        ),
         click.option("--log-dir", default="logs", show_default=True, type=click.Path(file_okay=False)),
         click.option("--data-dir", default="data", show_default=True, type=click.Path(file_okay=False)),
         click.option(
@@ -147,6 +153,8 @@ def run_cmd(
     loops: int | None,
     interval: float | None,
     seed: int | None,
+    instance: str | None,
+    symbols: str | None,
     log_dir: str,
     data_dir: str,
     log_level: str | None,
@@ -171,6 +179,8 @@ def run_cmd(
         data_dir=Path(data_dir),
         log_level=log_level.upper() if log_level else None,
         record_dir=record_dir,
+        instance=instance,
+        symbols=None if symbols is None else tuple(s.strip() for s in symbols.split(",")),
     )
     sys.exit(guarded(debug, lambda: run_session(opts, dict(os.environ))))
 
@@ -311,6 +321,7 @@ def health_cmd(config_path: str, mode: str | None, log_dir: str, data_dir: str) 
 @click.option("--since", metavar="YYYY-MM-DD", help="First trading day to report.")
 @click.option("--until", metavar="YYYY-MM-DD", help="Last trading day to report.")
 @click.option("--html", "html_path", metavar="FILE", help="Also write a self-contained HTML page.")
+@click.option("--instance", metavar="NAME", help="One worker of a fleet only (default: every worker).")
 @click.option("--debug", is_flag=True, help="Show tracebacks on failure.")
 def report_cmd(
     config_path: str | None,
@@ -319,6 +330,7 @@ def report_cmd(
     since: str | None,
     until: str | None,
     html_path: str | None,
+    instance: str | None,
     debug: bool,
 ) -> None:
     """Report what the bot did from its ledger (read-only; safe while a bot runs)."""
@@ -333,6 +345,7 @@ def report_cmd(
         since=since,
         until=until,
         html=Path(html_path) if html_path else None,
+        instance=instance,
     )
 
     def body() -> int:

@@ -32,6 +32,7 @@ from pydantic import (
 from arbitrage.errors import ConfigError
 from arbitrage.url_credentials import mask_url_credentials
 
+DEFAULT_INSTANCE = "arb-1"  # the worker's name when the config gives none (a single bot)
 SEED_MAX = 2**63 - 1  # the mock market's seed: any non-negative 64-bit integer
 # A tick a day at the slowest: slower is a stopped bot that still holds positions (and 1e10 s
 # overflows the platform's timers).
@@ -351,6 +352,18 @@ class RedisConfig(Section):
         return self
 
 
+class FleetConfig(Section):
+    """Several workers, one risk budget: the safety section's max_exposure, max_open_positions,
+    daily_loss_limit, max_orders_per_minute (per venue) and the venues' balances are shared by every
+    worker on the same Redis and key_prefix (see README, Running several workers)."""
+
+    enabled: Flag = False
+    key_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")] = "arb-fleet"
+    # A killed worker's reservations vanish within this; a living one renews it every third.
+    lease_s: Annotated[Num, Field(ge=1, le=3600)] = 15.0
+    socket_timeout_s: Pos = 0.2
+
+
 class LoggingConfig(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     console: Flag = True
@@ -484,7 +497,7 @@ class ReplayConfig(Section):
 
 
 class AppConfig(Section):
-    instance: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")] = "arb-1"
+    instance: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")] = DEFAULT_INSTANCE
     accounting_currency: str = "KRW"
     symbols: Annotated[list[str], Field(min_length=1)] = Field(default_factory=lambda: ["BTC", "ETH"])
     engines: Annotated[list[str], Field(min_length=1)] = Field(default_factory=lambda: list(BUILTIN_ENGINES))
@@ -501,6 +514,7 @@ class AppConfig(Section):
     mock: MockConfig = MockConfig()
     storage: StorageConfig = StorageConfig()
     redis: RedisConfig = RedisConfig()
+    fleet: FleetConfig = FleetConfig()
     logging: LoggingConfig = LoggingConfig()
     watchdog: WatchdogConfig = WatchdogConfig()
     sys_monitor: SysMonitorConfig = SysMonitorConfig()
@@ -584,6 +598,10 @@ class AppConfig(Section):
                 "market_data.tick_read_budget_ms",
                 f"less than watchdog.max_loop_latency_ms ({max_latency:g})",
                 budget,
+            )
+        if self.fleet.enabled and not self.redis.enabled:
+            raise KeyProblem(
+                "redis.enabled", "true with fleet.enabled (the shared budget lives in Redis)", False
             )
         if self.mode.current == "mock":
             missing = [s for s in self.symbols if s not in self.mock.assets]
@@ -712,12 +730,15 @@ def readable_errors(err: ValidationError, prefix: tuple[int | str, ...] = ()) ->
     return lines
 
 
-def parse_config(data: Any, mode: str | None = None) -> AppConfig:
-    """Validate a parsed YAML document; `mode` overrides mode.current before validation."""
+def parse_config(data: Any, mode: str | None = None, worker: dict[str, Any] | None = None) -> AppConfig:
+    """Validate a parsed YAML document; `mode` overrides mode.current and `worker` the top-level
+    `instance` and `symbols` (one fleet config, N workers) before validation."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"(top level): expected a mapping of sections, found {_describe(data)}")
+    if worker:
+        data = {**data, **worker}
     if mode is not None:
         section = data.get("mode")
         if section is not None:
@@ -793,9 +814,13 @@ def apply_overrides(data: Any, overrides: Mapping[str, Any]) -> Any:
 
 
 def load_config(
-    path: str | Path, mode: str | None = None, overrides: Mapping[str, Any] | None = None
+    path: str | Path,
+    mode: str | None = None,
+    worker: dict[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> AppConfig:
-    """The config in `path`, `mode` and dotted-key `overrides` applied before it is validated."""
+    """The config in `path`, with `mode`, a fleet `worker`'s instance and symbols, and dotted-key
+    `overrides` applied before it is validated."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist (pass --config PATH)")
@@ -808,7 +833,7 @@ def load_config(
     except yaml.YAMLError:
         pass
     else:
-        return parse_config(apply_overrides(data, overrides) if overrides else data, mode)
+        return parse_config(apply_overrides(data, overrides) if overrides else data, mode, worker)
     try:
         # Not valid YAML: parsed again by the pure-Python parser for its clearer message.
         data = yaml.load(text, Loader=_UniqueKeyLoader)
@@ -819,4 +844,4 @@ def load_config(
         raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
     if overrides:
         data = apply_overrides(data, overrides)
-    return parse_config(data, mode)
+    return parse_config(data, mode, worker)

@@ -33,7 +33,7 @@ from arbitrage.domain.money import booked
 from arbitrage.domain.opportunity import Opportunity
 from arbitrage.domain.orders import Order, OrderState
 from arbitrage.domain.positions import PairPosition
-from arbitrage.report.figures import trading_day
+from arbitrage.domain.trading_day import trading_day
 from arbitrage.store.ledger import Ledger, open_ledger
 
 REPO = Path(__file__).resolve().parent.parent

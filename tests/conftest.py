@@ -1,16 +1,18 @@
-"""Fixtures shared across the suite: the real PostgreSQL at 127.0.0.1:5432 in throwaway schemas, and
-the loopback exchange simulator on a free 127.0.0.1 port."""
+"""Fixtures shared across the suite: the real PostgreSQL at 127.0.0.1:5432 in throwaway schemas, the
+loopback exchange simulator on a free 127.0.0.1 port, and a private redis-server to kill."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from arbitrage.sim.control import SimControl
 from arbitrage.sim.server import SimServer
+from tests.store.redis_server import PrivateRedisServer
 
 if TYPE_CHECKING:
     import psycopg
@@ -38,6 +40,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     collected last would leave the other workers idle while it alone finishes the suite.
     """
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+@pytest.fixture
+def private_server(tmp_path: Path) -> Iterator[PrivateRedisServer]:
+    """A redis-server of the test's own (no persistence), killed afterwards: `kill()` it as a crash
+    would, `start()` it again empty on the same port."""
+    server = PrivateRedisServer(tmp_path)
+    server.start()
+    yield server
+    server.kill()
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from arbitrage.bench.options import REDIS_URL, BenchOptions, bench_config
 from arbitrage.bench.recorder import CallTimer, LateTick, LoopRun, TickRecorder, instrument, rss_mb
 from arbitrage.bench.recording_cost import RecordingFigures, recording_figures
 from arbitrage.clock import SystemClock
+from arbitrage.config import AppConfig
 from arbitrage.ops.logs import reset_logging
 from arbitrage.runtime.assembly import RunSettings, assemble
 from arbitrage.runtime.loop import TickHook
@@ -32,14 +33,16 @@ LEDGER_WRITES = ("transaction", "next_sequence", "record_opportunity", "insert_o
 
 def run_loop(options: BenchOptions, synchronous: str, ticks: int, workdir: Path, *, warmup: int = 0,
              interval_s: float = 0.0, extra_hooks: Sequence[TickHook] = (),
-             record: bool = False) -> LoopRun:  # fmt: skip
+             record: bool = False, config: AppConfig | None = None) -> LoopRun:  # fmt: skip
     """Build the bot as a real run does, tick it `warmup + ticks` times and record every tick;
-    with `record`, the market recording on (in workdir/recordings)."""
+    with `record`, the market recording on (in workdir/recordings); `config` (a fleet worker's)
+    instead of the options' own."""
     redis_prefix = f"bench-{os.getpid()}" if options.redis else None
     record_dir = workdir / "recordings" if record else None
-    config = bench_config(
-        options, synchronous, redis_prefix=redis_prefix, interval_s=interval_s, record_dir=record_dir
-    )
+    if config is None:
+        config = bench_config(
+            options, synchronous, redis_prefix=redis_prefix, interval_s=interval_s, record_dir=record_dir
+        )
     settings = RunSettings(workdir / "data", workdir / "logs", interval_s, warmup + ticks)
     run = assemble(config, settings, {}, SystemClock())
     bot, redis, supervisor = run.bot, run.redis, run.supervisor

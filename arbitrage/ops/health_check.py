@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from arbitrage.clock import Clock, SystemClock
 from arbitrage.config import AppConfig
+from arbitrage.domain.trading_day import trading_day
 from arbitrage.ops.live_guards import check_live_guards
 from arbitrage.ops.logs import RedactingFilter, secrets_from_env
 from arbitrage.venues.base import Venue
@@ -98,13 +99,13 @@ def _ledger_target(url: str) -> str:
     return f"{parts.scheme} {host}{port}{parts.path}"
 
 
-def check_ledger(url: str, synchronous: str) -> CheckResult:
+def check_ledger(url: str, synchronous: str, instance: str) -> CheckResult:
     """Opens the ledger the bot would open (creating and migrating it, as a start would)."""
     from arbitrage.store.ledger import open_ledger
 
     target = _ledger_target(url)
     try:
-        ledger = open_ledger(url, synchronous)
+        ledger = open_ledger(url, synchronous, instance)
     except Exception as err:
         return fail("ledger", f"{target}: {_describe_error(err)}")
     try:
@@ -160,6 +161,45 @@ def check_redis(config: AppConfig, clock: Clock) -> CheckResult:
     if reachable:
         return ok("redis", f"PING answered at {target}")
     return fail("redis", f"no answer at {target} within {config.redis.socket_timeout_s:g}s")
+
+
+def check_fleet(config: AppConfig, clock: Clock) -> list[CheckResult]:
+    """Every worker of the fleet: its heartbeat and what it holds of the shared budget."""
+    if not config.fleet.enabled:
+        return []  # a single bot: its limits are its own, and the rows above say all
+    from arbitrage.store.risk_budget import Limits, RiskBudget
+
+    fleet, limits = config.fleet, Limits.of(config)
+    budget = RiskBudget(config.redis.url, fleet.key_prefix, config.instance, fleet.lease_s, limits, clock)
+    try:
+        beats = budget.heartbeats(config.redis.key_prefix)
+        held = {w.instance: w for w in budget.workers()}
+        day = trading_day(clock.time(), config.safety.trading_day_utc_offset_h)
+        realized = budget.fleet_realized(day)
+    except Exception as err:
+        return [fail("fleet", f"shared budget unreadable at {_redis_target(config.redis.url)}: {err}")]
+    finally:
+        budget.close()
+    now = clock.time()
+    slots = sum(w.pairs for w in held.values())
+    exposure = sum(w.exposure for w in held.values())
+    rows = [
+        ok(
+            "fleet",
+            f"{len(beats)} worker(s) alive; {slots}/{limits.max_open_positions} positions reserved, "
+            f"exposure {exposure:,.0f}/{limits.max_exposure:,.0f}; day {day} realized "
+            f"{realized or 0:,.0f} (loss limit {limits.daily_loss_limit:,.0f})",
+        )
+    ]
+    for name in sorted(set(beats) | set(held)):
+        w = held.get(name)
+        holds = f"{w.pairs} reservation(s), exposure {w.exposure:,.0f}" if w else "no reservation"
+        if name in beats:
+            rows.append(ok(f"worker {name}", f"heartbeat {max(0.0, now - beats[name]):.1f}s ago; {holds}"))
+        else:
+            left = f"; they expire in {w.lease_ms / 1000:.1f}s" if w and w.lease_ms > 0 else ""
+            rows.append(fail(f"worker {name}", f"no heartbeat (stopped or dead); {holds}{left}"))
+    return rows
 
 
 def check_venues(config: AppConfig, clock: Clock, env: Mapping[str, str]) -> list[CheckResult]:
@@ -221,9 +261,10 @@ def run_health_checks(
     checks: list[Callable[[], list[CheckResult]]] = [
         lambda: [check_config(config, source)],
         lambda: [check_log_dir(log_dir)],
-        lambda: [check_ledger(ledger_url(config, data_dir), config.storage.synchronous)],
+        lambda: [check_ledger(ledger_url(config, data_dir), config.storage.synchronous, config.instance)],
         lambda: [check_instance_lock(ledger_url(config, data_dir), data_dir, config.instance, clock)],
         lambda: [check_redis(config, clock)],
+        lambda: check_fleet(config, clock),
         lambda: check_venues(config, clock, env),
     ]
     if config.mode.current == "live":

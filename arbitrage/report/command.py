@@ -31,6 +31,7 @@ class ReportOptions:
     since: str | None = None
     until: str | None = None
     html: Path | None = None
+    instance: str | None = None  # one worker of a fleet; every worker when None
 
 
 def as_url(ledger: str) -> str:
@@ -70,7 +71,7 @@ def run_report(opts: ReportOptions, console: Console) -> None:
     if opts.html is not None and not opts.html.parent.is_dir():
         raise ReportInputError(f"--html {opts.html}: directory {opts.html.parent} does not exist")
     try:
-        contents = read_ledger(url, window.start_ts, window.end_ts)
+        contents = read_ledger(url, window.start_ts, window.end_ts, opts.instance)
     except LedgerUnavailable as err:
         raise ReportInputError(str(err)) from None
     report = compute_report(contents, window, now=time.time())
@@ -78,7 +79,10 @@ def run_report(opts: ReportOptions, console: Console) -> None:
     from arbitrage.report.terminal import report_tables, window_text
 
     where = describe_ledger(url)
-    console.print(f"[bold]arb report[/]: {where}, {window_text(report)}, money in {currency}")
+    who = f", worker {opts.instance} only" if opts.instance else ""
+    console.print(f"[bold]arb report[/]: {where}, {window_text(report)}{who}, money in {currency}")
+    if opts.instance:
+        console.print("daily rows are the whole fleet's: not shown for one worker", style="dim")
     for table in report_tables(report, currency):
         console.print(table)
     if opts.html is not None:

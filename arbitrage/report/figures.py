@@ -23,13 +23,9 @@ from decimal import Context, Decimal, localcontext
 from arbitrage.store.ledger_reader import DayRow, HedgeRow, LedgerContents, OrderGroup, PositionRow
 
 ZERO = Decimal(0)
+UNNAMED = "(unnamed)"  # rows from before workers had names, in a ledger no bot has opened since
 # Sums of many 1e-8-quantized amounts stay exact, as the ledger keeps them.
 _EXACT = Context(prec=200)
-
-
-def trading_day(ts: float, utc_offset_h: float) -> str:
-    """The trading day of a timestamp, as the bot books it (runtime.state.trading_day)."""
-    return (datetime.fromtimestamp(ts, UTC) + timedelta(hours=utc_offset_h)).strftime("%Y-%m-%d")
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +159,7 @@ class Report:
     days: list[DayLine]
     by_asset: list[GroupLine]
     by_pair: list[GroupLine]
+    by_instance: list[GroupLine]  # per worker of a fleet (one line for a single bot)
     hedges: list[HedgeLine]
     inventory: list[InventoryLine]
     open_positions: list[OpenLine]
@@ -356,17 +353,23 @@ def compute_report(ledger: LedgerContents, window: Window, now: float) -> Report
         spreads = {p.position_id: entry_spread_pct(p) for p in positions}
         closed = [p for p in positions if p.state == "CLOSED"]
         hedge_by_asset: dict[str, Decimal] = defaultdict(lambda: ZERO)
+        hedge_by_instance: dict[str, Decimal] = defaultdict(lambda: ZERO)
         hedge_lines: dict[tuple[str, str], list[HedgeRow]] = defaultdict(list)
         for h in hedges:
             hedge_by_asset[h.asset] += h.cost
+            hedge_by_instance[h.instance or UNNAMED] += h.cost
             hedge_lines[(h.kind, h.asset)].append(h)
         curve = equity_curve(positions, hedges)
         states: dict[str, int] = defaultdict(int)
         for g in ledger.orders:
             states[g.state] += g.orders
         rejections, rejections_recorded = _rejections(ledger, window)
-        whole = _dsum(d.realized_pnl for d in ledger.days) - (
-            _dsum(p.realized_pnl for p in ledger.positions) + _dsum(h.cost for h in ledger.hedges)
+        # One worker's rows (--instance) have no daily rows of their own to reconcile with.
+        whole = (
+            ZERO
+            if ledger.instance is not None
+            else _dsum(d.realized_pnl for d in ledger.days)
+            - (_dsum(p.realized_pnl for p in ledger.positions) + _dsum(h.cost for h in ledger.hedges))
         )
         return Report(
             window=window,
@@ -385,6 +388,7 @@ def compute_report(ledger: LedgerContents, window: Window, now: float) -> Report
             days=_days(d for d in ledger.days if window.has_day(d.day)),
             by_asset=_group(positions, lambda p: p.asset, dict(hedge_by_asset), spreads),
             by_pair=_group(positions, pair_key, {}, spreads),
+            by_instance=_group(positions, lambda p: p.instance or UNNAMED, dict(hedge_by_instance), spreads),
             hedges=[
                 HedgeLine(kind, asset, len(hs), _dsum(h.qty for h in hs), _dsum(h.cost for h in hs))
                 for (kind, asset), hs in sorted(hedge_lines.items())

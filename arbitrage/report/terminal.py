@@ -211,6 +211,7 @@ def report_tables(report: Report, currency: str) -> Iterator[RenderableType]:
     yield daily_table(report, currency)
     yield group_table(f"PnL per asset ({currency})", "asset", report.by_asset, with_hedge=True)
     yield group_table(f"PnL per venue pair, buy->sell ({currency})", "pair", report.by_pair, with_hedge=False)
+    yield group_table(f"PnL per worker ({currency})", "instance", report.by_instance, with_hedge=True)
     yield hedge_table(report, currency)
     yield inventory_table(report, currency)
     yield fees_table(report)

@@ -44,6 +44,7 @@ from arbitrage.venues.build import build_venues
 
 if TYPE_CHECKING:  # redis-py is imported only by runs that enable Redis
     from arbitrage.store.redis_state import RedisState
+    from arbitrage.store.risk_budget import RiskBudget
 
 log = logging.getLogger("arbitrage.live_loop")
 
@@ -104,6 +105,7 @@ class Run:
     console: ConsoleHook
     commands: TelegramCommands | None = None
     recorder: Recorder | None = None
+    budget: RiskBudget | None = None
     closed: bool = False
 
     def start(self) -> None:
@@ -159,6 +161,10 @@ class Run:
             if self.recorder is not None:
                 self.recorder.close()
         self.alerts.close(2.0)
+        if self.budget is not None:
+            if self.bot.shared_budget is not None:
+                self.bot.shared_budget.finish()
+            self.budget.close()
         if self.redis is not None:
             self.redis.close()
 
@@ -189,6 +195,15 @@ def assemble(
         from arbitrage.store.redis_state import RedisState
 
         redis = RedisState.from_config(config.redis, config.instance, clock)
+    budget = None
+    if config.fleet.enabled:
+        from arbitrage.store.risk_budget import Limits, RiskBudget
+
+        fleet = config.fleet
+        budget = RiskBudget(
+            config.redis.url, fleet.key_prefix, config.instance, fleet.lease_s, Limits.of(config), clock,
+            socket_timeout_s=fleet.socket_timeout_s,
+        )  # fmt: skip
     sysmon = SysMonitor(config.sys_monitor, clock) if config.sys_monitor.enabled else None
     metrics = BotMetrics()
     started = time.monotonic()
@@ -218,6 +233,7 @@ def assemble(
             publish=events.publish,
             make_venues=make_venues,
             listeners=(recorder,) if recorder is not None else (),
+            risk_budget=budget,
         )
     except BaseException:
         if recorder is not None:
@@ -308,6 +324,7 @@ def assemble(
         console,
         commands,
         recorder,
+        budget,
     )
 
 

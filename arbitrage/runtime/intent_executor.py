@@ -6,13 +6,14 @@ degraded; dust exits closed into the residual book; then the entries still allow
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from arbitrage.clock import Clock
 from arbitrage.domain.book import MarketSnapshot
 from arbitrage.domain.decisions import EntryIntent, ExitIntent
 from arbitrage.runtime.market_feed import MarketFeed
-from arbitrage.runtime.pair_kinds import ENTRIES, EXITS, IntentT, PairKind
+from arbitrage.runtime.pair_kinds import ENTRIES, EXITS, IntentT, PairKind, WrittenPair
 from arbitrage.runtime.pair_trader import PairTrader
 from arbitrage.runtime.state import BotState
 from arbitrage.store.ledger import Ledger
@@ -22,6 +23,24 @@ exec_log = logging.getLogger("arbitrage.execution")
 # The log lines of a kind's pairs that were not written, and of one that failed.
 EXIT_TEXTS = ("exits of %s not written", "exit of %s failed")
 ENTRY_TEXTS = ("entries %s not written", "entry %s failed")
+
+
+class EntryGate(Protocol):
+    """What an entry must pass besides the engines, right before it is written and sent: the
+    fleet's shared risk budget (runtime.shared_budget)."""
+
+    def admit(self, entries: Sequence[EntryIntent]) -> list[EntryIntent]:
+        """The entries that may go out; the others are logged and counted as rejections."""
+
+    def written(self, pairs: Sequence[WrittenPair[EntryIntent]]) -> None: ...
+
+    def unsent(self) -> None:
+        """The admitted entries were not written."""
+
+    def concluded(self, group: str) -> None:
+        """An admitted entry was booked, withdrawn or failed."""
+
+    def exits_done(self, venues: Sequence[str]) -> None: ...
 
 
 class IntentExecutor:
@@ -34,6 +53,7 @@ class IntentExecutor:
         state: BotState,
         ledger: Ledger,
         stopping: Callable[[], bool],
+        entry_gate: EntryGate | None = None,
     ) -> None:
         self._max_book_age_ms = max_book_age_ms
         self._clock = clock
@@ -42,6 +62,7 @@ class IntentExecutor:
         self._state = state
         self._ledger = ledger
         self._stopping = stopping
+        self._gate = entry_gate
 
     def carry_out(self, intents: list[EntryIntent | ExitIntent], tick: int, snapshot: MarketSnapshot) -> int:
         """Execute intents; exits first (never blocked), entries only while entries are allowed.
@@ -75,6 +96,9 @@ class IntentExecutor:
                 errors += 1
                 exec_log.exception("dust close of %s failed", dust.position_id)
         errors += self._trade(EXITS, list(exits.values()), tick, self._exit_blocked, _exit_name, EXIT_TEXTS)
+        if self._gate is not None and exits:
+            sent = [leg.venue for i in exits.values() for leg in (i.sell, i.buy) if leg is not None]
+            self._gate.exits_done(sent)
         entries = []
         for entry in intents:
             if isinstance(entry, EntryIntent):
@@ -83,6 +107,8 @@ class IntentExecutor:
                     entries.append(entry)
                 else:
                     exec_log.info("entry %s skipped: %s", entry.opportunity.key, why)
+        if self._gate is not None and entries:
+            entries = self._gate.admit(entries)
         return errors + self._trade(
             ENTRIES,
             entries,
@@ -90,6 +116,7 @@ class IntentExecutor:
             lambda entry: self._held_back(entry, snapshot),
             _entry_name,
             ENTRY_TEXTS,
+            self._gate,
         )
 
     def _trade(
@@ -100,16 +127,22 @@ class IntentExecutor:
         held: Callable[[IntentT], str | None],
         name: Callable[[IntentT], str],
         texts: tuple[str, str],
+        gate: EntryGate | None = None,
     ) -> int:
         """Write the pairs of one kind in one commit, then send them one by one (each withdrawn
-        unsent if `held` says it may no longer go out); returns the live errors."""
+        unsent if `held` says it may no longer go out); returns the live errors. `gate` (entries
+        only) is told what was written and when each pair concluded."""
         if not intents:
             return 0
         try:
             written = self._trader.write(kind, intents, tick)
         except Exception:
             exec_log.exception(texts[0], ", ".join(name(i) for i in intents))
+            if gate is not None:
+                gate.unsent()
             return 1
+        if gate is not None:
+            gate.written(written)  # type: ignore[arg-type]  # entries only
         errors = 0
         for pair in written:
             # Asked again for each: the pairs before it may have taken seconds.
@@ -122,6 +155,9 @@ class IntentExecutor:
             except Exception:
                 errors += 1
                 exec_log.exception(texts[1], name(pair.intent))
+            finally:
+                if gate is not None:
+                    gate.concluded(pair.group)
         return errors
 
     def _exit_blocked(self, intent: ExitIntent) -> str | None:

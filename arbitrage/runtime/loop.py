@@ -28,7 +28,7 @@ from arbitrage.domain.decisions import EntryIntent, ExitIntent, SafetyVerdict
 from arbitrage.domain.opportunity import Opportunity
 from arbitrage.engines.base import Engine, EngineOutput, TickContext
 from arbitrage.runtime.book_events import BookEvents, BookKey
-from arbitrage.runtime.intent_executor import IntentExecutor
+from arbitrage.runtime.intent_executor import EntryGate, IntentExecutor
 from arbitrage.runtime.market_feed import MarketFeed
 from arbitrage.runtime.metrics_line import TickFigures, metrics_line
 from arbitrage.runtime.pair_trader import PairTrader
@@ -125,6 +125,7 @@ class LiveLoop:
         print_line: Callable[[str], None] | None = None,
         stage_timer: StageTimer = NO_STAGE_TIMER,
         events: BookEvents | None = None,
+        entry_gate: EntryGate | None = None,
     ) -> None:
         self._settings = settings
         self._events = events
@@ -152,7 +153,14 @@ class LiveLoop:
         self._engine_metrics: dict[str, float] = {}
         self.rejection_log = RejectionLog(ledger, clock)
         self._executor = IntentExecutor(
-            settings.max_book_age_ms, clock, feed, trader, state, ledger, self._stop.is_set
+            settings.max_book_age_ms,
+            clock,
+            feed,
+            trader,
+            state,
+            ledger,
+            self._stop.is_set,
+            entry_gate=entry_gate,
         )
 
     # Control -------------------------------------------------------------------------------

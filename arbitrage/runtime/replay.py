@@ -103,7 +103,7 @@ def parse_when(value: str | None, option: str, end: bool) -> float | None:
 def replay_config(opts: ReplayOptions, ledger: Path, run_dir: Path) -> AppConfig:
     """The config as the replay runs it: its ledger, its halt file, and what must not run in a replay
     (live mode, the console's line per tick, the process monitor) turned off."""
-    config = load_config(opts.config_path, None, opts.overrides)
+    config = load_config(opts.config_path, None, overrides=opts.overrides)
     if config.loop.interval_s <= 0:
         raise ConfigError("loop.interval_s: expected above 0 in a replay (data time between ticks), found 0")
     replay = config.replay

@@ -34,10 +34,17 @@ class RunOptions:
     data_dir: Path = Path("data")
     log_level: str | None = None
     record_dir: str | None = None  # --record: "" for record.dir, else the directory; None: as configured
+    instance: str | None = None  # a fleet's worker: overrides `instance`
+    symbols: tuple[str, ...] | None = None  # and the assets it trades
 
 
 def prepare_config(opts: RunOptions) -> AppConfig:
-    config = load_config(opts.config_path, opts.mode)
+    worker: dict[str, object] = {}
+    if opts.instance is not None:
+        worker["instance"] = opts.instance
+    if opts.symbols is not None:
+        worker["symbols"] = list(opts.symbols)
+    config = load_config(opts.config_path, opts.mode, worker)
     if opts.seed is not None:
         config = config.model_copy(update={"mock": config.mock.model_copy(update={"seed": opts.seed})})
     if opts.record_dir is not None:

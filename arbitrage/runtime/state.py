@@ -4,18 +4,13 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from arbitrage.domain.exit_retry import ExitRetry
 from arbitrage.domain.money import ZERO, MarketRules
 from arbitrage.domain.positions import PairPosition, PositionState
+from arbitrage.domain.trading_day import trading_day
 from arbitrage.engines.base import StateView, VenueStatus
-
-
-def trading_day(ts: float, utc_offset_h: float) -> str:
-    """The trading day of a timestamp, in the venue's local calendar (KST by default)."""
-    return (datetime.fromtimestamp(ts, UTC) + timedelta(hours=utc_offset_h)).strftime("%Y-%m-%d")
 
 
 @dataclass

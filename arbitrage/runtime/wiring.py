@@ -25,10 +25,12 @@ from arbitrage.runtime.order_sender import OrderSender, Placement
 from arbitrage.runtime.pair_trader import LegRunner, PairTrader
 from arbitrage.runtime.recovery import Recovery
 from arbitrage.runtime.residual_hedger import ResidualHedger
+from arbitrage.runtime.shared_budget import SharedBudget
 from arbitrage.runtime.state import BotState
 from arbitrage.runtime.tick_reads import TickReader
 from arbitrage.store.instance_lock import InstanceLock, acquire_instance_lock
 from arbitrage.store.ledger import Ledger, ledger_url, open_ledger
+from arbitrage.store.risk_budget import RiskBudget
 from arbitrage.venues.base import AlertFn, Venue, Venues
 from arbitrage.venues.build import build_venues
 
@@ -85,6 +87,7 @@ class Bot:
     loop: LiveLoop
     recovery: Recovery  # its `last` report: what the start-up reconciliation found
     events: BookEvents  # the books the feeds changed since the last tick, and their counts
+    shared_budget: SharedBudget | None = None  # the fleet's risk budget, with fleet.enabled
     _pool: ThreadPoolExecutor | None = None
 
     def close(self) -> None:
@@ -128,14 +131,16 @@ def build_bot(
     engines: Sequence[Engine] | None = None,
     make_venues: VenueFactory = build_venues,
     listeners: Sequence[BookListener] = (),
+    risk_budget: RiskBudget | None = None,
 ) -> Bot:
     """The bot for `config`; `engines` already built from it (by the session, before any file
     is created) or None to build them here; its venues from `make_venues`, their feeds telling
-    `listeners` (after the loop's own) of every book."""
+    `listeners` (after the loop's own) of every book; with `risk_budget`, a worker of a fleet whose
+    entries are reserved in it."""
     clock = clock or SystemClock()
     if engines is None:
         engines = build_engines(config)  # a bad engine path fails before anything opens
-    ledger = open_ledger(ledger_url(config, data_dir), config.storage.synchronous)
+    ledger = open_ledger(ledger_url(config, data_dir), config.storage.synchronous, config.instance)
     events = BookEvents()
     try:
         venues = make_venues(config, clock, env, alert, [events, *listeners])
@@ -172,6 +177,7 @@ def build_bot(
     recovery = Recovery(
         ledger, venues.by_name, sender, trader, state, clock, alert, fx=feed.fx_now, mid=feed.mid
     )
+    shared = SharedBudget(risk_budget, state, ledger.daily_pnl) if risk_budget is not None else None
     trigger = config.loop_trigger()
     if trigger == "book" and not venues.signals_books:
         log.info("loop: ticks every %gs (the venues' feeds do not signal book updates)", interval_s)
@@ -200,11 +206,16 @@ def build_bot(
         trader=trader,
         state=state,
         ledger=ledger,
-        hooks=[recovery, *(hooks or [])],
+        hooks=[recovery, *([shared] if shared is not None else []), *(hooks or [])],
         sys_sample=sys_sample,
         print_line=print_line,
         events=events,
+        entry_gate=shared,
     )
-    bot = Bot(config, clock, ledger, venues, state, feed, sender, trader, loop, recovery, events, _pool=pool)
+    bot = Bot(
+        config, clock, ledger, venues, state, feed, sender, trader, loop, recovery, events, shared, _pool=pool
+    )
     recovery.run()  # reconcile with the venues before the first tick
+    if shared is not None:
+        shared.start()  # the worker's open positions, as recovery left them, are its reservations
     return bot

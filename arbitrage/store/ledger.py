@@ -12,7 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
-from arbitrage.config import AppConfig
+from arbitrage.config import DEFAULT_INSTANCE, AppConfig
 from arbitrage.domain.opportunity import Opportunity
 from arbitrage.domain.orders import Order
 from arbitrage.domain.positions import PairPosition
@@ -153,7 +153,7 @@ def ledger_url(config: AppConfig | None, data_dir: Path) -> str:
     return url or f"sqlite:///{data_dir / 'ledger.sqlite3'}"
 
 
-def open_ledger(url: str, synchronous: str = "FULL") -> Ledger:
+def open_ledger(url: str, synchronous: str = "FULL", instance: str = DEFAULT_INSTANCE) -> Ledger:
     """Open (creating and migrating as needed) the ledger that `url` names.
 
     `sqlite:///data/ledger.sqlite3` (relative to the working directory), `sqlite:////abs/path`,
@@ -166,7 +166,7 @@ def open_ledger(url: str, synchronous: str = "FULL") -> Ledger:
     if url.startswith("sqlite:///"):
         from arbitrage.store.sqlite_ledger import SqliteLedger
 
-        return SqliteLedger(url.removeprefix("sqlite:///"), synchronous)
+        return SqliteLedger(url.removeprefix("sqlite:///"), synchronous, instance=instance)
     if url.startswith(("postgresql://", "postgres://")):
         try:
             from arbitrage.store.postgres_ledger import PostgresLedger
@@ -176,7 +176,7 @@ def open_ledger(url: str, synchronous: str = "FULL") -> Ledger:
             raise LedgerUnavailable(
                 "storage.url is PostgreSQL but psycopg is not installed: pip install 'arbitrage[postgres]'"
             ) from None
-        return PostgresLedger(url, synchronous)
+        return PostgresLedger(url, synchronous, instance=instance)
     # Only the scheme is echoed: the rest of a URL may hold a password.
     scheme = url.split("://", 1)[0] if "://" in url else "no scheme"
     raise LedgerUnavailable(f"storage.url: expected sqlite:///<path> or postgresql://..., found {scheme}")

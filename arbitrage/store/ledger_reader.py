@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from arbitrage.domain.rejections import RejectionCount
 from arbitrage.errors import LedgerUnavailable
-from arbitrage.store.schema import SCHEMA_VERSION
+from arbitrage.store.schema import INSTANCE_VERSION, SCHEMA_VERSION
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +58,7 @@ class PositionRow:
     closed_at: float | None
     realized_pnl: Decimal
     updated_at: float
+    instance: str = ""  # the worker that opened it
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +70,7 @@ class HedgeRow:
     qty: Decimal
     cost: Decimal  # signed result booked into realized PnL: negative is a loss
     ts: float
+    instance: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +102,7 @@ class LedgerContents:
     opportunity_ts: tuple[float | None, float | None]  # span of the opportunities in the window
     # Safety rejections per trading day, asset, pair and reason; None: a ledger older than that table.
     rejections: list[RejectionCount] | None = None
+    instance: str | None = None  # read for this worker only; days are then the fleet's and left out
 
 
 # {filled} and {fee} sum money exactly: PostgreSQL's SUM over NUMERIC; SQLite's SUM would go through binary
@@ -107,18 +110,21 @@ class LedgerContents:
 _ORDER_GROUPS = (
     "SELECT venue, symbol, side, state, fee_currency, COUNT(*), "
     "SUM(CASE WHEN CAST(filled_qty AS REAL) != 0 OR CAST(fee AS REAL) != 0 THEN 1 ELSE 0 END), "
-    "{filled}, {fee} FROM orders WHERE created_at >= ? AND created_at < ? "
+    "{filled}, {fee} FROM orders WHERE created_at >= ? AND created_at < ?{mine} "
     "GROUP BY venue, symbol, side, state, fee_currency ORDER BY venue, symbol, side, state, fee_currency"
 )
 _POSITIONS = (
     "SELECT position_id, asset, buy_venue, sell_venue, qty, closed_qty, entry_cost, entry_proceeds, "
     "entry_fees, exit_fees, entry_spread_pct, exit_reason, state, opened_at, closed_at, realized_pnl, "
-    "updated_at FROM positions ORDER BY opened_at, position_id"
+    "updated_at, {instance} FROM positions WHERE 1 = 1{mine} ORDER BY opened_at, position_id"
 )
-_HEDGES = "SELECT group_id, asset, venue, kind, qty, cost, ts FROM hedge_events ORDER BY ts, id"
+_HEDGES = (
+    "SELECT group_id, asset, venue, kind, qty, cost, ts, {instance} FROM hedge_events WHERE 1 = 1{mine} "
+    "ORDER BY ts, id"
+)
 _DAYS = "SELECT day, realized_pnl, fees, hedge_cost, trades FROM daily_pnl ORDER BY day"
 _VERDICTS = (
-    "SELECT verdict, reason, COUNT(*), MIN(ts), MAX(ts) FROM opportunities WHERE ts >= ? AND ts < ? "
+    "SELECT verdict, reason, COUNT(*), MIN(ts), MAX(ts) FROM opportunities WHERE ts >= ? AND ts < ?{mine} "
     "GROUP BY verdict, reason ORDER BY verdict, reason"
 )
 # ±inf do not bind portably; this range of epoch seconds is wide enough for any ledger.
@@ -148,19 +154,30 @@ def _money_total(value: Any) -> Decimal:
 
 
 def _read(
-    cur: _Cursor, dialect: str, start_ts: float, end_ts: float, has_rejections: bool
+    cur: _Cursor,
+    dialect: str,
+    start_ts: float,
+    end_ts: float,
+    has_rejections: bool,
+    instance: str | None = None,
 ) -> LedgerContents:
     placeholder = "?" if dialect == "sqlite" else "%s"
+    column = "instance"  # '' in a ledger from before workers had names (it has no such column)
+    mine: tuple[str, ...] = () if instance is None else (instance,)
 
     def rows(sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        cur.execute(sql.replace("?", placeholder), params)
+        # With an instance, each query keeps that worker's rows only (the filter's parameter last).
+        filtered = "{mine}" in sql
+        sql = sql.replace("{instance}", column).replace("{mine}", " AND instance = ?" if mine else "")
+        cur.execute(sql.replace("?", placeholder), (*params, *(mine if filtered else ())))
         return cur.fetchall()
 
     def order_groups(lo: float, hi: float) -> list[OrderGroup]:
         if dialect == "sqlite":
-            sql = _ORDER_GROUPS.format(filled="group_concat(filled_qty, ' ')", fee="group_concat(fee, ' ')")
+            sql = _ORDER_GROUPS.replace("{filled}", "group_concat(filled_qty, ' ')")
+            sql = sql.replace("{fee}", "group_concat(fee, ' ')")
         else:
-            sql = _ORDER_GROUPS.format(filled="SUM(filled_qty)", fee="SUM(fee)")
+            sql = _ORDER_GROUPS.replace("{filled}", "SUM(filled_qty)").replace("{fee}", "SUM(fee)")
         return [
             OrderGroup(v, sy, si, st, fc, int(n), int(w or 0), _money_total(q), _money_total(f))
             for v, sy, si, st, fc, n, w, q, f in rows(sql, (lo, hi))
@@ -174,16 +191,21 @@ def _read(
             f"ledger schema version {version[0][0]} is newer than this bot's ({SCHEMA_VERSION}): "
             "upgrade the bot"
         )
+    if int(version[0][0]) < INSTANCE_VERSION:
+        if instance is not None:
+            raise LedgerUnavailable("the ledger is older than workers' instances: run the bot on it once")
+        column = "''"
     # Decimal() takes SQLite's exact text and PostgreSQL's Decimal alike.
     d = Decimal
     all_orders = order_groups(*ALL_TIME)
     orders = all_orders if (start_ts, end_ts) == ALL_TIME else order_groups(start_ts, end_ts)
     positions = [
-        PositionRow(pid, a, bv, sv, d(q), d(cq), d(ec), d(ep), d(ef), d(xf), es, xr, st, oa, ca, d(r), ua)
-        for pid, a, bv, sv, q, cq, ec, ep, ef, xf, es, xr, st, oa, ca, r, ua in rows(_POSITIONS)
+        PositionRow(pid, a, bv, sv, d(q), d(cq), d(ec), d(ep), d(ef), d(xf), es, xr, st, oa, ca, d(r), ua, i)
+        for pid, a, bv, sv, q, cq, ec, ep, ef, xf, es, xr, st, oa, ca, r, ua, i in rows(_POSITIONS)
     ]
-    hedges = [HedgeRow(g, a, v, k, d(q), d(c), ts) for g, a, v, k, q, c, ts in rows(_HEDGES)]
-    days = [DayRow(day, d(r), d(f), d(h), int(n)) for day, r, f, h, n in rows(_DAYS)]
+    hedges = [HedgeRow(g, a, v, k, d(q), d(c), ts, i) for g, a, v, k, q, c, ts, i in rows(_HEDGES)]
+    # A day's row is the whole fleet's: it has no worker to filter on.
+    days = [] if mine else [DayRow(day, d(r), d(f), d(h), int(n)) for day, r, f, h, n in rows(_DAYS)]
     verdict_rows = rows(_VERDICTS, (start_ts, end_ts))
     verdicts = [VerdictCount(v, reason, int(n)) for v, reason, n, _, _ in verdict_rows]
     firsts = [r[3] for r in verdict_rows if r[3] is not None]
@@ -195,7 +217,7 @@ def _read(
             RejectionCount(day, a, bv, sv, r, int(n), float(f), float(la))
             for day, a, bv, sv, r, n, f, la in rows(_REJECTIONS)
         ]
-    return LedgerContents(orders, all_orders, positions, hedges, days, verdicts, span, rejections)
+    return LedgerContents(orders, all_orders, positions, hedges, days, verdicts, span, rejections, instance)
 
 
 def describe_ledger(url: str) -> str:
@@ -210,21 +232,24 @@ def describe_ledger(url: str) -> str:
     return where + (f" schema {schema}" if schema else "")
 
 
-def read_ledger(url: str, start_ts: float = float("-inf"), end_ts: float = float("inf")) -> LedgerContents:
-    """The ledger at `url`, read-only; orders and opportunity verdicts over [start_ts, end_ts).
+def read_ledger(
+    url: str, start_ts: float = float("-inf"), end_ts: float = float("inf"), instance: str | None = None
+) -> LedgerContents:
+    """The ledger at `url`, read-only; orders and opportunity verdicts over [start_ts, end_ts);
+    with `instance`, one worker's rows only (every worker's otherwise).
 
     LedgerUnavailable (one sentence) when there is no ledger there or it cannot be read.
     """
     start_ts, end_ts = max(start_ts, ALL_TIME[0]), min(end_ts, ALL_TIME[1])
     if url.startswith("sqlite:///"):
-        return _read_sqlite(url.removeprefix("sqlite:///"), start_ts, end_ts)
+        return _read_sqlite(url.removeprefix("sqlite:///"), start_ts, end_ts, instance)
     if url.startswith(("postgresql://", "postgres://")):
-        return _read_postgres(url, start_ts, end_ts)
+        return _read_postgres(url, start_ts, end_ts, instance)
     scheme = url.split("://", 1)[0] if "://" in url else "no scheme"
     raise LedgerUnavailable(f"ledger URL: expected sqlite:///<path> or postgresql://..., found {scheme}")
 
 
-def _read_sqlite(path: str, start_ts: float, end_ts: float) -> LedgerContents:
+def _read_sqlite(path: str, start_ts: float, end_ts: float, instance: str | None) -> LedgerContents:
     file = Path(path)
     if not file.is_file():
         raise LedgerUnavailable(f"no ledger at {path}")
@@ -243,7 +268,7 @@ def _read_sqlite(path: str, start_ts: float, end_ts: float) -> LedgerContents:
         # One read transaction: every query below sees the same committed state.
         cur.execute("BEGIN")
         try:
-            return _read(cur, "sqlite", start_ts, end_ts, _REJECTIONS_TABLE in found)
+            return _read(cur, "sqlite", start_ts, end_ts, _REJECTIONS_TABLE in found, instance)
         finally:
             cur.execute("ROLLBACK")
     except sqlite3.Error as exc:
@@ -252,7 +277,7 @@ def _read_sqlite(path: str, start_ts: float, end_ts: float) -> LedgerContents:
         conn.close()
 
 
-def _read_postgres(url: str, start_ts: float, end_ts: float) -> LedgerContents:
+def _read_postgres(url: str, start_ts: float, end_ts: float, instance: str | None) -> LedgerContents:
     where = describe_ledger(url)
     try:
         import psycopg
@@ -283,7 +308,7 @@ def _read_postgres(url: str, start_ts: float, end_ts: float) -> LedgerContents:
             raise LedgerUnavailable(f"no ledger in {where} (no {', '.join(missing)} table)")
         cur.execute("SELECT to_regclass(%s)", (_REJECTIONS_TABLE,))
         has_rejections = (cur.fetchone() or (None,))[0] is not None
-        return _read(cur, "postgresql", start_ts, end_ts, has_rejections)
+        return _read(cur, "postgresql", start_ts, end_ts, has_rejections, instance)
     except psycopg.Error as exc:
         raise LedgerUnavailable(f"{where}: {' '.join(str(exc).split())}") from None
     finally:

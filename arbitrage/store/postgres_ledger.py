@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import psycopg
 from psycopg import errors, sql
 
+from arbitrage.config import DEFAULT_INSTANCE
 from arbitrage.errors import LedgerUnavailable
 from arbitrage.store.schema import POSTGRES, Dialect
 from arbitrage.store.sql_ledger import Row, SqlLedger, money_decimal
@@ -60,8 +61,14 @@ def _one_line(exc: BaseException) -> str:
 class PostgresLedger(SqlLedger):
     dialect: ClassVar[Dialect] = POSTGRES
 
-    def __init__(self, url: str, synchronous: str = "FULL", connect_timeout_s: int = 5) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        url: str,
+        synchronous: str = "FULL",
+        connect_timeout_s: int = 5,
+        instance: str = DEFAULT_INSTANCE,
+    ) -> None:
+        super().__init__(instance)
         conninfo, self.schema = split_schema(url)
         self.where = _where(url)
         extra: dict[str, Any] = (

@@ -13,14 +13,13 @@ from enum import Enum
 from typing import Any, TypeVar
 
 import redis
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-from redis.retry import Retry
 
 from arbitrage.clock import Clock
 from arbitrage.config import RedisConfig
 from arbitrage.errors import ConfigError
 from arbitrage.store.redis_backoff import ReconnectBackoff
+from arbitrage.store.redis_client import loop_client
 
 logger = logging.getLogger("arbitrage.redis")
 
@@ -100,22 +99,7 @@ class RedisState:
         self._stream_maxlen = stream_maxlen
         self._clock = clock
         self._backoff = ReconnectBackoff(clock, initial_s=reconnect_backoff_s)
-        try:
-            # No connection is made here. redis-py's own retries are off (it would otherwise
-            # retry up to 10 times per command): the backoff below decides when to try again.
-            # RESP2 and no CLIENT SETINFO keep a reconnect to a single round trip or two.
-            self._client: redis.Redis = redis.Redis.from_url(
-                url,
-                socket_timeout=socket_timeout_s,
-                socket_connect_timeout=socket_timeout_s,
-                retry=Retry(NoBackoff(), 0),
-                health_check_interval=0,
-                protocol=2,
-                driver_info=None,
-                decode_responses=True,
-            )
-        except ValueError as exc:
-            raise ConfigError(f"redis.url: {exc}") from exc
+        self._client: redis.Redis = loop_client(url, socket_timeout_s)  # the backoff above paces it
         self._target = self._describe_target()
         self._available = False
         self._ever_connected = False

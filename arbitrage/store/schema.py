@@ -184,7 +184,22 @@ _V4 = (
     )""",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
+# Scale-out: several workers (each its own `instance`) share one ledger. Orders, positions and
+# hedge events carry the worker that wrote them, and every read and recovery a worker makes is
+# filtered by its own instance. Rows from before have no owner ('') until a bot opens the ledger:
+# the first one to open it adopts them (SqlLedger.ADOPT_UNOWNED), as the single bot that wrote them would.
+_INSTANCE_COLUMNS = (
+    "ALTER TABLE orders ADD COLUMN instance TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE positions ADD COLUMN instance TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE hedge_events ADD COLUMN instance TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE opportunities ADD COLUMN instance TEXT NOT NULL DEFAULT ''",
+    "CREATE INDEX orders_instance_state ON orders (instance, state)",
+    "CREATE INDEX positions_instance_state ON positions (instance, state)",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _INSTANCE_COLUMNS)
+# The first version whose rows say which worker wrote them (readers of older ledgers read '').
+INSTANCE_VERSION = MIGRATIONS.index(_INSTANCE_COLUMNS) + 1
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -207,7 +222,7 @@ TABLES: dict[str, TableShape] = {
     "orders": _shape(
         "client_order_id",
         "client_order_id venue symbol side qty price state filled_qty avg_fill_price fee fee_currency "
-        "venue_order_id purpose position_id opportunity_id reason created_at updated_at fee_base",
+        "venue_order_id purpose position_id opportunity_id reason created_at updated_at fee_base instance",
         "qty price filled_qty avg_fill_price fee fee_base",
     ),
     "fills": _shape(
@@ -219,7 +234,7 @@ TABLES: dict[str, TableShape] = {
         "position_id",
         "position_id asset buy_venue sell_venue buy_symbol sell_symbol qty buy_qty sell_qty entry_cost "
         "entry_proceeds entry_fees entry_spread_pct exit_spread_pct closed_qty exit_proceeds exit_cost "
-        "exit_fees exit_reason state opened_at closed_at realized_pnl updated_at",
+        "exit_fees exit_reason state opened_at closed_at realized_pnl updated_at instance",
         "qty buy_qty sell_qty entry_cost entry_proceeds entry_fees closed_qty exit_proceeds exit_cost "
         "exit_fees realized_pnl",
     ),
@@ -227,9 +242,9 @@ TABLES: dict[str, TableShape] = {
         "opportunity_id",
         "opportunity_id tick asset buy_venue sell_venue buy_symbol sell_symbol qty buy_price sell_price "
         "buy_vwap sell_vwap buy_fx sell_fx gross_spread_pct net_spread_pct slippage_pct fees_pct "
-        "book_age_ms verdict reason ts",
+        "book_age_ms verdict reason ts instance",
     ),
-    "hedge_events": _shape("id", "id group_id asset venue kind qty cost detail ts", "qty cost"),
+    "hedge_events": _shape("id", "id group_id asset venue kind qty cost detail ts instance", "qty cost"),
     "daily_pnl": _shape(
         "day", "day realized_pnl fees hedge_cost trades updated_at", "realized_pnl fees hedge_cost"
     ),
@@ -272,8 +287,8 @@ UPDATE_ORDER = (
 )
 OPEN_STATES = tuple(s.value for s in OrderState if not s.terminal)
 SELECT_OPEN_ORDERS = (
-    f"SELECT {ORDER_COLUMNS} FROM orders WHERE state IN ({', '.join('?' * len(OPEN_STATES))}) "
-    "ORDER BY created_at, client_order_id"
+    f"SELECT {ORDER_COLUMNS} FROM orders WHERE instance = ? "
+    f"AND state IN ({', '.join('?' * len(OPEN_STATES))}) ORDER BY created_at, client_order_id"
 )
 SELECT_ORDER = f"SELECT {ORDER_COLUMNS} FROM orders WHERE client_order_id = ?"
 SELECT_GROUP_ORDERS = (
@@ -281,10 +296,10 @@ SELECT_GROUP_ORDERS = (
 )
 CONCLUDE_GROUP = "INSERT INTO concluded_groups (group_id, kind, concluded_at) VALUES (?, ?, ?)"
 SELECT_UNCONCLUDED = (
-    "SELECT DISTINCT opportunity_id FROM orders WHERE opportunity_id IS NOT NULL "
+    "SELECT DISTINCT opportunity_id FROM orders WHERE instance = ? AND opportunity_id IS NOT NULL "
     "AND opportunity_id NOT IN (SELECT group_id FROM concluded_groups) ORDER BY opportunity_id"
 )
-SELECT_ORDERS = f"SELECT {ORDER_COLUMNS} FROM orders ORDER BY created_at, client_order_id"
+SELECT_ORDERS = f"SELECT {ORDER_COLUMNS} FROM orders WHERE instance = ? ORDER BY created_at, client_order_id"
 
 # A fill already recorded under the same venue trade id is the same fill reported again
 # (a restart replays what the venue says): keep the first, never count it twice.
@@ -294,23 +309,34 @@ INSERT_FILL = (
 )
 SELECT_FILLS = f"SELECT {', '.join(TABLES['fills'].columns)} FROM fills"
 
-# Every column but updated_at, in PairPosition's field order.
-_POSITION_READ = TABLES["positions"].columns[:-1]
+# Every column but updated_at and instance, in PairPosition's field order.
+_POSITION_READ = TABLES["positions"].columns[:-2]
 SAVE_POSITION = (
     _insert("positions")
     + " ON CONFLICT (position_id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in TABLES["positions"].columns[1:])
+    + ", ".join(f"{c} = excluded.{c}" for c in TABLES["positions"].columns[1:-1])
 )
 SELECT_POSITION = f"SELECT {', '.join(_POSITION_READ)} FROM positions WHERE position_id = ?"
-SELECT_ALL_POSITIONS = f"SELECT {', '.join(_POSITION_READ)} FROM positions ORDER BY opened_at, position_id"
+SELECT_ALL_POSITIONS = (
+    f"SELECT {', '.join(_POSITION_READ)} FROM positions WHERE instance = ? ORDER BY opened_at, position_id"
+)
 SELECT_OPEN_POSITIONS = (
-    f"SELECT {', '.join(_POSITION_READ)} FROM positions WHERE state = 'OPEN' ORDER BY opened_at, position_id"
+    f"SELECT {', '.join(_POSITION_READ)} FROM positions WHERE instance = ? AND state = 'OPEN' "
+    "ORDER BY opened_at, position_id"
 )
 
 INSERT_OPPORTUNITY = _insert("opportunities")
 INSERT_HEDGE = (
-    "INSERT INTO hedge_events (group_id, asset, venue, kind, qty, cost, detail, ts) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO hedge_events (group_id, asset, venue, kind, qty, cost, detail, ts, instance) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+SELECT_HEDGES = (
+    f"SELECT {', '.join(TABLES['hedge_events'].columns)} FROM hedge_events WHERE instance = ? ORDER BY id"
+)
+# A ledger from before workers had names: its rows belong to the first bot that opens it.
+ADOPT_UNOWNED = tuple(
+    f"UPDATE {table} SET instance = ? WHERE instance = ''"
+    for table in ("orders", "positions", "hedge_events", "opportunities")
 )
 SELECT_DAY_REALIZED = "SELECT realized_pnl FROM daily_pnl WHERE day = ?"
 ADD_REJECTIONS = (

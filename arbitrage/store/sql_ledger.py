@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any, ClassVar
 
+from arbitrage.config import DEFAULT_INSTANCE
 from arbitrage.domain.opportunity import Opportunity
 from arbitrage.domain.orders import Order, OrderState
 from arbitrage.domain.positions import PairPosition, PositionState
@@ -110,11 +111,17 @@ def _quote_currency(symbol: str) -> str | None:
 
 
 class SqlLedger(ABC):
-    """Everything the ledger does, over the backend seam below."""
+    """Everything the ledger does, over the backend seam below.
+
+    Several workers may share one ledger: each writes its rows under its own `instance` and reads
+    back only those (its orders, positions, hedge events, unconcluded groups). Sequences and the
+    day's PnL rows are shared: group ids stay unique across workers, and a day's row is the fleet's.
+    """
 
     dialect: ClassVar[Dialect]
 
-    def __init__(self) -> None:
+    def __init__(self, instance: str = DEFAULT_INSTANCE) -> None:
+        self.instance = instance
         self._lock = threading.RLock()  # one transaction at a time, whichever thread asks
         self._tx = IDLE  # where the connection stands in transaction() and batch()
 
@@ -249,6 +256,8 @@ class SqlLedger(ABC):
                     self._run(self.dialect.render(statement))
             if current != SCHEMA_VERSION:
                 self._run(sq.SET_VERSION, (str(SCHEMA_VERSION),))
+            for statement in sq.ADOPT_UNOWNED:
+                self._run(statement, (self.instance,))
 
     def schema_version(self) -> int:
         return int(self._rows(sq.SELECT_VERSION)[0][0])
@@ -266,7 +275,7 @@ class SqlLedger(ABC):
             (opportunity_id, tick, opp.asset, opp.buy_venue, opp.sell_venue, opp.buy_symbol, opp.sell_symbol,
              opp.qty, opp.buy_price, opp.sell_price, opp.buy_vwap, opp.sell_vwap, opp.buy_fx, opp.sell_fx,
              opp.gross_spread_pct, opp.net_spread_pct, opp.slippage_pct, opp.fees_pct, opp.book_age_ms,
-             "APPROVED" if reason is None else "REJECTED", reason, opp.ts),
+             "APPROVED" if reason is None else "REJECTED", reason, opp.ts, self.instance),
         )  # fmt: skip
 
     def insert_orders(self, orders: Sequence[Order], ts: float) -> None:
@@ -283,7 +292,7 @@ class SqlLedger(ABC):
                         (o.client_order_id, o.venue, o.symbol, o.side, m(o.qty), m(o.price), o.state.value,
                          m(o.filled_qty), m(o.avg_fill_price), m(o.fee), _quote_currency(o.symbol),
                          o.venue_order_id, o.purpose, o.position_id, o.opportunity_id, o.reason, ts, ts,
-                         m(o.fee_base)),
+                         m(o.fee_base), self.instance),
                     )  # fmt: skip
                 except UniqueViolation:
                     raise DuplicateOrder(f"order {o.client_order_id} is already in the ledger") from None
@@ -327,7 +336,8 @@ class SqlLedger(ABC):
             (p.position_id, p.asset, p.buy_venue, p.sell_venue, p.buy_symbol, p.sell_symbol, m(p.qty),
              m(p.buy_qty), m(p.sell_qty), m(p.entry_cost), m(p.entry_proceeds), m(p.entry_fees),
              p.entry_spread_pct, p.exit_spread_pct, m(p.closed_qty), m(p.exit_proceeds), m(p.exit_cost),
-             m(p.exit_fees), p.exit_reason, p.state.value, p.opened_at, p.closed_at, m(p.realized_pnl), ts),
+             m(p.exit_fees), p.exit_reason, p.state.value, p.opened_at, p.closed_at, m(p.realized_pnl), ts,
+             self.instance),
         )  # fmt: skip
 
     def record_hedge_event(
@@ -344,7 +354,7 @@ class SqlLedger(ABC):
         if kind not in HEDGE_KINDS:
             raise ValueError(f"hedge event kind {kind!r} is not one of {sorted(HEDGE_KINDS)}")
         m = self._money
-        self._run(sq.INSERT_HEDGE, (group_id, asset, venue, kind, m(qty), m(cost), detail, ts))
+        self._run(sq.INSERT_HEDGE, (group_id, asset, venue, kind, m(qty), m(cost), detail, ts, self.instance))
 
     def add_daily_pnl(
         self, day: str, realized: Decimal, fees: Decimal, hedge_cost: Decimal, trades: int, ts: float
@@ -373,24 +383,24 @@ class SqlLedger(ABC):
         return Decimal(rows[0][0]) if rows else Decimal(0)
 
     def open_positions(self) -> list[PairPosition]:
-        return [_position(r) for r in self._rows(sq.SELECT_OPEN_POSITIONS)]
+        return [_position(r) for r in self._rows(sq.SELECT_OPEN_POSITIONS, (self.instance,))]
 
     def positions(self) -> list[PairPosition]:
-        return [_position(r) for r in self._rows(sq.SELECT_ALL_POSITIONS)]
+        return [_position(r) for r in self._rows(sq.SELECT_ALL_POSITIONS, (self.instance,))]
 
     def position(self, position_id: str) -> PairPosition | None:
         rows = self._rows(sq.SELECT_POSITION, (position_id,))
         return _position(rows[0]) if rows else None
 
     def open_orders(self) -> list[Order]:
-        return [_order(r) for r in self._rows(sq.SELECT_OPEN_ORDERS, sq.OPEN_STATES)]
+        return [_order(r) for r in self._rows(sq.SELECT_OPEN_ORDERS, (self.instance, *sq.OPEN_STATES))]
 
     def order(self, client_order_id: str) -> Order | None:
         rows = self._rows(sq.SELECT_ORDER, (client_order_id,))
         return _order(rows[0]) if rows else None
 
     def orders(self) -> list[Order]:
-        return [_order(r) for r in self._rows(sq.SELECT_ORDERS)]
+        return [_order(r) for r in self._rows(sq.SELECT_ORDERS, (self.instance,))]
 
     def group_orders(self, group_id: str) -> list[Order]:
         return [_order(r) for r in self._rows(sq.SELECT_GROUP_ORDERS, (group_id,))]
@@ -399,7 +409,7 @@ class SqlLedger(ABC):
         self._run(sq.CONCLUDE_GROUP, (group_id, kind, ts))
 
     def unconcluded_groups(self) -> list[str]:
-        return [str(r[0]) for r in self._rows(sq.SELECT_UNCONCLUDED)]
+        return [str(r[0]) for r in self._rows(sq.SELECT_UNCONCLUDED, (self.instance,))]
 
     def fills(self, client_order_id: str | None = None) -> list[dict[str, Any]]:
         if client_order_id is None:
@@ -409,7 +419,7 @@ class SqlLedger(ABC):
         return self._dicts("fills", rows)
 
     def hedge_events(self) -> list[dict[str, Any]]:
-        return self._dicts("hedge_events", self._table_rows("hedge_events"))
+        return self._dicts("hedge_events", self._rows(sq.SELECT_HEDGES, (self.instance,)))
 
     def daily_rows(self) -> list[dict[str, Any]]:
         return self._dicts("daily_pnl", self._table_rows("daily_pnl"))

@@ -17,6 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
 
+from arbitrage.config import DEFAULT_INSTANCE
 from arbitrage.errors import LedgerUnavailable
 from arbitrage.store.schema import SQLITE, Dialect
 from arbitrage.store.sql_ledger import Row, SqlLedger, money_text
@@ -44,8 +45,14 @@ _UPSERT_DAY = (
 class SqliteLedger(SqlLedger):
     dialect: ClassVar[Dialect] = SQLITE
 
-    def __init__(self, path: str, synchronous: str = "FULL", busy_timeout_ms: int = 5000) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        path: str,
+        synchronous: str = "FULL",
+        busy_timeout_ms: int = 5000,
+        instance: str = DEFAULT_INSTANCE,
+    ) -> None:
+        super().__init__(instance)
         self.path = path
         try:
             if path != ":memory:":

@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from arbitrage.config import parse_config
+from arbitrage.domain.trading_day import trading_day
 from arbitrage.report.command import ReportInputError, as_url, parse_day
 from arbitrage.report.figures import (
     Window,
@@ -20,7 +21,6 @@ from arbitrage.report.figures import (
     equity_curve,
     max_drawdown,
     residual_inventory,
-    trading_day,
 )
 from arbitrage.runtime import state as runtime_state
 from arbitrage.store.ledger import ledger_url

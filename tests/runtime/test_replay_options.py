@@ -54,11 +54,11 @@ def test_a_malformed_sweep_is_refused(spec: str) -> None:
 
 def test_overrides_are_validated_like_the_file() -> None:
     overrides = {"signal.min_spread_pct": 0.5, "replay.fill_latency_ms": 0}
-    config = load_config(REPO / "config" / "live.yml", None, overrides)
+    config = load_config(REPO / "config" / "live.yml", None, overrides=overrides)
     assert (config.signal.min_spread_pct, config.replay.fill_latency_ms) == (0.5, 0.0)
     with pytest.raises(ConfigError, match=r"signal\.min_spread_pct"):
-        load_config(REPO / "config" / "live.yml", None, {"signal.min_spread_pct": "wide"})
+        load_config(REPO / "config" / "live.yml", None, overrides={"signal.min_spread_pct": "wide"})
     with pytest.raises(ConfigError, match=r"signal\.nonsense"):
-        load_config(REPO / "config" / "live.yml", None, {"signal.nonsense": 1})
+        load_config(REPO / "config" / "live.yml", None, overrides={"signal.nonsense": 1})
     with pytest.raises(ConfigError, match="instance is 'arb-1', not a section"):
         apply_overrides({"instance": "arb-1"}, {"instance.name": "x"})

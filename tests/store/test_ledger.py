@@ -212,11 +212,12 @@ def test_opportunities_keep_prices_fx_and_the_verdict(ledger: Ledger) -> None:
     ledger.record_opportunity("E0000001", 7, make_opportunity(), None)
     ledger.record_opportunity("T8-0", 8, make_opportunity(net_spread_pct=9.5), "SPREAD_OUTLIER")
     rows = ledger.dump_rows("opportunities")
-    assert [(r[0], r[1], r[-3], r[-2]) for r in rows] == [
-        ("E0000001", 7, "APPROVED", None),
-        ("T8-0", 8, "REJECTED", "SPREAD_OUTLIER"),
+    # ... verdict, reason, ts, and the worker that recorded it
+    assert [(r[0], r[1], r[-4], r[-3], r[-1]) for r in rows] == [
+        ("E0000001", 7, "APPROVED", None, "arb-1"),
+        ("T8-0", 8, "REJECTED", "SPREAD_OUTLIER", "arb-1"),
     ]
-    assert rows[0][2:-3] == (
+    assert rows[0][2:-4] == (
         "BTC", "binance", "upbit", "BTC/USDT", "BTC/KRW", 0.01, 65000.5, 92500000.0, 65000.25, 92510000.0,
         1385.2, 1.0, 2.75, 2.5, 0.1, 0.15, 12.5,
     )  # fmt: skip

@@ -143,7 +143,9 @@ def test_postgres_reader_runs_in_a_read_only_transaction(
 
     seen: list[str] = []
 
-    def probe(cur: Any, placeholder: str, start: float, end: float, has_rejections: bool) -> None:
+    def probe(
+        cur: Any, placeholder: str, start: float, end: float, has_rejections: bool, instance: str | None
+    ) -> None:
         cur.execute("SHOW transaction_read_only")
         seen.append(cur.fetchall()[0][0])
         with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):

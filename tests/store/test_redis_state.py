@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
-from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -115,14 +114,6 @@ def make_state(clock: FakeClock) -> Iterator[StateFactory]:
     yield build
     for state in made:
         state.close()
-
-
-@pytest.fixture
-def private_server(tmp_path: Path) -> Iterator[PrivateRedisServer]:
-    server = PrivateRedisServer(tmp_path)
-    server.start()
-    yield server
-    server.kill()
 
 
 # -- heartbeat against the real Redis ---------------------------------------------------------

@@ -1,0 +1,138 @@
+"""Several `arb run` workers on one PostgreSQL schema and one Redis key prefix: start them, watch
+the shared budget in Redis while they trade, and check the ledger for what it promised."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import redis
+
+from arbitrage.store.postgres_ledger import split_schema
+from tests.e2e.runner import BUSY_LOOP, SCRIPT, merge, write_config
+
+REDIS_DB_URL = "redis://127.0.0.1:6379/13"  # the fleet tests' own Redis database
+
+
+def worker_config(
+    instance: str, symbols: list[str], ledger_url: str, prefix: str, **extra: Any
+) -> dict[str, Any]:
+    base = {
+        **BUSY_LOOP,
+        "instance": instance,
+        "symbols": symbols,
+        "storage": {"url": ledger_url},
+        "redis": {"enabled": True, "url": REDIS_DB_URL, "key_prefix": prefix},
+        "fleet": {"enabled": True, "key_prefix": prefix, "lease_s": 2.0},
+        "health_server": {"enabled": False},
+    }
+    return merge(base, extra)
+
+
+@dataclass
+class Worker:
+    instance: str
+    workdir: Path
+    proc: subprocess.Popen[bytes]
+
+    def output(self) -> str:
+        log = self.workdir / "logs" / "live_loop.log"
+        return log.read_text(encoding="utf-8", errors="replace")[-3000:] if log.exists() else "(no log)"
+
+
+def start_worker(workdir: Path, config: dict[str, Any], *args: str) -> Worker:
+    cfg = write_config(workdir, config)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ARB_", "LIVE_TRADING"))}
+    proc = subprocess.Popen(
+        [sys.executable, str(SCRIPT), "--config", str(cfg), "--log-dir", "logs", "--data-dir", "data", *args],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return Worker(config["instance"], workdir, proc)
+
+
+def reservations(client: redis.Redis, prefix: str) -> dict[str, list[dict[str, Any]]]:
+    """Every worker's reservations as Redis holds them."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for key in client.scan_iter(f"{prefix}:res:*"):
+        name = key.decode().rsplit(":", 1)[1]
+        found[name] = [json.loads(v) for v in client.hvals(key)]
+    return found
+
+
+@dataclass
+class BudgetSampler:
+    """Samples the fleet's reservations in Redis from a thread until stopped: the most slots and
+    exposure ever reserved at one instant (each sample is one MULTI, so one instant)."""
+
+    client: redis.Redis
+    prefix: str
+    max_slots: int = 0
+    max_exposure: float = 0.0
+    samples: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.01):
+            keys = list(self.client.scan_iter(f"{self.prefix}:res:*"))
+            pipe = self.client.pipeline(transaction=True)
+            for key in keys:
+                pipe.hvals(key)
+            values = [json.loads(v) for vals in pipe.execute() for v in vals]
+            self.max_slots = max(self.max_slots, len(values))
+            self.max_exposure = max(self.max_exposure, sum(v["x"] for v in values))
+            self.samples += 1
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
+@dataclass(frozen=True)
+class LedgerPosition:
+    instance: str
+    opened_at: float
+    closed_at: float | None
+    entry_cost: Decimal
+
+
+def ledger_rows(url: str) -> tuple[list[LedgerPosition], list[tuple[str, float]]]:
+    """Every worker's positions and its orders' (instance, created_at), straight from the schema."""
+    conninfo, schema = split_schema(url)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'SET search_path TO "{schema}"')
+        if conn.execute("SELECT to_regclass('positions')").fetchone() == (None,):
+            return [], []  # no worker has created the ledger yet
+        positions = [
+            LedgerPosition(*row)
+            for row in conn.execute(
+                "SELECT instance, opened_at, closed_at, entry_cost FROM positions"
+            ).fetchall()
+        ]
+        orders = [(str(i), float(t)) for i, t in conn.execute("SELECT instance, created_at FROM orders")]
+    return positions, orders
+
+
+def open_at(positions: list[LedgerPosition], ts: float) -> list[LedgerPosition]:
+    return [p for p in positions if p.opened_at <= ts and (p.closed_at is None or p.closed_at > ts)]
+
+
+def delete_keys(client: redis.Redis, prefix: str) -> None:
+    for key in client.scan_iter(f"{prefix}:*"):
+        client.delete(key)

@@ -1,0 +1,167 @@
+"""Three `arb run` workers in mock mode on one PostgreSQL ledger and one Redis: tight shared limits
+are never exceeded at any instant (sampled in Redis during the run, and checked afterwards from
+the ledger at every order's timestamp), a SIGKILLed worker's reservations vanish within its lease,
+the survivors keep trading, and each worker's ledger reads see only its own rows."""
+
+from __future__ import annotations
+
+import signal
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from arbitrage.store.ledger import open_ledger
+from tests.e2e.fleet_harness import (
+    REDIS_DB_URL,
+    BudgetSampler,
+    Worker,
+    delete_keys,
+    ledger_rows,
+    open_at,
+    reservations,
+    start_worker,
+    worker_config,
+)
+from tests.e2e.test_ops_health_command import arb_health
+from tests.e2e.test_report_command import arb_report
+from tests.waiting import wait_until
+
+MAX_POSITIONS = 3
+MAX_EXPOSURE = 4_000_000.0
+LEASE_S = 2.0
+# Tight limits and fast turnover: positions close after a second, so slots free up and fill again.
+LIMITS = {
+    "safety": {"max_open_positions": MAX_POSITIONS, "max_exposure": MAX_EXPOSURE},
+    "signal": {"max_notional": 1_500_000, "min_notional": 100_000},
+    "exit": {"max_hold_s": 1.0},
+    "mock": {"premium_mean_pct": 0.6},
+}
+
+
+@pytest.fixture
+def fleet_redis() -> Iterator[tuple[redis.Redis, str]]:
+    client = redis.Redis.from_url(REDIS_DB_URL)
+    prefix = f"fleet-{uuid.uuid4().hex[:10]}"
+    yield client, prefix
+    delete_keys(client, prefix)
+    client.close()
+
+
+def _safety_logs(workers: list[Worker]) -> str:
+    logs = [w.workdir / "logs" / "safety.log" for w in workers]
+    return "".join(log.read_text(encoding="utf-8") for log in logs if log.exists())
+
+
+def _stop_all(workers: list[Worker]) -> None:
+    for w in workers:
+        if w.proc.poll() is None:
+            w.proc.send_signal(signal.SIGTERM)
+    for w in workers:
+        try:
+            w.proc.wait(timeout=60)
+        except Exception:
+            w.proc.kill()
+            w.proc.wait()
+
+
+def test_three_workers_share_one_budget_and_survive_a_sigkill(
+    tmp_path: Path, pg_schema_url: Callable[[], str], fleet_redis: tuple[redis.Redis, str]
+) -> None:
+    client, prefix = fleet_redis
+    url = pg_schema_url()
+    assignments = {"w1": ["BTC"], "w2": ["ETH"], "w3": ["BTC", "ETH"]}
+    sampler = BudgetSampler(client, prefix)
+    workers: list[Worker] = []
+    killed_at = float("inf")
+    try:
+        for n, (name, symbols) in enumerate(assignments.items()):
+            config = worker_config(name, symbols, url, prefix, **LIMITS)
+            config["fleet"]["lease_s"] = LEASE_S
+            workers.append(
+                start_worker(tmp_path / name, config, "--mock", "--interval", "0.02", "--seed", str(n + 3))
+            )
+        sampler.start()
+        w3 = workers[2]
+
+        def all_traded() -> bool:
+            _, orders = ledger_rows(url)
+            return {i for i, _ in orders} == set(assignments)
+
+        wait_until(all_traded, 120, "every worker to trade", every_s=0.2, proc=w3.proc, details=w3.output)
+        # The budget is the bottleneck at least once: more wanted than the fleet may hold.
+        wait_until(lambda: "SHARED_BUDGET_EXHAUSTED" in _safety_logs(workers), 120, "a refusal", every_s=0.2)
+
+        # The fleet view: one `arb health` sees every worker and the shared budget.
+        code, rows, out = arb_health(tmp_path / "health", worker_config("w1", ["BTC"], url, prefix, **LIMITS))
+        assert code == 0, out
+        assert all(rows[f"worker {name}"][0] == "OK" for name in assignments), out
+        assert rows["fleet"][0] == "OK" and "3 worker(s) alive" in rows["fleet"][1], out
+
+        # SIGKILL w3 while it holds a reservation: gone within its lease, without w3's help.
+        wait_until(
+            lambda: reservations(client, prefix).get("w3"), 120, "w3 to hold a reservation", every_s=0.005
+        )
+        w3.proc.send_signal(signal.SIGKILL)
+        killed_at = time.time()
+        w3.proc.wait(timeout=30)
+        wait_until(lambda: not client.exists(f"{prefix}:res:w3"), LEASE_S + 5, "w3's reservations to expire")
+        freed_after = time.time() - killed_at
+        assert freed_after <= LEASE_S + 1.0, f"w3's reservations outlived its lease: {freed_after:.2f}s"
+
+        # The survivors keep trading after the kill.
+        def traded_since_kill() -> set[str]:
+            _, orders = ledger_rows(url)
+            return {i for i, ts in orders if ts > killed_at + 0.5}
+
+        wait_until(
+            lambda: {"w1", "w2"} <= traded_since_kill(), 120, "w1 and w2 to trade after the kill", every_s=0.2
+        )
+        assert "w3" not in traded_since_kill()
+    finally:
+        sampler.stop()
+        _stop_all(workers)
+
+    print(f"samples={sampler.samples} max_slots={sampler.max_slots} max_exposure={sampler.max_exposure:.0f}")
+    assert sampler.samples > 50
+    assert sampler.max_slots <= MAX_POSITIONS
+    assert sampler.max_exposure <= MAX_EXPOSURE
+    for w in workers[:2]:
+        assert w.proc.returncode == 0, w.output()
+
+    # From the ledger: at every order's timestamp, the fleet's open positions within the limits.
+    positions, orders = ledger_rows(url)
+    assert len(positions) >= 4
+    assert {p.instance for p in positions} == set(assignments)
+    # A dead worker's reservations are freed with its lease (its positions stay open at the venues
+    # until it restarts and reserves them again): from the kill on, the limits bind the living.
+    peak = 0
+    for _, ts in orders:
+        now_open = [p for p in open_at(positions, ts) if p.instance != "w3" or ts < killed_at]
+        peak = max(peak, len(now_open))
+        assert len(now_open) <= MAX_POSITIONS, (ts, now_open)
+        # An entry's reservation is its planned notional; its fill can come out a little dearer.
+        assert float(sum(p.entry_cost for p in now_open)) <= MAX_EXPOSURE * 1.01, (ts, now_open)
+    print(f"positions={len(positions)} orders={len(orders)} peak_open={peak}")
+    assert peak >= 2, "the workers never held positions at once: the test proves nothing"
+
+    # `arb report` over the fleet: PnL per worker, and one worker alone with --instance.
+    fleet_report = arb_report(tmp_path, "--ledger", url)
+    assert fleet_report.code == 0, fleet_report.stderr
+    per_worker = fleet_report.stdout.split("PnL per worker")[1]
+    assert all(f"│ {name} " in per_worker for name in assignments), fleet_report.stdout
+    one = arb_report(tmp_path, "--ledger", url, "--instance", "w2")
+    assert one.code == 0 and "worker w2 only" in one.stdout, one.stderr
+    assert "│ w1 " not in one.stdout.split("PnL per worker")[1]
+
+    # Each worker's reads (and so its recovery) see only its own rows.
+    for name in assignments:
+        ledger = open_ledger(url, instance=name)
+        try:
+            assert len(ledger.positions()) == sum(1 for p in positions if p.instance == name) > 0
+            assert len(ledger.orders()) == sum(1 for i, _ in orders if i == name)
+        finally:
+            ledger.close()
