@@ -8,7 +8,6 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from arbitrage.domain.book import OrderBook
@@ -18,7 +17,7 @@ from arbitrage.recording.format import (
     SCHEMA,
     file_metadata,
     file_name,
-    rows_of,
+    table_of,
     utc_day,
 )
 
@@ -31,6 +30,7 @@ class BatchWriter:
 
     def __init__(self, root: Path, book_depth: int, mode: str, venues: Mapping[str, str]) -> None:
         self._root = root
+        self._depth = book_depth
         self._schema = SCHEMA.with_metadata(file_metadata(book_depth, mode, venues))
         self._writers: dict[tuple[str, str], tuple[pq.ParquetWriter, Path]] = {}
         self._pending: dict[tuple[str, str], list[OrderBook]] = {}
@@ -60,7 +60,7 @@ class BatchWriter:
         books = self._pending.pop(key, [])
         if not books:
             return
-        table = pa.Table.from_pydict(rows_of(books), schema=self._schema)
+        table = table_of(books, self._depth).replace_schema_metadata(self._schema.metadata)
         entry = self._writers.get(key)
         if entry is None:
             venue, day = key

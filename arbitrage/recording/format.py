@@ -13,7 +13,7 @@ import heapq
 import json
 import re
 from array import array
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -144,27 +144,6 @@ def _float64(values: array[float]) -> pa.Array:
 def _levels_array(ends: array[int], values: array[float]) -> pa.Array:
     offsets = pa.Array.from_buffers(pa.int32(), len(ends), [None, pa.py_buffer(ends)])
     return pa.ListArray.from_arrays(offsets, _float64(values))
-
-
-def rows_of(books: Iterable[OrderBook]) -> dict[str, list[Any]]:
-    """Books as columns, ready for pa.Table.from_pydict(..., schema=SCHEMA)."""
-    columns: dict[str, list[Any]] = {name: [] for name in COLUMNS}
-    venue, symbol, exchange_ts, received_ts = (
-        columns["venue"], columns["symbol"], columns["exchange_ts"], columns["received_ts"]
-    )
-    bid_px, bid_qty = columns["bid_px"], columns["bid_qty"]
-    ask_px, ask_qty = columns["ask_px"], columns["ask_qty"]
-    for book in books:
-        venue.append(book.venue)
-        symbol.append(book.symbol)
-        exchange_ts.append(book.exchange_ts)
-        received_ts.append(book.received_ts)
-        bids, asks = tuple(book.bids), tuple(book.asks)
-        bid_px.append([level[0] for level in bids])
-        bid_qty.append([level[1] for level in bids])
-        ask_px.append([level[0] for level in asks])
-        ask_qty.append([level[1] for level in asks])
-    return columns
 
 
 def _file_books(path: Path, start: float | None, end: float | None) -> Iterator[OrderBook]:

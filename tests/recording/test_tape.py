@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from arbitrage.domain.book import OrderBook
 from arbitrage.recording.batch_writer import BatchWriter
-from arbitrage.recording.format import SCHEMA, rows_of
+from arbitrage.recording.format import table_of
 from arbitrage.recording.tape import RecordingError, load_tape
 
 T0 = 1_767_571_200.0  # 2026-01-05 00:00:00 UTC
@@ -75,7 +74,7 @@ def test_a_time_range_keeps_only_its_rows(tmp_path: Path) -> None:
 def test_a_file_still_being_written_is_left_out(tmp_path: Path) -> None:
     write(tmp_path, [book("upbit", "BTC/KRW", T0 + 1, 100.0)])
     # A recorder's file in progress: same format, not yet renamed.
-    table = pa.Table.from_pydict(rows_of([book("upbit", "BTC/KRW", T0 + 2, 101.0)]), schema=SCHEMA)
+    table = table_of([book("upbit", "BTC/KRW", T0 + 2, 101.0)], 10)
     pq.write_table(table, tmp_path / "upbit" / "2026-01-05.1.parquet.part")
     assert load_tape(tmp_path).times.tolist() == [T0 + 1]
 
@@ -93,7 +92,7 @@ def test_files_that_are_not_a_recording_are_refused(tmp_path: Path) -> None:
     with pytest.raises(RecordingError, match="no recording files"):
         load_tape(tmp_path)
     (tmp_path / "upbit").mkdir()
-    table = pa.Table.from_pydict(rows_of([book("upbit", "BTC/KRW", T0, 1.0)]), schema=SCHEMA)
+    table = table_of([book("upbit", "BTC/KRW", T0, 1.0)], 10)
     pq.write_table(table, tmp_path / "upbit" / "2026-01-05.parquet")  # no arbitrage.recording metadata
     with pytest.raises(RecordingError, match="not a recording"):
         load_tape(tmp_path)
