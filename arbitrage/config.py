@@ -153,6 +153,10 @@ class VenueConfig(Section):
     balances: Annotated[dict[str, NonNeg], AfterValidator(asset_codes)] = Field(default_factory=dict)
     max_orders_per_s: Pos = 8.0
     timeout_ms: Annotated[Int, Field(ge=100, le=120_000)] = 10_000
+    # The least time ccxt's own limiter leaves between two REST calls (its `rateLimit`, times the
+    # call's cost); unset, the exchange's ccxt default (50 ms for Binance and Upbit). Lower it only
+    # with an API tier that allows more; the bot's order pacing is max_orders_per_s either way.
+    rate_limit_ms: Annotated[Int, Field(ge=0, le=60_000)] | None = None
     # The venue's circuit breaker: open after this many consecutive temporary failures, probe
     # again after the cooldown (real venues only).
     circuit_failures: PosInt = 5

@@ -25,7 +25,6 @@ from arbitrage.ops.logs import secrets_from_env, setup_logging
 from arbitrage.ops.metrics import BotMetrics
 from arbitrage.ops.sysmonitor import SysMonitor
 from arbitrage.ops.telegram_commands import TelegramCommands
-from arbitrage.recording.recorder import Recorder
 from arbitrage.runtime.console_state import ConsoleHook, EventLog
 from arbitrage.runtime.health_status import health_status
 from arbitrage.runtime.loop import LiveLoop, TickHook
@@ -42,7 +41,8 @@ from arbitrage.url_credentials import mask_url_credentials
 from arbitrage.venues.base import AlertFn
 from arbitrage.venues.build import build_venues
 
-if TYPE_CHECKING:  # redis-py is imported only by runs that enable Redis
+if TYPE_CHECKING:  # redis-py and pyarrow are imported only by runs that enable Redis or recording
+    from arbitrage.recording.recorder import Recorder
     from arbitrage.store.redis_state import RedisState
     from arbitrage.store.risk_budget import RiskBudget
 
@@ -355,6 +355,8 @@ def _telegram_commands(
 
 def build_recorder(config: AppConfig, clock: Clock) -> Recorder:
     """The market recorder of a run (`record:`), with the venues' exchange ids in its files."""
+    from arbitrage.recording.recorder import Recorder
+
     return Recorder(
         config.record,
         Path(config.record.dir),

@@ -4,12 +4,15 @@ warning while books are dropped (the writer falls behind), an alert if it stops.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from arbitrage.clock import Clock
 from arbitrage.ops.metrics import BotMetrics
-from arbitrage.recording.recorder import Recorder
 from arbitrage.runtime.loop import TickReport
 from arbitrage.venues.base import AlertFn
+
+if TYPE_CHECKING:  # pyarrow is imported only by runs that record
+    from arbitrage.recording.recorder import Recorder
 
 log = logging.getLogger("arbitrage.recording")
 

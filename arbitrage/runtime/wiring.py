@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from arbitrage.clock import Clock, SystemClock
 from arbitrage.config import AppConfig
@@ -25,14 +25,16 @@ from arbitrage.runtime.order_sender import OrderSender, Placement
 from arbitrage.runtime.pair_trader import LegRunner, PairTrader
 from arbitrage.runtime.recovery import Recovery
 from arbitrage.runtime.residual_hedger import ResidualHedger
-from arbitrage.runtime.shared_budget import SharedBudget
 from arbitrage.runtime.state import BotState
 from arbitrage.runtime.tick_reads import TickReader
 from arbitrage.store.instance_lock import InstanceLock, acquire_instance_lock
 from arbitrage.store.ledger import Ledger, ledger_url, open_ledger
-from arbitrage.store.risk_budget import RiskBudget
 from arbitrage.venues.base import AlertFn, Venue, Venues
 from arbitrage.venues.build import build_venues
+
+if TYPE_CHECKING:  # redis-py is imported only by a fleet's workers
+    from arbitrage.runtime.shared_budget import SharedBudget
+    from arbitrage.store.risk_budget import RiskBudget
 
 # How a run gets its venues: build_venues for run and bench; a replay passes venues of its own.
 # The listeners are to be told of every book the venues' feeds deliver.
@@ -177,7 +179,11 @@ def build_bot(
     recovery = Recovery(
         ledger, venues.by_name, sender, trader, state, clock, alert, fx=feed.fx_now, mid=feed.mid
     )
-    shared = SharedBudget(risk_budget, state, ledger.daily_pnl) if risk_budget is not None else None
+    shared: SharedBudget | None = None
+    if risk_budget is not None:
+        from arbitrage.runtime.shared_budget import SharedBudget
+
+        shared = SharedBudget(risk_budget, state, ledger.daily_pnl)
     trigger = config.loop_trigger()
     if trigger == "book" and not venues.signals_books:
         log.info("loop: ticks every %gs (the venues' feeds do not signal book updates)", interval_s)

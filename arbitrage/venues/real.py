@@ -81,6 +81,8 @@ def client_config(
     options["maxRetriesOnFailure"] = 0
     options["maxRetriesOnFailureDelay"] = 0
     config: dict[str, Any] = {"enableRateLimit": True, "timeout": vc.timeout_ms, "options": options}
+    if vc.rate_limit_ms is not None:
+        config["rateLimit"] = vc.rate_limit_ms
     if vc.urls:
         config["urls"] = copy.deepcopy(vc.urls)  # ccxt deep-merges them into its own
     secrets: tuple[str, ...] = ()

@@ -14,6 +14,8 @@ from arbitrage.sim.server import default_balances
 
 VENUES = ("upbit", "binance")
 API_KEYS = {"upbit": "e2e-upbit-key", "binance": "e2e-binance-key"}
+SIM_RATE_LIMIT_MS = 5
+SIM_MAX_ORDERS_PER_S = 100
 LIVE_ENV = {
     "LIVE_TRADING": "1",
     "UPBIT_API_KEY": API_KEYS["upbit"],
@@ -29,10 +31,21 @@ def sim_overrides(base_url: str) -> dict[str, Any]:
 
     return {
         "venues": {
-            venue: {"urls": sim_urls(venue, base_url), "options": sim_options(venue), "timeout_ms": 3000}
+            venue: {
+                "urls": sim_urls(venue, base_url),
+                "options": sim_options(venue),
+                "timeout_ms": 3000,
+                # The simulator has no request limit of its own (rate limits are faults a test adds);
+                # at ccxt's default (50 ms times each call's cost) a REST-paced tick spends most of
+                # its few 100 ms asleep in ccxt's limiter, and the suite most of its time waiting.
+                "rate_limit_ms": SIM_RATE_LIMIT_MS,
+                # Likewise the bot's own order pacing (live.yml: 5/s on Binance) would set the pace
+                # of every trading tick; the pacing itself is tested on its own.
+                "max_orders_per_s": SIM_MAX_ORDERS_PER_S,
+            }
             for venue in VENUES
         },
-        # REST books: ccxt's own limiter paces Upbit to ~10 calls/s, so a tick takes a few 100 ms.
+        # REST books: fetched each tick.
         "market_data": {"use_websocket": False},
         "watchdog": {"warn_loop_latency_ms": 3000, "max_loop_latency_ms": 10000},
         "sys_monitor": {"warn_cpu_pct": 1000, "max_cpu_pct": 1000},

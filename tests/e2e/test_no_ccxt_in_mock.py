@@ -1,5 +1,7 @@
-"""A mock run needs no exchange client, no HTTP stack and no PostgreSQL driver: the real command,
-with Python's import log (PYTHONPROFILEIMPORTTIME, the same as -X importtime) read from stderr.
+"""A mock run needs no exchange client, no HTTP stack and no PostgreSQL driver, and with the shipped
+config (no recording, Redis off) neither pyarrow nor redis-py: a start pays only for what it uses
+(pyarrow and numpy alone were a third of a mock start). The real command, with Python's import log
+(PYTHONPROFILEIMPORTTIME, the same as -X importtime) read from stderr.
 
 A paper run against the simulator, for contrast, does import ccxt: the log is read right.
 """
@@ -19,7 +21,7 @@ SIM_RESET_EACH_TEST = True  # and every test from the seeded market with fresh a
 
 
 IMPORT_LINE = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|\s*(\S+)\s*$")
-NOT_IN_MOCK = ("ccxt", "aiohttp", "psycopg")
+NOT_IN_MOCK = ("ccxt", "aiohttp", "psycopg", "pyarrow", "numpy", "redis")
 IMPORT_LOG = {"PYTHONPROFILEIMPORTTIME": "1"}
 
 

@@ -136,3 +136,16 @@ def test_an_unreachable_exchange_is_one_sentence_without_secrets() -> None:
         build_real_venues(config, SystemClock(), ENV)
     assert "\n" not in str(raised.value)
     assert not any(secret in str(raised.value) for secret in ENV.values())
+
+
+def test_rate_limit_ms_sets_ccxts_own_limiter_and_unset_keeps_the_exchanges_default() -> None:
+    import ccxt
+
+    from arbitrage.config import VenueConfig
+    from arbitrage.venues.real import client_config
+
+    default = ccxt.binance().rateLimit
+    for rate_limit_ms, expected in ((None, default), (7, 7), (0, 0)):
+        vc = VenueConfig(exchange="binance", quote="USDT", rate_limit_ms=rate_limit_ms)
+        config, _ = client_config("binance", vc, {}, with_keys=False)
+        assert ccxt.binance(config).rateLimit == expected
