@@ -196,9 +196,13 @@ def check_fleet(config: AppConfig, clock: Clock) -> list[CheckResult]:
         holds = f"{w.pairs} reservation(s), exposure {w.exposure:,.0f}" if w else "no reservation"
         if name in beats:
             rows.append(ok(f"worker {name}", f"heartbeat {max(0.0, now - beats[name]):.1f}s ago; {holds}"))
-        else:
-            left = f"; they expire in {w.lease_ms / 1000:.1f}s" if w and w.lease_ms > 0 else ""
-            rows.append(fail(f"worker {name}", f"no heartbeat (stopped or dead); {holds}{left}"))
+            continue
+        left = ""
+        if w and w.pairs:
+            left = "; they count against the fleet's limits until it restarts"
+        if w and w.in_flight and w.lease_ms > 0:
+            left += f"; balances of {w.in_flight} in flight freed in {w.lease_ms / 1000:.1f}s"
+        rows.append(fail(f"worker {name}", f"no heartbeat (stopped or dead); {holds}{left}"))
     return rows
 
 

@@ -142,8 +142,9 @@ class SharedBudget:
 
     def after_tick(self, report: TickReport) -> int | None:
         keep, realized = self._keep(), self._realized()
-        # The lease thread finds no key to renew also when this worker holds nothing: no loss then.
-        lost = self.budget.take_lost() and self._kept != frozenset()
+        # The lease's key lives as long as the worker: the lease thread finding it gone means
+        # Redis lost it (a restart, or an outage longer than the lease).
+        lost = self.budget.take_lost()
         if lost:
             self._lost_redis()
             realized = self._realized()
@@ -156,8 +157,8 @@ class SharedBudget:
         return None
 
     def finish(self) -> None:
-        """At the end of a run: release what the shutdown closed; the open positions' reservations
-        stay until the lease runs out (a restart within it reserves them again)."""
+        """At the end of a run: release what the shutdown closed; the positions left open keep
+        their slots and exposure in the fleet's budget until this worker starts again."""
         self._by_intent.clear()
         self._in_flight.clear()
         keep, realized = self._keep(), self._realized()
