@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from arbitrage.bench.driver import run_loop
-from arbitrage.bench.figures import Stats, loop_figures
+from arbitrage.bench.figures import TARGET_P99_QUIET_MS, TARGET_P99_TRADING_MS, Stats, loop_figures
 from arbitrage.bench.options import REDIS_URL, BenchOptions, bench_config
 from arbitrage.clock import SystemClock
 from arbitrage.config import AppConfig, FleetConfig, RedisConfig
@@ -98,8 +98,13 @@ def _worker(args: tuple[BenchOptions, str, str, float, int, bool]) -> WorkerTick
     with tempfile.TemporaryDirectory(dir=options.workdir, prefix=f"{instance}-") as tmp:
         run = run_loop(options, "NORMAL", ticks, Path(tmp), warmup=options.warmup, interval_s=interval_s,
                        config=config)  # fmt: skip
-    figures = loop_figures(run)
-    return WorkerTicks(instance, ticks, figures.non_trading, figures.trading)
+    if interval_s <= 0:
+        figures = loop_figures(run)  # back to back: each tick's time is the time between ticks
+        return WorkerTicks(instance, ticks, figures.non_trading, figures.trading)
+    rec = run.recorder  # on an interval: the tick's own time, without the wait before it
+    kept = range(run.warmup, rec.n)
+    trading = Stats.of([rec.busy[i] for i in kept if rec.traded[i]])
+    return WorkerTicks(instance, ticks, Stats.of([rec.busy[i] for i in kept if not rec.traded[i]]), trading)
 
 
 def fleet_ticks(
@@ -131,6 +136,18 @@ def tick_line(label: str, w: WorkerTicks) -> str:
     )
 
 
+def against_alone(w: WorkerTicks, alone: WorkerTicks) -> str:
+    """A fleet worker's ticks next to one worker alone (ratios of p50 and p99) and the single
+    worker's targets (README Performance): is scaling out keeping them?"""
+    n, t, a, b = w.non_trading, w.trading, alone.non_trading, alone.trading
+    met = n.p99 <= TARGET_P99_QUIET_MS and t.p99 <= TARGET_P99_TRADING_MS
+    return (
+        f"  {w.instance} / alone: non-trading p50 x{n.p50 / a.p50:.2f} p99 x{n.p99 / a.p99:.2f}, "
+        f"trading p50 x{t.p50 / b.p50:.2f} p99 x{t.p99 / b.p99:.2f}; targets (p99 <= "
+        f"{TARGET_P99_QUIET_MS:g} / {TARGET_P99_TRADING_MS:g} ms) {'met' if met else 'MISSED'}"
+    )
+
+
 def run_fleet_bench(
     options: BenchOptions, reservations: int, workers: int, ticks: int, interval_s: float,
     out: Callable[[str], None] = print,
@@ -148,5 +165,10 @@ def run_fleet_bench(
     out(tick_line("one worker, Redis, no fleet", alone))
     solo = fleet_ticks(options, 1, ticks, interval_s, fleet=True)[0]
     out(tick_line("one worker, fleet", solo))
+    met = alone.non_trading.p99 <= TARGET_P99_QUIET_MS and alone.trading.p99 <= TARGET_P99_TRADING_MS
+    load = os.getloadavg()[0]
+    out(f"  one worker alone: targets {'met' if met else 'MISSED'}; load average now {load:.2f}")
     for w in fleet_ticks(options, workers, ticks, interval_s, fleet=True):
         out(tick_line(f"fleet of {workers}: {w.instance}", w))
+        out(against_alone(w, alone))
+    out(f"load average at the end {os.getloadavg()[0]:.2f}")
