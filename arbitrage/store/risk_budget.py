@@ -23,12 +23,13 @@ limits, whenever a worker dies; what never filled is dropped when that worker re
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import redis
 from redis.exceptions import RedisError
@@ -404,6 +405,26 @@ class RiskBudget:
             return found
 
         return self._call("read heartbeats", run)
+
+    def consoles(self, redis_prefix: str, names: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The console documents (runtime.console_state) the named workers last stored under
+        redis.key_prefix, in one round trip; a worker with none (stopped, dead) is left out."""
+
+        def run() -> dict[str, dict[str, Any]]:
+            if not names:
+                return {}
+            raws = self._client.mget([f"{redis_prefix}:{name}:console" for name in names])
+            found = {}
+            for name, raw in zip(names, raws, strict=True):
+                if raw is None:
+                    continue  # no console state: the worker stopped, or never stored one
+                with contextlib.suppress(ValueError):
+                    document = json.loads(raw)
+                    if isinstance(document, dict):
+                        found[name] = document
+            return found
+
+        return self._call("read consoles", run)
 
     def forget_fleet(self) -> int:
         """Delete every key of this fleet (every worker's reservations, rate windows, day
