@@ -5,35 +5,21 @@ worker, alive or dead, what it holds, and the shared budget against the limits."
 from __future__ import annotations
 
 import re
-import uuid
-from collections.abc import Iterator
 
 import pytest
-import redis
 
 from arbitrage.clock import SystemClock
 from arbitrage.report.dashboard import dashboard
 from arbitrage.report.fleet_watch import FleetView
 from arbitrage.store.redis_state import RedisState
 from arbitrage.store.risk_budget import BalanceWant, Limits, RiskBudget
+from tests.report.conftest import REDIS_URL
 from tests.report.test_dashboard import DOC, NOW, screen
 from tests.runtime.mock_bot import mock_config
 from tests.waiting import wait_until
 
-REDIS_URL = "redis://127.0.0.1:6379/13"
 DAY = "2026-12-03"
 WANT = [BalanceWant("upbit", "KRW", 10.0, 1e6)]
-
-
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    name = f"t-fw-{uuid.uuid4().hex[:10]}"
-    yield name
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=f"{name}*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
 
 
 def test_the_fleet_is_read_from_redis_and_drawn_with_its_dead(prefix: str) -> None:
@@ -41,13 +27,13 @@ def test_the_fleet_is_read_from_redis_and_drawn_with_its_dead(prefix: str) -> No
         {
             "instance": "w1",
             "redis": {"enabled": True, "url": REDIS_URL, "key_prefix": prefix},
-            "fleet": {"enabled": True, "key_prefix": f"{prefix}-budget", "lease_s": 30.0},
+            "fleet": {"enabled": True, "key_prefix": prefix, "lease_s": 30.0},
             "safety": {"max_open_positions": 5, "max_exposure": 10_000.0},
         }
     )
     clock, limits = SystemClock(), Limits.of(config)
-    alive = RiskBudget(REDIS_URL, f"{prefix}-budget", "w1", 30.0, limits, clock)
-    dead = RiskBudget(REDIS_URL, f"{prefix}-budget", "w2", 0.3, limits, clock)
+    alive = RiskBudget(REDIS_URL, prefix, "w1", 30.0, limits, clock)
+    dead = RiskBudget(REDIS_URL, prefix, "w2", 0.3, limits, clock)
     w1_state = RedisState(REDIS_URL, prefix, "w1", 10.0, 100, 1.0, clock)
     view = FleetView(config)
     try:
