@@ -449,7 +449,7 @@ class RiskBudget:
     def _renew(self) -> None:
         every_s = self.lease_ms / 3000.0
         while not self._stop.wait(every_s):
-            # A failure is logged by _call: the reservations expire, and entries stop until Redis is back.
+            # A failure is logged by _call: what is in flight expires, and entries stop until Redis is back.
             with contextlib.suppress(BudgetUnreachable):
                 if not self._call("lease", self._renew_once):
                     self._lost.set()
