@@ -367,8 +367,16 @@ def report_cmd(
 @click.option("--instance", default="arb-1", show_default=True, help="With --redis: the bot's instance name.")
 @click.option("--key-prefix", default="arb", show_default=True, help="With --redis: redis.key_prefix.")
 @click.option("--refresh", default=1.0, show_default=True, type=FiniteFloatRange(min=0.1, max=60))
-def watch_cmd(url: str | None, redis_url: str | None, instance: str, key_prefix: str, refresh: float) -> None:
+@click.option(
+    "--fleet", "fleet_config", metavar="CONFIG",
+    help="A fleet worker's config (fleet.enabled): also draw every worker and the shared budget.",
+)  # fmt: skip
+def watch_cmd(
+    url: str | None, redis_url: str | None, instance: str, key_prefix: str, refresh: float,
+    fleet_config: str | None,
+) -> None:  # fmt: skip
     """A live full-screen dashboard of a running bot (q quits); never opens its ledger."""
+    from arbitrage.report.fleet_watch import FleetView
     from arbitrage.report.watch import HttpState, RedisConsole, StateSource, watch
 
     if url and redis_url:
@@ -384,9 +392,18 @@ def watch_cmd(url: str | None, redis_url: str | None, instance: str, key_prefix:
         if not url.startswith(("http://", "https://")):
             _fail(f"error: --url: expected http://host:port (the health server), found {url!r}", EXIT_USAGE)
         source = HttpState(url)
+    fleet = None
+    if fleet_config:
+        try:
+            config = load_config(fleet_config)
+        except ConfigError as err:
+            _fail(f"error: --fleet: {err}", EXIT_USAGE)
+        if not config.fleet.enabled:
+            _fail(f"error: --fleet: {fleet_config} has fleet.enabled false: no fleet to draw", EXIT_USAGE)
+        fleet = FleetView(config)
     if not sys.stdout.isatty():
         _fail("error: arb watch draws a full-screen dashboard and needs a terminal on stdout", EXIT_USAGE)
-    sys.exit(watch(source, refresh))
+    sys.exit(watch(source, refresh, fleet=fleet))
 
 
 @main.command("replay")

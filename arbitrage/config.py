@@ -363,7 +363,8 @@ class FleetConfig(Section):
 
     enabled: Flag = False
     key_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")] = "arb-fleet"
-    # A killed worker's reservations vanish within this; a living one renews it every third.
+    # A killed worker's balances in flight are freed within this (its positions count until it
+    # restarts); a living one renews it every third.
     lease_s: Annotated[Num, Field(ge=1, le=3600)] = 15.0
     socket_timeout_s: Pos = 0.2
 

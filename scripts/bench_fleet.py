@@ -17,7 +17,7 @@ from arbitrage.bench.options import BenchOptions
 
 def parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--reservations", type=int, default=5_000, help="reservations timed, each then released")
+    p.add_argument("--reservations", type=int, default=10_000, help="admissions timed, each then released")
     p.add_argument("--workers", type=int, default=3, help="workers ticking at once")
     p.add_argument("--symbols", type=int, default=20, help="synthetic assets per worker")
     p.add_argument("--ticks", type=int, default=2_000, help="measured ticks per worker")

@@ -83,6 +83,9 @@ class TickRecorder:
         self.total = array("d", bytes(8 * size))
         self.loop_ms = array("d", bytes(8 * size))  # the loop's own measure of run_tick, no wait, no hooks
         self.started = array("d", bytes(8 * size))
+        # From the tick's start (the loop's monotonic clock) to the end of its hooks: the tick's
+        # work without the wait before it, for runs on an interval
+        self.busy = array("d", bytes(8 * size))
         self.start_errors = array("d", bytes(8 * size))  # ms behind the tick's slot on the schedule
         self.traded = array("b", bytes(size))
         self.n = 0
@@ -116,6 +119,7 @@ class TickRecorder:
         if i >= self._size:
             return None
         self.total[i] = (now - self._last) * 1000.0
+        self.busy[i] = (time.monotonic() - report.started_at) * 1000.0
         self.loop_ms[i] = report.loop_ms
         columns = self.columns
         for name, timer in self._timers.items():

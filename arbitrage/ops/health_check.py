@@ -167,20 +167,19 @@ def check_fleet(config: AppConfig, clock: Clock) -> list[CheckResult]:
     """Every worker of the fleet: its heartbeat and what it holds of the shared budget."""
     if not config.fleet.enabled:
         return []  # a single bot: its limits are its own, and the rows above say all
+    from arbitrage.store.fleet_state import read_fleet
     from arbitrage.store.risk_budget import Limits, RiskBudget
 
     fleet, limits = config.fleet, Limits.of(config)
     budget = RiskBudget(config.redis.url, fleet.key_prefix, config.instance, fleet.lease_s, limits, clock)
+    day = trading_day(clock.time(), config.safety.trading_day_utc_offset_h)
     try:
-        beats = budget.heartbeats(config.redis.key_prefix)
-        held = {w.instance: w for w in budget.workers()}
-        day = trading_day(clock.time(), config.safety.trading_day_utc_offset_h)
-        realized = budget.fleet_realized(day)
+        fleet_state = read_fleet(budget, config.redis.key_prefix, day)
     except Exception as err:
         return [fail("fleet", f"shared budget unreadable at {_redis_target(config.redis.url)}: {err}")]
     finally:
         budget.close()
-    now = clock.time()
+    now, beats, held, realized = clock.time(), fleet_state.beats, fleet_state.held, fleet_state.realized
     slots = sum(w.pairs for w in held.values())
     exposure = sum(w.exposure for w in held.values())
     rows = [
@@ -191,14 +190,18 @@ def check_fleet(config: AppConfig, clock: Clock) -> list[CheckResult]:
             f"{realized or 0:,.0f} (loss limit {limits.daily_loss_limit:,.0f})",
         )
     ]
-    for name in sorted(set(beats) | set(held)):
+    for name in fleet_state.names:
         w = held.get(name)
         holds = f"{w.pairs} reservation(s), exposure {w.exposure:,.0f}" if w else "no reservation"
         if name in beats:
             rows.append(ok(f"worker {name}", f"heartbeat {max(0.0, now - beats[name]):.1f}s ago; {holds}"))
-        else:
-            left = f"; they expire in {w.lease_ms / 1000:.1f}s" if w and w.lease_ms > 0 else ""
-            rows.append(fail(f"worker {name}", f"no heartbeat (stopped or dead); {holds}{left}"))
+            continue
+        left = ""
+        if w and w.pairs:
+            left = "; they count against the fleet's limits until it restarts"
+        if w and w.in_flight and w.lease_ms > 0:
+            left += f"; balances of {w.in_flight} in flight freed in {w.lease_ms / 1000:.1f}s"
+        rows.append(fail(f"worker {name}", f"no heartbeat (stopped or dead); {holds}{left}"))
     return rows
 
 

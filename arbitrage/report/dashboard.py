@@ -125,17 +125,66 @@ def events_table(doc: Mapping[str, Any]) -> Table:
     return table
 
 
-def dashboard(doc: Mapping[str, Any], source: str, now: float | None = None) -> Layout:
-    """The whole screen for one console state."""
+def _used(used: float, limit: float, fmt: str) -> Text:
+    share = used / limit if limit > 0 else 0.0
+    style = "bold red" if share >= 1.0 else "yellow" if share >= 0.8 else "green"
+    return Text(f"{used:{fmt}}/{limit:{fmt}}", style)
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}s"
+
+
+def fleet_panel(fleet: Mapping[str, Any]) -> RenderableType:
+    """The fleet's workers and its shared budget (report.fleet_watch's document): alive or dead
+    by heartbeat, what each holds, and what the fleet holds against its limits."""
+    if "error" in fleet:
+        return Text(f"fleet unreadable: {fleet['error']}", style="bold red")
+    limits, realized = fleet["limits"], fleet["realized"] or 0.0
+    workers = fleet["workers"]
+    loss = limits["daily_loss_limit"]
+    budget = Text.assemble(
+        f"{sum(1 for w in workers if w['alive'])}/{len(workers)} worker(s) alive   positions ",
+        _used(fleet["reserved"], limits["max_open_positions"], ",.0f"),
+        "   exposure ",
+        _used(fleet["exposure"], limits["max_exposure"], ",.0f"),
+        f"   day {fleet['day']} realized ",
+        Text(f"{realized:+,.0f}", "bold red" if realized <= -0.8 * loss else ""),
+        f" (loss limit {loss:,.0f})",
+    )
+    budget.no_wrap, budget.overflow = True, "ellipsis"
+    table = _table("worker", "state", "heartbeat", "lease", "symbols", "open", "reserved", "in flight")
+    table.add_column("exposure", no_wrap=True)
+    for w in workers:
+        state = Text("alive", "green") if w["alive"] else Text("DEAD", "bold red")
+        opened = "-" if w["open_positions"] is None else str(w["open_positions"])
+        table.add_row(
+            w["instance"], state, _seconds(w["heartbeat_age_s"]), _seconds(w["lease_s"]),
+            ",".join(w["symbols"]) or "-", opened, str(w["reserved"]), str(w["in_flight"]),
+            f"{w['exposure']:,.0f}",
+        )  # fmt: skip
+    return Group(budget, table)
+
+
+def dashboard(
+    doc: Mapping[str, Any], source: str, now: float | None = None, fleet: Mapping[str, Any] | None = None
+) -> Layout:
+    """The whole screen for one console state, and the fleet's panel when a fleet is watched."""
     now = time.time() if now is None else now
     top = header(doc, source, now)
     layout = Layout()
-    layout.split_column(
+    rows = [
         Layout(Panel(top), name="header", size=2 + len(top.plain.splitlines())),
         Layout(name="middle", ratio=3),
         Layout(Panel(positions_table(doc), title="open positions"), name="positions", ratio=2),
         Layout(Panel(events_table(doc), title="last events"), name="events", ratio=2),
-    )
+    ]
+    if fleet is not None:
+        # Its own height (a line per worker, the budget's line, the header, the border): the
+        # fleet is what this view is for, so the other panels give way.
+        height = 4 + len(fleet.get("workers", ()))
+        rows.insert(1, Layout(Panel(fleet_panel(fleet), title="fleet"), name="fleet", size=height))
+    layout.split_column(*rows)
     layout["middle"].split_row(
         Layout(name="market", ratio=3),
         Layout(Panel(today_and_watchdog(doc), title="today / watchdog"), name="side", ratio=2),

@@ -141,8 +141,16 @@ def _quit_pressed(wait_s: float, keys: bool, woken: threading.Event) -> bool:
     return False
 
 
-def watch(source: StateSource, refresh_s: float, console: Console | None = None) -> int:
-    """Redraw every refresh_s (at once on a resize) until q or Ctrl-C; returns the exit code 0."""
+class FleetSource(Protocol):
+    def read(self) -> Mapping[str, Any]:
+        """The fleet's document (report.fleet_watch); {"error": why} when it cannot be read."""
+
+
+def watch(
+    source: StateSource, refresh_s: float, console: Console | None = None, fleet: FleetSource | None = None
+) -> int:
+    """Redraw every refresh_s (at once on a resize) until q or Ctrl-C; returns the exit code 0.
+    With `fleet`, the fleet's panel (every worker, the shared budget) is drawn too."""
     # RedisState reports outages through logging: that must not scribble over the screen.
     logging.getLogger("arbitrage").addHandler(logging.NullHandler())
     logging.getLogger("arbitrage").propagate = False
@@ -161,7 +169,7 @@ def watch(source: StateSource, refresh_s: float, console: Console | None = None)
                 try:
                     document = source.read()
                     last_seen = time.time()
-                    view = dashboard(document, source.where)
+                    view = dashboard(document, source.where, fleet=None if fleet is None else fleet.read())
                 except StateUnavailable as err:
                     view = unreachable(source.where, str(err), last_seen)
                 except (KeyError, TypeError, ValueError) as err:

@@ -48,6 +48,7 @@ class SharedBudget:
         self._seq = 0
         self._run = uuid.uuid4().hex[:6]  # reservation ids of a restarted worker never meet its last run's
         self._kept: frozenset[str] | None = None  # the reservations Redis holds for this worker
+        self._exposures: dict[str, float] = {}  # of those, the settled ones' exposure as Redis has it
         self._day = ""
         self._reseed = False  # Redis failed since the counter was seeded: seed it again if empty
         self._pushed = ZERO  # of the day's realized PnL, what is already in the fleet's counter
@@ -59,6 +60,7 @@ class SharedBudget:
         try:
             self.budget.rebuild({pid: float(p.entry_cost) for pid, p in positions.items()})
             self._kept = frozenset(positions)
+            self._exposures = {pid: float(p.entry_cost) for pid, p in positions.items()}
         except BudgetUnreachable as err:
             log.warning("reservations not rebuilt at start (%s); retried after the first tick", err)
         self.budget.start_lease()
@@ -77,7 +79,8 @@ class SharedBudget:
             asks.append(self._ask(entry, f"{entry.opportunity.asset}-{self._run}-{self._seq}"))
         keep, realized = self._keep(), self._realized()
         try:
-            answers = self.budget.sync_and_reserve(keep, self._orders, asks, self._state.day, realized)
+            news, day = self._news(keep), self._state.day
+            answers = self.budget.sync_and_reserve(news, self._orders, asks, day, realized)
         except BudgetUnreachable as err:
             self._lost_redis()
             answers = [(UNREACHABLE, str(err))] * len(entries)
@@ -142,22 +145,23 @@ class SharedBudget:
 
     def after_tick(self, report: TickReport) -> int | None:
         keep, realized = self._keep(), self._realized()
-        # The lease thread finds no key to renew also when this worker holds nothing: no loss then.
-        lost = self.budget.take_lost() and self._kept != frozenset()
+        # The lease's key lives as long as the worker: the lease thread finding it gone means
+        # Redis lost it (a restart, or an outage longer than the lease).
+        lost = self.budget.take_lost()
         if lost:
             self._lost_redis()
             realized = self._realized()
         if lost or realized or self._orders or self._dirty or frozenset(keep) != self._kept:
             try:
-                self.budget.sync(keep, self._orders, self._state.day, realized)
+                self.budget.sync(self._news(keep), self._orders, self._state.day, realized)
                 self._told(keep, realized)
             except BudgetUnreachable:
                 self._lost_redis()  # tried again at the next tick; meanwhile the lease runs
         return None
 
     def finish(self) -> None:
-        """At the end of a run: release what the shutdown closed; the open positions' reservations
-        stay until the lease runs out (a restart within it reserves them again)."""
+        """At the end of a run: release what the shutdown closed; the positions left open keep
+        their slots and exposure in the fleet's budget until this worker starts again."""
         self._by_intent.clear()
         self._in_flight.clear()
         keep, realized = self._keep(), self._realized()
@@ -181,8 +185,15 @@ class SharedBudget:
         keep.update((r, None) for r in self._by_intent.values())
         return keep
 
+    def _news(self, keep: dict[str, float | None]) -> dict[str, float | None]:
+        """`keep` as sent: a settled exposure Redis already has goes as None (unchanged), so a
+        round trip writes only what changed, not every open position again."""
+        told = self._exposures
+        return {r: None if x is not None and told.get(r) == x else x for r, x in keep.items()}
+
     def _told(self, keep: dict[str, float | None], realized: Decimal) -> None:
         self._kept = frozenset(keep)
+        self._exposures = {r: x for r, x in keep.items() if x is not None}
         self._dirty = False
         self._orders.clear()
         self._pushed += realized
@@ -191,6 +202,7 @@ class SharedBudget:
         """Redis failed or lost this worker's keys: tell it everything again once it answers,
         the day's counter included (it may have restarted empty)."""
         self._kept = None
+        self._exposures = {}
         self._reseed = True
 
     def _realized(self) -> Decimal:

@@ -27,3 +27,10 @@ def loop_client(url: str, socket_timeout_s: float) -> redis.Redis:
         )
     except ValueError as exc:
         raise ConfigError(f"redis.url: {exc}") from exc
+
+
+def reply_parser() -> str:
+    """Which parser redis-py reads replies with: hiredis (C, a dependency) or its pure-Python one."""
+    from redis.utils import HIREDIS_AVAILABLE
+
+    return "hiredis" if HIREDIS_AVAILABLE else "python"

@@ -3,15 +3,21 @@ order rate atomically (Lua) before an entry's orders go out, and give them back 
 
 Keys, under `{fleet.key_prefix}:`
   workers          set of the worker names that hold (or held) reservations
-  res:{instance}   hash, pair id -> {"x": exposure, "b": {"venue|asset": amount}}; its TTL is the
-                   worker's lease, refreshed by a thread of its own, so the reservations of a worker
-                   killed with SIGKILL vanish within `fleet.lease_s`
+  pos:{instance}   hash, pair id -> exposure, for each of the worker's entries from the moment it is
+                   reserved until its position closes (or the worker, restarted, rebuilds it from
+                   the ledger); fields `~n`, `~x` are their count and sum. No TTL: a dead worker's
+                   positions are still open, so they keep counting against the fleet's limits
+  res:{instance}   hash, pair id -> {"venue|asset": amount}, the balances of the worker's entries in
+                   flight; field `~` is their sum by venue and asset, present while the worker
+                   lives. Its TTL is the worker's lease, renewed by a thread of its own, so what a
+                   worker killed with SIGKILL had in flight is freed within `fleet.lease_s`
   orders:{venue}   sorted set, the fleet's orders on the venue in the last 60 s (by Redis TIME)
   daily:{day}      the fleet's realized PnL of the trading day, in the accounting currency
 
-A reservation's exposure and slot last while its position is open; its balances only while its
-orders are in flight (`settle`). Sums are taken over every live worker's hash at each reserve, so
-nothing has to be given back by a worker that died: its hash expiring is the release.
+Why an entry's slot and exposure go to the unleased key as soon as it is reserved: its orders may
+fill, and its position be booked in the ledger, an instant before the worker dies and can tell
+Redis. Counted from the reservation on, the fleet's exposure as the ledger has it never passes the
+limits, whenever a worker dies; what never filled is dropped when that worker restarts.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import redis
 from redis.exceptions import RedisError
@@ -40,17 +46,21 @@ T = TypeVar("T")
 _OUTAGE_ERRORS = (RedisError, OSError)
 DAY_KEY_TTL_S = 3 * 86_400  # a trading day's counter outlives the day by enough for any report
 
-# One script, one round trip per use: first this worker's own hash is brought up to date (with a
-# keep list: the reservations it names stay, settled ones with their new exposure and no balances,
-# the rest go) and its unreserved orders (exits, repairs) join the venues' rate windows; then each
-# entry in turn is checked against the shared limits, in order, the first that fails naming the
-# refusal, and reserved if none does. Every worker's reservations are summed; a worker whose hash
-# has expired (its lease ran out) is dropped from the set.
+# One script, one round trip per use. First this worker's own keys are brought up to date, when a
+# keep list comes (the reservations it names stay, settled ones move their exposure to the position
+# and lose their balances, the rest go; its figures are then summed again from its own keys, so
+# they never drift), and its unreserved orders (exits, repairs) join the venues' rate windows.
+# Then each entry in turn is checked against the shared limits, in order, the first that fails
+# naming the refusal, and reserved if none does. Other workers are read through their sums alone
+# (two fields each), so a check costs O(workers), not O(reservations), and decodes one small JSON
+# per worker; a worker with neither key left is dropped from the set.
 _BUDGET = """
 local p, me = ARGV[1], ARGV[2]
 local lease_ms, max_exposure, max_positions = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local day, loss_limit, max_rate = ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8])
-local mine = p .. ':res:' .. me
+local res, pos = p .. ':res:' .. me, p .. ':pos:' .. me
+local SUM = 126  -- '~': the sums' fields; no reservation id starts with it
+local function num(v) return string.format('%.17g', v) end
 if ARGV[10] ~= '' then
   -- what this worker realized since it last said, into the fleet's day (before the loss check)
   local daily = p .. ':daily:' .. day
@@ -58,21 +68,46 @@ if ARGV[10] ~= '' then
   redis.call('EXPIRE', daily, DAY_KEY_TTL_S)
 end
 local i = 11
+local n, x, fly  -- this worker's slots and exposure (pos), and its balances in flight (res)
 if ARGV[9] == '1' then
   local keep = {}
   for _ = 1, tonumber(ARGV[i]) do
-    local pair, x = ARGV[i + 1], ARGV[i + 2]
+    local pair, px = ARGV[i + 1], ARGV[i + 2]
     keep[pair] = true
-    if x ~= '' then
-      -- (re)written whole: a Redis that restarted empty gets the worker's positions back
-      redis.call('HSET', mine, pair, cjson.encode({x = tonumber(x), b = {}}))
+    if px ~= '' then
+      -- settled: the position's exposure, its balances freed; (re)written whole, so a Redis that
+      -- restarted empty gets the worker's positions back
+      redis.call('HSET', pos, pair, px)
+      redis.call('HDEL', res, pair)
     end
     i = i + 2
   end
-  for _, pair in ipairs(redis.call('HKEYS', mine)) do
-    if not keep[pair] then redis.call('HDEL', mine, pair) end
-  end
   i = i + 1
+  n, x, fly = 0, 0, {}
+  local flat = redis.call('HGETALL', pos)
+  for k = 1, #flat, 2 do
+    if string.byte(flat[k], 1) ~= SUM then
+      if keep[flat[k]] then
+        n, x = n + 1, x + tonumber(flat[k + 1])
+      else
+        redis.call('HDEL', pos, flat[k])
+      end
+    end
+  end
+  flat = redis.call('HGETALL', res)
+  for k = 1, #flat, 2 do
+    if string.byte(flat[k], 1) ~= SUM then
+      if keep[flat[k]] then
+        for b, amount in pairs(cjson.decode(flat[k + 1])) do fly[b] = (fly[b] or 0) + amount end
+      else
+        redis.call('HDEL', res, flat[k])
+      end
+    end
+  end
+else
+  local sums = redis.call('HMGET', pos, '~n', '~x')
+  n, x = tonumber(sums[1] or '0'), tonumber(sums[2] or '0')
+  fly = cjson.decode(redis.call('HGET', res, '~') or '{}')
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
@@ -87,19 +122,25 @@ local entries = tonumber(ARGV[i])
 i = i + 1
 if entries > 0 then
   local realized = tonumber(redis.call('GET', p .. ':daily:' .. day) or '0')
-  local slots, total, held = 0, 0, {}
+  local slots, total, held = n, x, {}
+  for b, amount in pairs(fly) do held[b] = amount end
   for _, w in ipairs(redis.call('SMEMBERS', p .. ':workers')) do
-    local values = redis.call('HVALS', p .. ':res:' .. w)
-    if #values == 0 and w ~= me then redis.call('SREM', p .. ':workers', w) end
-    for _, raw in ipairs(values) do
-      local r = cjson.decode(raw)
-      slots = slots + 1
-      total = total + r.x
-      for b, amount in pairs(r.b) do held[b] = (held[b] or 0) + amount end
+    if w ~= me then
+      local sums = redis.call('HMGET', p .. ':pos:' .. w, '~n', '~x')
+      local flying = redis.call('HGET', p .. ':res:' .. w, '~')
+      if not sums[1] and not flying then
+        redis.call('SREM', p .. ':workers', w)
+      else
+        slots, total = slots + tonumber(sums[1] or '0'), total + tonumber(sums[2] or '0')
+        if flying then
+          for b, amount in pairs(cjson.decode(flying)) do held[b] = (held[b] or 0) + amount end
+        end
+      end
     end
   end
   for _ = 1, entries do
-    local pair, exposure = ARGV[i], tonumber(ARGV[i + 1])
+    local pair, exposure_arg = ARGV[i], ARGV[i + 1]
+    local exposure = tonumber(exposure_arg)
     i = i + 2
     local want, avail, buckets = {}, {}, {}
     for _ = 1, tonumber(ARGV[i]) do
@@ -136,10 +177,10 @@ if entries > 0 then
       for _, v in ipairs(venues) do
         local z = p .. ':orders:' .. v
         redis.call('ZREMRANGEBYSCORE', z, '-inf', now - 60)
-        local n = redis.call('ZCARD', z)
-        if limit == '' and n + 1 > max_rate then
+        local count = redis.call('ZCARD', z)
+        if limit == '' and count + 1 > max_rate then
           limit = 'order rate'
-          detail = string.format('%s: %d orders in the last minute, max %d', v, n, max_rate)
+          detail = string.format('%s: %d orders in the last minute, max %d', v, count, max_rate)
         end
       end
     end
@@ -153,16 +194,26 @@ if entries > 0 then
       for _, b in ipairs(buckets) do
         reserved[b] = want[b]
         held[b] = (held[b] or 0) + want[b]
+        fly[b] = (fly[b] or 0) + want[b]
       end
-      redis.call('HSET', mine, pair, cjson.encode({x = exposure, b = reserved}))
-      slots = slots + 1
-      total = total + exposure
+      redis.call('HSET', pos, pair, exposure_arg)
+      redis.call('HSET', res, pair, cjson.encode(reserved))
+      slots, total = slots + 1, total + exposure
+      n, x = n + 1, x + exposure
     end
     results[#results + 1] = limit
     results[#results + 1] = detail
   end
 end
-if redis.call('EXISTS', mine) == 1 then redis.call('PEXPIRE', mine, lease_ms) end
+if n > 0 then
+  redis.call('HSET', pos, '~n', n, '~x', num(x))
+else
+  redis.call('DEL', pos)
+end
+-- the in-flight sums are always there while the worker lives: the lease's key never vanishes
+-- under a living worker, so the lease thread finding it gone means Redis lost it
+redis.call('HSET', res, '~', cjson.encode(fly))
+redis.call('PEXPIRE', res, lease_ms)
 redis.call('SADD', p .. ':workers', me)
 return results
 """.replace("DAY_KEY_TTL_S", str(DAY_KEY_TTL_S))
@@ -213,9 +264,10 @@ class WorkerReservations:
     """One worker's reservations as Redis holds them (for health and the fleet view)."""
 
     instance: str
-    pairs: int
+    pairs: int  # entries reserved: open positions and entries in flight (a dead worker's too)
     exposure: float
-    lease_ms: int  # what is left of the lease; -2 when the hash is gone
+    in_flight: int  # of those, entries whose balances are held (lapse with the lease)
+    lease_ms: int  # what is left of the lease; -2 when the worker's lease is gone
 
 
 class RiskBudget:
@@ -308,18 +360,7 @@ class RiskBudget:
     def rebuild(self, positions: Mapping[str, float]) -> None:
         """Replace this worker's reservations by its open positions (pair id -> exposure), as
         the ledger has them at start; whatever a previous run of this worker left is dropped."""
-        key = self.reservations_key
-
-        def run() -> None:
-            pipe = self._client.pipeline(transaction=True)
-            pipe.delete(key)
-            if positions:
-                pipe.hset(key, mapping={p: json.dumps({"x": x, "b": {}}) for p, x in positions.items()})
-                pipe.pexpire(key, self.lease_ms)
-            pipe.sadd(f"{self.prefix}:workers", self.instance)
-            pipe.execute()
-
-        self._call("rebuild", run)
+        self.sync(dict(positions))
 
     def seed_day(self, day: str, realized: Decimal) -> bool:
         """Start the day's counter from the ledger (which every worker books into) unless a worker
@@ -337,13 +378,17 @@ class RiskBudget:
 
         def run() -> list[WorkerReservations]:
             names: list[str] = sorted(self._client.smembers(f"{self.prefix}:workers"))  # type: ignore[arg-type]
-            found = []
+            pipe = self._client.pipeline(transaction=True)  # one instant for the whole fleet
             for name in names:
-                key = f"{self.prefix}:res:{name}"
-                values = [str(v) for v in self._client.hvals(key)]
-                exposure = sum(float(json.loads(v)["x"]) for v in values)
-                ttl = int(self._client.pttl(key))
-                found.append(WorkerReservations(name, len(values), exposure, ttl))
+                pipe.hmget(f"{self.prefix}:pos:{name}", "~n", "~x")
+                pipe.hlen(f"{self.prefix}:res:{name}")
+                pipe.pttl(f"{self.prefix}:res:{name}")
+            answers = pipe.execute()
+            found = []
+            for k, name in enumerate(names):
+                (n, x), fields, ttl = answers[3 * k : 3 * k + 3]
+                in_flight = max(0, int(fields) - 1)  # less the sums' field
+                found.append(WorkerReservations(name, int(n or 0), float(x or 0.0), in_flight, int(ttl)))
             return found
 
         return self._call("read workers", run)
@@ -360,6 +405,26 @@ class RiskBudget:
             return found
 
         return self._call("read heartbeats", run)
+
+    def consoles(self, redis_prefix: str, names: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The console documents (runtime.console_state) the named workers last stored under
+        redis.key_prefix, in one round trip; a worker with none (stopped, dead) is left out."""
+
+        def run() -> dict[str, dict[str, Any]]:
+            if not names:
+                return {}
+            raws = self._client.mget([f"{redis_prefix}:{name}:console" for name in names])
+            found = {}
+            for name, raw in zip(names, raws, strict=True):
+                if raw is None:
+                    continue  # no console state: the worker stopped, or never stored one
+                with contextlib.suppress(ValueError):
+                    document = json.loads(raw)
+                    if isinstance(document, dict):
+                        found[name] = document
+            return found
+
+        return self._call("read consoles", run)
 
     def forget_fleet(self) -> int:
         """Delete every key of this fleet (every worker's reservations, rate windows, day
@@ -384,7 +449,7 @@ class RiskBudget:
     def _renew(self) -> None:
         every_s = self.lease_ms / 3000.0
         while not self._stop.wait(every_s):
-            # A failure is logged by _call: the reservations expire, and entries stop until Redis is back.
+            # A failure is logged by _call: what is in flight expires, and entries stop until Redis is back.
             with contextlib.suppress(BudgetUnreachable):
                 if not self._call("lease", self._renew_once):
                     self._lost.set()

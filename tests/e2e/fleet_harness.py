@@ -3,7 +3,6 @@ the shared budget in Redis while they trade, and check the ledger for what it pr
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -61,12 +60,16 @@ def start_worker(workdir: Path, config: dict[str, Any], *args: str) -> Worker:
     return Worker(config["instance"], workdir, proc)
 
 
-def reservations(client: redis.Redis, prefix: str) -> dict[str, list[dict[str, Any]]]:
-    """Every worker's reservations as Redis holds them."""
-    found: dict[str, list[dict[str, Any]]] = {}
-    for key in client.scan_iter(f"{prefix}:res:*"):
-        name = key.decode().rsplit(":", 1)[1]
-        found[name] = [json.loads(v) for v in client.hvals(key)]
+def _reserved(fields: dict[bytes, bytes]) -> dict[str, float]:
+    """A worker's `pos` hash without its sums' fields: reservation id -> exposure."""
+    return {k.decode(): float(v) for k, v in fields.items() if not k.startswith(b"~")}
+
+
+def reservations(client: redis.Redis, prefix: str) -> dict[str, dict[str, float]]:
+    """Every worker's reservations (slot and exposure) as Redis holds them, a dead worker's too."""
+    found: dict[str, dict[str, float]] = {}
+    for key in client.scan_iter(f"{prefix}:pos:*"):
+        found[key.decode().rsplit(":", 1)[1]] = _reserved(client.hgetall(key))
     return found
 
 
@@ -89,13 +92,13 @@ class BudgetSampler:
 
     def _run(self) -> None:
         while not self._stop.wait(0.01):
-            keys = list(self.client.scan_iter(f"{self.prefix}:res:*"))
+            keys = list(self.client.scan_iter(f"{self.prefix}:pos:*"))
             pipe = self.client.pipeline(transaction=True)
             for key in keys:
-                pipe.hvals(key)
-            values = [json.loads(v) for vals in pipe.execute() for v in vals]
+                pipe.hgetall(key)
+            values = [x for fields in pipe.execute() for x in _reserved(fields).values()]
             self.max_slots = max(self.max_slots, len(values))
-            self.max_exposure = max(self.max_exposure, sum(v["x"] for v in values))
+            self.max_exposure = max(self.max_exposure, sum(values))
             self.samples += 1
 
     def stop(self) -> None:

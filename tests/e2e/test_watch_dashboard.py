@@ -18,11 +18,13 @@ import pytest
 import redis
 
 from tests.e2e.ops_harness import bot_env, bot_process, free_port
-from tests.e2e.runner import REPO
+from tests.e2e.runner import REPO, write_config
 from tests.e2e.test_ops_console import ENV, TOKEN, post
 from tests.waiting import wait_until
 
 EVENT_LINE = re.compile(r"\d\d:\d\d:\d\d\s+(alert|entry|exit|hedge)\s+\S")
+# worker, state, heartbeat, lease, symbols, open, reserved (the same count), in flight
+FLEET_ROW = re.compile(r"arb-1\s+alive\s+\d+\.\ds\s+\d+\.\ds\s+BTC,ETH\s+([1-7])\s+\1\s+\d")
 
 
 class Tmux:
@@ -126,21 +128,36 @@ def test_the_dashboard_of_a_running_bot_under_tmux(tmp_path: Path) -> None:
         wait_until(lambda: not tmux.alive(), 30, "arb watch to quit on q", details=tmux.screen)
 
 
-def test_the_dashboard_from_redis_under_tmux(tmp_path: Path) -> None:
+def test_the_dashboard_from_redis_under_tmux_with_the_fleet(tmp_path: Path) -> None:
+    """A fleet worker watched through Redis, with --fleet its config: the fleet's panel too."""
     prefix = f"test-watch-e2e-{os.getpid()}"
     url = "redis://127.0.0.1:6379/13"
-    overrides = {"redis": {"enabled": True, "url": url, "key_prefix": prefix}}
+    overrides = {
+        "redis": {"enabled": True, "url": url, "key_prefix": prefix},
+        "fleet": {"enabled": True, "key_prefix": prefix},
+        "mock": {"premium_mean_pct": 0.6},
+        "safety": {"max_open_positions": 7},
+    }
+    config = write_config(tmp_path, overrides)
     watch = (
         f"{shlex.quote(sys.executable)} -m arbitrage watch --redis {url} --key-prefix {prefix} --refresh 0.2"
+        f" --fleet {shlex.quote(str(config))}"
     )
     try:
         with (
-            bot_process(
-                tmp_path, "--mock", "--loops", "100000", "--interval", "0.05", overrides=overrides
-            ) as bot,
+            bot_process(tmp_path, "--mock", "--loops", "100000", "--interval", "0.05", config=config) as bot,
             tmux_session(f"cd {shlex.quote(str(REPO))} && {watch}", 160, 50) as tmux,
         ):
             tmux.wait_for("arb-1 (mock)", "TRADING", f"from {url} key {prefix}:arb-1:console", "venues")
+            tmux.wait_for("fleet", "1/1 worker(s) alive   positions ", "/7   exposure ", "in flight")
+            # The worker's row: alive, its heartbeat and lease, the assets it trades, and once it
+            # holds a position, the same count open (its console) and reserved (the budget).
+            wait_until(
+                lambda: FLEET_ROW.search(tmux.screen()),
+                60,
+                "arb-1's row with an open position reserved",
+                details=tmux.screen,
+            )
             bot.send(signal.SIGTERM)
             assert bot.finish(timeout=60).code == 0
             tmux.run("send-keys", "-t", "watch", "q")

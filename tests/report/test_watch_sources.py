@@ -3,11 +3,7 @@ db 13, a key prefix of the test's own); what it says when it cannot."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-
 import pytest
-import redis
 
 from arbitrage.clock import FakeClock
 from arbitrage.ops.health_server import HealthServer, HealthStatus
@@ -16,19 +12,7 @@ from arbitrage.ops.watchdog import Level
 from arbitrage.report.watch import HttpState, RedisConsole, StateUnavailable
 from arbitrage.store.redis_state import RedisState
 from tests.e2e.ops_harness import free_port
-
-REDIS_URL = "redis://127.0.0.1:6379/13"
-
-
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    key_prefix = f"test-watch-{uuid.uuid4().hex[:10]}"
-    yield key_prefix
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=f"{key_prefix}:*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
+from tests.report.conftest import REDIS_URL
 
 
 def test_http_state_reads_get_state_and_names_what_went_wrong() -> None:

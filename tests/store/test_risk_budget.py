@@ -1,7 +1,8 @@
 """The fleet's risk budget on the real Redis (a database and key prefix of its own): each shared
 limit refuses the reservation that would pass it, across workers and within one batch; a settled
-reservation frees its balances only; one left out of the keep list is released; a worker's
-reservations expire with its lease; a dead Redis refuses entries."""
+reservation frees its balances only; one left out of the keep list is released; a dead worker's
+balances in flight lapse with its lease while its slots and exposure count until it restarts; a
+dead Redis refuses entries."""
 
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ def test_positions_and_exposure_are_shared_across_workers(make_budget: MakeBudge
     # a's position closes: its slot and exposure are free again for anyone (a holds nothing now).
     a.sync({})
     assert b.reserve("p4", 100.0, _want(), ["upbit", "binance"], DAY) is None
-    assert [(w.instance, w.pairs, w.exposure) for w in b.workers()] == [("b", 3, 700.0)]
+    assert [(w.instance, w.pairs, w.exposure) for w in b.workers()] == [("a", 0, 0.0), ("b", 3, 700.0)]
 
 
 def test_balances_in_flight_are_shared_and_freed_when_the_entry_settles(make_budget: MakeBudget) -> None:
@@ -108,24 +109,39 @@ def test_the_daily_loss_is_the_fleets(make_budget: MakeBudget) -> None:
     assert b.reserve("p3", 1.0, [], [], DAY) == ("daily loss", "fleet realized pnl -500 <= -500")
 
 
-def test_reservations_expire_with_the_lease_and_are_rebuilt_at_start(make_budget: MakeBudget) -> None:
+def test_a_dead_workers_balances_lapse_with_its_lease_its_positions_count_until_it_restarts(
+    make_budget: MakeBudget,
+) -> None:
     dead = make_budget("dead", lease_s=1.0)
-    assert dead.reserve("p1", 900.0, [], [], DAY) is None
+    assert dead.reserve("p1", 600.0, _want(60.0, 100.0), [], DAY) is None
+    dead.sync({"p1": 600.0})  # p1 booked: a position
+    assert dead.reserve("p2", 300.0, _want(60.0, 100.0), [], DAY) is None  # in flight when it dies
     live = make_budget("live")
-    assert live.reserve("p2", 200.0, [], [], DAY) is not None  # dead's 900 still counts
-    # No renewal (as after SIGKILL): gone within the lease, and the survivor may use it.
-    wait_until(lambda: live.reserve("p2", 200.0, [], [], DAY) is None, 5.0, "the dead worker's lease to end")
-    # A restart of "dead" reserves its open positions again, from the ledger.
+    assert live.reserve("x", 10.0, _want(60.0, 100.0), [], DAY) == (
+        "balance", "upbit|KRW: 60 in flight + 60 > 100 held"
+    )  # fmt: skip
+    # No renewal (as after SIGKILL): its balances in flight are freed within the lease...
+    wait_until(lambda: live.reserve("x", 10.0, _want(60.0, 100.0), [], DAY) is None, 5.0, "the lease to end")
+    live.sync({})
+    # ...but not its slots and exposure: p1 is open in the ledger, and p2 may have filled before
+    # it died; both count until the dead worker restarts.
+    assert live.reserve("y", 200.0, [], [], DAY) == ("exposure", "fleet exposure 900 + 200 > 1000")
+    assert [(w.instance, w.pairs, w.exposure, w.in_flight, w.lease_ms) for w in live.workers()] == [
+        ("dead", 2, 900.0, 0, -2), ("live", 0, 0.0, 0, pytest.approx(30_000, abs=1_000))
+    ]  # fmt: skip
+    # Its restart rebuilds them from the ledger: p1 is still open, p2 never filled.
     again = make_budget("dead", lease_s=1.0)
-    again.rebuild({"E1": 500.0})
+    again.rebuild({"p1": 610.0})
     again.start_lease()
-    assert live.reserve("p3", 400.0, [], [], DAY) is not None
+    assert live.reserve("y", 200.0, [], [], DAY) is None
+    assert live.reserve("z", 300.0, [], [], DAY) == ("exposure", "fleet exposure 810 + 300 > 1000")
     client = redis.Redis.from_url(URL)
     try:
         # The lease thread keeps renewing it: still there after several lease lengths.
         for _ in range(3):
             wait_until(lambda: client.pttl(again.reservations_key) < 800, 5.0, "time to pass")
             wait_until(lambda: client.pttl(again.reservations_key) > 800, 5.0, "the lease to be renewed")
+        assert not again.take_lost()  # it holds no entry in flight, and its lease's key is there
     finally:
         client.close()
 
