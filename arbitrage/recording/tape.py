@@ -111,7 +111,8 @@ def load_tape(root: Path | str, start: float | None = None, end: float | None = 
     pieces = _Pieces()
     for path in files:
         # One file at a time into numpy: never the whole recording as Arrow and numpy at once.
-        table = pq.read_table(path, columns=list(COLUMNS))
+        # venue and symbol as dictionaries: a few distinct values over millions of rows.
+        table = pq.read_table(path, columns=list(COLUMNS), read_dictionary=["venue", "symbol"])
         received = table.column("received_ts")
         keep = None
         if start is not None:
@@ -143,17 +144,30 @@ class _Pieces:
         self.lengths: dict[str, list[np.ndarray]] = {c: [] for c in _LEVELS}
 
     def add(self, table: pa.Table) -> None:
-        keys = pc.binary_join_element_wise(table.column("venue"), table.column("symbol"), "\x00")
-        encoded = keys.combine_chunks().dictionary_encode()
-        ids = np.array([self.names.setdefault(n, len(self.names)) for n in encoded.dictionary.to_pylist()],
-                       dtype=np.int32)  # fmt: skip
-        self.market.append(ids[encoded.indices.to_numpy()])
+        self.market.append(self._market_ids(table.unify_dictionaries()))
         self.received.append(table.column("received_ts").to_numpy())
         self.exchange.append(table.column("exchange_ts").to_numpy())
         for column in _LEVELS:
             values = table.column(column).combine_chunks()
             self.lengths[column].append(pc.fill_null(pc.list_value_length(values), 0).to_numpy())
-            self.levels[column].append(pc.list_flatten(values).to_numpy().copy())
+            # A view of Arrow's buffer, not a copy: the columns are copied once, when joined.
+            self.levels[column].append(pc.list_flatten(values).to_numpy())
+
+    def _market_ids(self, table: pa.Table) -> np.ndarray:
+        """Each row's market id (numbered as the files first name it), from the venue and
+        symbol dictionaries' codes: no string per row is made."""
+        venue = table.column("venue").combine_chunks()
+        symbol = table.column("symbol").combine_chunks()
+        venues, symbols = venue.dictionary.to_pylist(), symbol.dictionary.to_pylist()
+        pairs = venue.indices.to_numpy().astype(np.int64) * len(symbols) + symbol.indices.to_numpy()
+        codes, inverse = np.unique(pairs, return_inverse=True)
+        ids = [
+            self.names.setdefault(
+                f"{venues[c // len(symbols)]}\x00{symbols[c % len(symbols)]}", len(self.names)
+            )
+            for c in codes.tolist()
+        ]
+        return np.array(ids, dtype=np.int32)[inverse]
 
     def tape(self, metadata: dict[str, Any]) -> Tape:
         received = np.concatenate(self.received)
@@ -177,15 +191,30 @@ class _Pieces:
             and np.array_equal(offsets["ask_px"], offsets["ask_qty"])
         ):
             raise RecordingError("a recorded row's prices and sizes have different lengths")
-        flat = {c: np.concatenate(self.levels[c]) for c in _LEVELS}
+        flat = {c: _joined(self.levels[c]) for c in _LEVELS}
         return Tape(
-            tuple(markets), times, timeline, received, np.concatenate(self.exchange), market_of,
-            flat["bid_px"], flat["bid_qty"], offsets["bid_px"], flat["ask_px"], flat["ask_qty"],
-            offsets["ask_px"], metadata,
+            tuple(markets),
+            times,
+            timeline,
+            received,
+            np.concatenate(self.exchange),
+            market_of,
+            flat["bid_px"],
+            flat["bid_qty"],
+            offsets["bid_px"],
+            flat["ask_px"],
+            flat["ask_qty"],
+            offsets["ask_px"],
+            metadata,
         )
 
 
 _LEVELS = ("bid_px", "bid_qty", "ask_px", "ask_qty")
+
+
+def _joined(pieces: list[np.ndarray]) -> np.ndarray:
+    """The pieces as one array; a single piece as it is (a day per venue is one file per column)."""
+    return pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
 
 
 def _offsets(lengths: np.ndarray) -> np.ndarray:
