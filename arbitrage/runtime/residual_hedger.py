@@ -61,6 +61,7 @@ class ResidualHedger:
         # every tick (a fresh book and the Decimal pricing per venue) cost more than the rest of
         # a quiet tick; the parts changing, or UNTRADABLE_RETRY_S passing, is reason to look again.
         self._untradable: dict[str, tuple[tuple[tuple[str, Decimal], ...], float]] = {}
+        self._slip = dec(execution.unwind_slippage_pct) / 100
         self._limit = dec(execution.max_unhedged_qty)
         self._limits = {a: dec(q) for a, q in execution.max_unhedged_qty_by_asset.items()}
 
@@ -97,20 +98,23 @@ class ResidualHedger:
     def _unwind(self, venue: str, asset: str, signed_qty: Decimal, snapshot: MarketSnapshot) -> bool:
         """Send the order that takes `signed_qty` out of the market on `venue`; False if it cannot."""
         side = "sell" if signed_qty > 0 else "buy"
-        book = self._fresh_book(venue, asset)
         symbol = self._venue_symbol(venue, asset)
         rules = self._state.rules.get((venue, symbol))
-        if book is None or rules is None:
+        if rules is None:
             return False
-        top = book.best_bid if side == "sell" else book.best_ask
-        if top is None:
-            return False
-        slip = dec(self._execution.unwind_slippage_pct) / 100
-        price = dec(top) * (1 - slip if side == "sell" else 1 + slip)
         qty = rules.round_qty(abs(signed_qty))
         if side == "buy":
             qty = rules.buy_qty_for(qty)  # what arrives must cover it, the fee taken from the coin
-        price = rules.round_price(price, side)
+        # A quantity below the venue's step or minimum is untradable at any price: known before
+        # a book is read (most residuals over a tiny bound are such dust, looked at every few ticks).
+        if qty <= 0 or qty < rules.min_qty:
+            return False
+        book = self._fresh_book(venue, asset)
+        top = None if book is None else book.best_bid if side == "sell" else book.best_ask
+        if top is None:
+            return False
+        slip = self._slip
+        price = rules.round_price(dec(top) * (1 - slip if side == "sell" else 1 + slip), side)
         if rules.check(qty, price) is not None:
             return False
         fx = snapshot.fx.get(self._venues[venue].quote, 0.0)
