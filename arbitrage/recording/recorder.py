@@ -3,7 +3,9 @@
 The thread that delivers a book (a stream's, or the tick's for the mock market) only appends it to
 a bounded deque: one C call, no lock and no wake-up per book (a queue.Queue's put costs a lock and
 a notify, which forty books a tick turn into a tenth of a mock tick). When the deque is full the
-book is dropped and counted, never waited for. The writer thread drains it every DRAIN_S, groups
+book is dropped and counted, never waited for. The writer thread drains it when the loop says a
+tick has ended (`between_ticks`), so that its conversion, which needs the GIL, runs while the loop
+waits for the next tick instead of inside one, and at the latest every DRAIN_S; it groups
 books per venue into row groups (every `flush_rows` books or `flush_s` seconds), rotates each
 venue's file at the UTC day and at `max_file_mb`, and keeps the whole recording under
 `max_total_mb` by deleting the oldest files.
@@ -57,6 +59,7 @@ class Recorder:
         self._queue: deque[OrderBook] = deque()
         self._queue_size = config.queue_size
         self._stop = threading.Event()
+        self._wake = threading.Event()  # a tick ended, or close(): drain now
         # Converted at once, written at the flush: (venue, UTC day) -> Arrow tables. Books are not
         # kept as Python objects for a whole flush_s: thousands of them would make every garbage
         # collection (run by whichever thread allocates, the tick's too) walk them.
@@ -78,6 +81,10 @@ class Recorder:
             self.dropped += 1
         else:
             self._queue.append(book)
+
+    def between_ticks(self) -> None:
+        """The loop finished a tick: the writer converts what is queued while the loop waits."""
+        self._wake.set()
 
     # ----- lifecycle
 
@@ -108,6 +115,7 @@ class Recorder:
         if thread is None:
             return
         self._stop.set()  # the writer drains the deque once more, writes and closes its files
+        self._wake.set()
         thread.join(JOIN_TIMEOUT_S)
         if thread.is_alive():
             log.error("recorder still writing %.0fs after close; its open files stay .part", JOIN_TIMEOUT_S)
@@ -128,7 +136,9 @@ class Recorder:
         flush_s, flush_rows = self._config.flush_s, self._config.flush_rows
         deadline = self._clock.monotonic() + flush_s
         while True:
-            stopping = self._stop.wait(DRAIN_S)
+            self._wake.wait(DRAIN_S)
+            self._wake.clear()
+            stopping = self._stop.is_set()
             self._take(flush_rows)
             if stopping:
                 self._flush()
