@@ -171,7 +171,8 @@ def replay(opts: ReplayOptions, env: Mapping[str, str]) -> ReplayResult:
     tape = load_tape(opts.data, start, end)
     load_s = time.perf_counter() - loading
     check_markets(config, tape, opts.data)
-    first = tape.ready_at()
+    # From --from when every market has a book standing then (the tape carries each one's last before it).
+    first = tape.ready_at() if start is None else max(tape.ready_at(), start)
     last = tape.end
     if first > last:
         raise ReplayInputError(f"--data {opts.data}: not every market has a book in the range asked")

@@ -153,4 +153,4 @@ def test_the_loop_writes_a_metrics_line_every_nth_tick_when_told(tmp_path: Path)
         bot.close()
     assert len(ticks.reports) == 7
     currency = mock_config().accounting_currency
-    assert recorder.lines == [metrics_line(ticks.reports[i].figures, currency) for i in (2, 5)]  # ticks 3, 6
+    assert recorder.lines == [metrics_line(ticks.reports[i].figures, currency) for i in (0, 3, 6)]  # 1, 4, 7
