@@ -26,9 +26,9 @@ def test_dust_over_the_bound_is_looked_at_again_on_a_change_or_after_the_retry_t
         tried: list[tuple[str, Decimal]] = []
         unwind = hedger._unwind
 
-        def counting(venue: str, asset: str, qty: Decimal, snapshot: MarketSnapshot) -> bool:
-            tried.append((venue, qty))
-            return unwind(venue, asset, qty, snapshot)
+        def counting(venue: str, asset: str, signed_qty: Decimal, snapshot: MarketSnapshot) -> bool:
+            tried.append((venue, signed_qty))
+            return unwind(venue, asset, signed_qty, snapshot)
 
         hedger._unwind = counting  # type: ignore[method-assign]
         snapshot = bot.feed.snapshot(None)
