@@ -199,15 +199,21 @@ def test_what_a_killed_writer_left_is_salvaged_up_to_its_last_row_group(tmp_path
 def test_the_writer_converts_when_the_loop_says_a_tick_ended(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The writer's own wake-up is pushed out of the test's reach: only between_ticks() drains.
+    # The writer's own wake-up is pushed out of the test's reach: only a tick's end drains.
+    monkeypatch.setattr("arbitrage.recording.recorder.DRAIN_GAP_S", 0.0)
     monkeypatch.setattr("arbitrage.recording.recorder.DRAIN_S", 3600.0)
     recorder = make_recorder(tmp_path / "rec", flush_rows=1)  # a row group per drain
     recorder.start()
     try:
         for i in range(5):
             recorder(book("upbit", "BTC/KRW", T0 + i))
-        recorder.between_ticks()
-        wait_until(lambda: recorder.written == 5, 10.0, "the queued books written after the tick's end")
+        assert recorder.written == 0
+
+        def ticking() -> bool:  # as a loop would: a tick's end, again and again
+            recorder.between_ticks()
+            return recorder.written == 5
+
+        wait_until(ticking, 10.0, "the queued books written at a tick's end")
     finally:
         recorder.close()
     assert recorder.written == 5 and recorder.dropped == 0
