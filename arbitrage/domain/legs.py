@@ -100,11 +100,13 @@ class ResidualBook:
 
     def __init__(self) -> None:
         self.items: dict[tuple[str, str], Residual] = {}
+        self.version = 0  # counts the changes add() made: a reader may skip a book it has seen
 
     def add(self, venue: str, asset: str, qty: Decimal, value: Decimal) -> Decimal:
         """Add a signed quantity with its value; returns the result realized by netting."""
         if qty == 0:
             return value  # a cash flow with no quantity left behind is realized at once
+        self.version += 1
         cur = self.items.setdefault((venue, asset), Residual())
         if cur.qty == 0 or (cur.qty > 0) == (qty > 0):
             cur.qty += qty

@@ -3,7 +3,9 @@
 The thread that delivers a book (a stream's, or the tick's for the mock market) only appends it to
 a bounded deque: one C call, no lock and no wake-up per book (a queue.Queue's put costs a lock and
 a notify, which forty books a tick turn into a tenth of a mock tick). When the deque is full the
-book is dropped and counted, never waited for. The writer thread drains it every DRAIN_S, groups
+book is dropped and counted, never waited for. The writer thread drains it about every 50 ms, at
+the moment the loop says a tick has ended (`between_ticks`), so that its conversion, which needs
+the GIL, runs while the loop waits for the next tick instead of inside one; it groups
 books per venue into row groups (every `flush_rows` books or `flush_s` seconds), rotates each
 venue's file at the UTC day and at `max_file_mb`, and keeps the whole recording under
 `max_total_mb` by deleting the oldest files.
@@ -31,7 +33,11 @@ log = logging.getLogger("arbitrage.recording")
 
 MB = 1024 * 1024
 DAY_S = 86_400.0  # a UTC day: epoch seconds have no leap seconds
-DRAIN_S = 0.05  # how often the writer takes what the deque holds
+# The writer drains the deque at the first tick end at least DRAIN_GAP_S after its last drain, or
+# DRAIN_S after that if no tick ends (`arb record` has no loop). Not at every tick end: back to back
+# ticks leave no idle time to convert in, and a wake-up per tick cost more than one per 50 ms.
+DRAIN_GAP_S = 0.05
+DRAIN_S = 0.05
 CONVERT_SLICE = 8  # books converted between two releases of the GIL (~50 us of work)
 JOIN_TIMEOUT_S = 30.0
 
@@ -57,6 +63,7 @@ class Recorder:
         self._queue: deque[OrderBook] = deque()
         self._queue_size = config.queue_size
         self._stop = threading.Event()
+        self._wake = threading.Event()  # a tick ended, or close(): drain now
         # Converted at once, written at the flush: (venue, UTC day) -> Arrow tables. Books are not
         # kept as Python objects for a whole flush_s: thousands of them would make every garbage
         # collection (run by whichever thread allocates, the tick's too) walk them.
@@ -78,6 +85,11 @@ class Recorder:
             self.dropped += 1
         else:
             self._queue.append(book)
+
+    def between_ticks(self) -> None:
+        """The loop finished a tick: a writer due to drain converts what is queued now, while the
+        loop waits for the next tick."""
+        self._wake.set()
 
     # ----- lifecycle
 
@@ -108,6 +120,7 @@ class Recorder:
         if thread is None:
             return
         self._stop.set()  # the writer drains the deque once more, writes and closes its files
+        self._wake.set()
         thread.join(JOIN_TIMEOUT_S)
         if thread.is_alive():
             log.error("recorder still writing %.0fs after close; its open files stay .part", JOIN_TIMEOUT_S)
@@ -128,7 +141,11 @@ class Recorder:
         flush_s, flush_rows = self._config.flush_s, self._config.flush_rows
         deadline = self._clock.monotonic() + flush_s
         while True:
-            stopping = self._stop.wait(DRAIN_S)
+            self._stop.wait(DRAIN_GAP_S)
+            self._wake.clear()  # a tick that ended meanwhile is not the next one's end
+            if not self._stop.is_set():
+                self._wake.wait(DRAIN_S)
+            stopping = self._stop.is_set()
             self._take(flush_rows)
             if stopping:
                 self._flush()

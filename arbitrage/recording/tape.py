@@ -93,7 +93,9 @@ class Tape:
 
 
 def load_tape(root: Path | str, start: float | None = None, end: float | None = None) -> Tape:
-    """The closed files under `root` with start <= received_ts <= end (open ends when None)."""
+    """The closed files under `root` with start <= received_ts <= end (open ends when None), and with
+    a start, each market's last book before it in the files read (its day's): the book standing at
+    `start`, which a replay from there must see as the live bot would have."""
     root = Path(root)
     if not root.is_dir():
         raise RecordingError(f"--data {root}: no such directory")
@@ -111,11 +113,14 @@ def load_tape(root: Path | str, start: float | None = None, end: float | None = 
     pieces = _Pieces()
     for path in files:
         # One file at a time into numpy: never the whole recording as Arrow and numpy at once.
-        table = pq.read_table(path, columns=list(COLUMNS))
+        # venue and symbol as dictionaries: a few distinct values over millions of rows.
+        table = pq.read_table(path, columns=list(COLUMNS), read_dictionary=["venue", "symbol"])
+        table = table.unify_dictionaries()  # one dictionary over the row groups
         received = table.column("received_ts")
         keep = None
         if start is not None:
-            keep = pc.greater_equal(received, start)
+            standing = _standing_at(_market_codes(table), received.to_numpy(), start)
+            keep = pc.or_(pc.greater_equal(received, start), pa.array(standing))
         if end is not None:
             upper = pc.less_equal(received, end)
             keep = upper if keep is None else pc.and_(keep, upper)
@@ -124,7 +129,8 @@ def load_tape(root: Path | str, start: float | None = None, end: float | None = 
         if table.num_rows:
             pieces.add(table)
         del table, received, keep
-    if not pieces.received:
+    # Books standing before the range are no book in it.
+    if not pieces.received or (start is not None and max(float(r.max()) for r in pieces.received) < start):
         raise RecordingError(f"--data {root}: no book in the range asked")
     tape = pieces.tape(metadata)
     pa.default_memory_pool().release_unused()  # the files' Arrow buffers, now numpy columns
@@ -143,17 +149,29 @@ class _Pieces:
         self.lengths: dict[str, list[np.ndarray]] = {c: [] for c in _LEVELS}
 
     def add(self, table: pa.Table) -> None:
-        keys = pc.binary_join_element_wise(table.column("venue"), table.column("symbol"), "\x00")
-        encoded = keys.combine_chunks().dictionary_encode()
-        ids = np.array([self.names.setdefault(n, len(self.names)) for n in encoded.dictionary.to_pylist()],
-                       dtype=np.int32)  # fmt: skip
-        self.market.append(ids[encoded.indices.to_numpy()])
+        self.market.append(self._market_ids(table))
         self.received.append(table.column("received_ts").to_numpy())
         self.exchange.append(table.column("exchange_ts").to_numpy())
         for column in _LEVELS:
             values = table.column(column).combine_chunks()
             self.lengths[column].append(pc.fill_null(pc.list_value_length(values), 0).to_numpy())
-            self.levels[column].append(pc.list_flatten(values).to_numpy().copy())
+            # A view of Arrow's buffer, not a copy: the columns are copied once, when joined.
+            self.levels[column].append(pc.list_flatten(values).to_numpy())
+
+    def _market_ids(self, table: pa.Table) -> np.ndarray:
+        """Each row's market id (numbered as the files first name it), from the venue and
+        symbol dictionaries' codes: no string per row is made."""
+        venue = table.column("venue").combine_chunks()
+        symbol = table.column("symbol").combine_chunks()
+        venues, symbols = venue.dictionary.to_pylist(), symbol.dictionary.to_pylist()
+        codes, inverse = np.unique(_market_codes(table), return_inverse=True)
+        ids = [
+            self.names.setdefault(
+                f"{venues[c // len(symbols)]}\x00{symbols[c % len(symbols)]}", len(self.names)
+            )
+            for c in codes.tolist()
+        ]
+        return np.array(ids, dtype=np.int32)[inverse]
 
     def tape(self, metadata: dict[str, Any]) -> Tape:
         received = np.concatenate(self.received)
@@ -177,15 +195,49 @@ class _Pieces:
             and np.array_equal(offsets["ask_px"], offsets["ask_qty"])
         ):
             raise RecordingError("a recorded row's prices and sizes have different lengths")
-        flat = {c: np.concatenate(self.levels[c]) for c in _LEVELS}
+        flat = {c: _joined(self.levels[c]) for c in _LEVELS}
         return Tape(
-            tuple(markets), times, timeline, received, np.concatenate(self.exchange), market_of,
-            flat["bid_px"], flat["bid_qty"], offsets["bid_px"], flat["ask_px"], flat["ask_qty"],
-            offsets["ask_px"], metadata,
+            tuple(markets),
+            times,
+            timeline,
+            received,
+            np.concatenate(self.exchange),
+            market_of,
+            flat["bid_px"],
+            flat["bid_qty"],
+            offsets["bid_px"],
+            flat["ask_px"],
+            flat["ask_qty"],
+            offsets["ask_px"],
+            metadata,
         )
 
 
 _LEVELS = ("bid_px", "bid_qty", "ask_px", "ask_qty")
+
+
+def _market_codes(table: pa.Table) -> np.ndarray:
+    """Each row's market as one int64 of the file's venue and symbol dictionary codes
+    (venue code x symbols + symbol code); the table's dictionaries already unified."""
+    venue = table.column("venue").combine_chunks()
+    symbol = table.column("symbol").combine_chunks()
+    return venue.indices.to_numpy().astype(np.int64) * len(symbol.dictionary) + symbol.indices.to_numpy()
+
+
+def _standing_at(codes: np.ndarray, received: np.ndarray, start: float) -> np.ndarray:
+    """A mask of each market's last row received before `start`."""
+    mask = np.zeros(len(received), dtype=bool)
+    before = np.flatnonzero(received < start)
+    if len(before):
+        order = before[np.lexsort((received[before], codes[before]))]  # by market, then time
+        last = np.append(codes[order][1:] != codes[order][:-1], True)
+        mask[order[last]] = True
+    return mask
+
+
+def _joined(pieces: list[np.ndarray]) -> np.ndarray:
+    """The pieces as one array; a single piece as it is (a day per venue is one file per column)."""
+    return pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
 
 
 def _offsets(lengths: np.ndarray) -> np.ndarray:

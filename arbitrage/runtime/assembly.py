@@ -60,6 +60,7 @@ class RunSettings:
     interval_s: float
     max_ticks: int | None
     log_level: str | None = None  # None: logging.level from the config
+    metrics_line_every: int = 1  # ticks between metrics lines (a replay's data-time minute)
 
 
 class LeaseLostStop:
@@ -226,6 +227,7 @@ def assemble(
             data_dir=settings.data_dir,
             interval_s=settings.interval_s,
             max_ticks=settings.max_ticks,
+            metrics_line_every=settings.metrics_line_every,
             alert=alerts.send,
             env=env,
             clock=clock,

@@ -1,5 +1,6 @@
-"""Watches the market recorder from the loop: its counts in the tick report and on /metrics, a
-warning while books are dropped (the writer falls behind), an alert if it stops."""
+"""Watches the market recorder from the loop: tells it each tick's end (its writer converts between
+ticks), its counts in the tick report and on /metrics, a warning while books are dropped (the
+writer falls behind), an alert if it stops."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ class RecorderWatch:
 
     def after_tick(self, report: TickReport) -> int | None:
         recorder = self._recorder
+        recorder.between_ticks()
         dropped, written = recorder.dropped, recorder.written
         report.metrics["recorder.books"] = float(written)
         report.metrics["recorder.dropped"] = float(dropped)

@@ -35,6 +35,7 @@ log = logging.getLogger("arbitrage.live_loop")
 
 LEDGER_NAME = "ledger.sqlite3"
 LIVE_DATA_DIR = Path("data")  # where `arb run` keeps its ledger by default: never replayed into
+METRICS_LINE_S = 60.0  # data time between a replay's metrics lines
 
 
 class ReplayInputError(ArbitrageError):
@@ -170,7 +171,8 @@ def replay(opts: ReplayOptions, env: Mapping[str, str]) -> ReplayResult:
     tape = load_tape(opts.data, start, end)
     load_s = time.perf_counter() - loading
     check_markets(config, tape, opts.data)
-    first = tape.ready_at()
+    # From --from when every market has a book standing then (the tape carries each one's last before it).
+    first = tape.ready_at() if start is None else max(tape.ready_at(), start)
     last = tape.end
     if first > last:
         raise ReplayInputError(f"--data {opts.data}: not every market has a book in the range asked")
@@ -181,7 +183,8 @@ def replay(opts: ReplayOptions, env: Mapping[str, str]) -> ReplayResult:
     clock = FakeClock(start=first)
     lock = lock_instance(config, run_dir, SystemClock())  # a ledger a bot is using is refused here
     try:
-        settings = RunSettings(run_dir, run_dir / "logs", interval, ticks, opts.log_level)
+        every = max(1, round(METRICS_LINE_S / interval))
+        settings = RunSettings(run_dir, run_dir / "logs", interval, ticks, opts.log_level, every)
         latency = config.replay.fill_latency_ms
 
         def venues(

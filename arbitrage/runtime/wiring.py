@@ -124,6 +124,7 @@ def build_bot(
     interval_s: float,
     max_ticks: int | None,
     alert: AlertFn,
+    metrics_line_every: int = 1,
     env: Mapping[str, str],
     clock: Clock | None = None,
     hooks: list[TickHook] | None = None,
@@ -203,6 +204,7 @@ def build_bot(
         live=config.mode.current == "live",
         trigger=trigger,
         min_gap_ms=config.loop.min_gap_ms,
+        metrics_line_every=metrics_line_every,
     )
     loop = LiveLoop(
         settings=settings,

@@ -2,7 +2,8 @@
 time, and the book at any later time for fills that land after a latency.
 
 `step()` (before each tick) moves every market to the clock's time with one search over the
-recording's timeline; a book is made only when read, and its sides only past the top
+recording's timeline, and makes the book of each market's last row it passed from a window of the
+timeline already gathered into lists; a side's levels are made only when read past the top
 (RecordedSide), so a day of 3.46M rows never becomes 3.46M Python books at once.
 """
 
@@ -58,9 +59,11 @@ class ReplayMarket:
         self._clock = clock
         self._depth = depth
         self._index = tape.index()
+        self._names = [(m.venue, m.symbol) for m in tape.markets]
         self._row = [-1] * len(tape.markets)  # the current row of each market, -1 before its first
         self._books: list[OrderBook | None] = [None] * len(tape.markets)
-        self._next = 0  # the first tape row not yet reached
+        self._next = 0  # the first timeline position not yet reached
+        self._window = _Window(tape, depth, 0)
         self.step()
 
     def step(self) -> None:
@@ -71,14 +74,24 @@ class ReplayMarket:
         if end <= start:
             return
         self._next = end
+        if end - start > WINDOW:  # a jump (the first step, a gap): found in one numpy pass
+            passed = tape.timeline[start:end][::-1]
+            markets, last = np.unique(tape.market_of[passed], return_index=True)
+            for market, row in zip(markets.tolist(), passed[last].tolist(), strict=True):
+                self._row[market] = row
+                self._books[market] = self._book(row, self._depth)
+            return
+        window = self._window
+        if end > window.end:
+            window = self._window = _Window(tape, self._depth, start)
         # The last row of each market the clock passed: earlier ones were never seen by a tick.
-        passed = tape.timeline[start:end][::-1]
-        markets, last = np.unique(tape.market_of[passed], return_index=True)
-        rows = passed[last]
-        books = _books(tape, rows, self._depth)
-        for market, row, book in zip(markets.tolist(), rows.tolist(), books, strict=True):
-            self._row[market] = row
-            self._books[market] = book
+        seen: set[int] = set()
+        for at in range(end - 1 - window.start, start - 1 - window.start, -1):
+            market = window.market[at]
+            if market not in seen:
+                seen.add(market)
+                self._row[market] = window.row[at]
+                self._books[market] = window.book(at, self._names[market])
 
     def has_market(self, venue: str, symbol: str) -> bool:
         return (venue, symbol) in self._index
@@ -93,18 +106,18 @@ class ReplayMarket:
         if book is None:
             raise VenueUnavailable(venue, f"no recorded book of {symbol} yet")
         if depth != self._depth:
-            return _books(self._tape, np.array([self._row[i]]), depth)[0]
+            return self._book(self._row[i], depth)
         return book
 
     def book_at(self, venue: str, symbol: str, ts: float, depth: int) -> OrderBook | None:
         """The book recorded last at or before `ts` (a fill landing after its latency); None if none."""
         row = self._tape.markets[self._market(venue, symbol)].row_at(ts)
-        return None if row < 0 else _books(self._tape, np.array([row]), depth)[0]
+        return None if row < 0 else self._book(row, depth)
 
     def first_mid(self, venue: str, symbol: str) -> float:
         """The market's first recorded mid: a stable price for rules that do not move with it."""
         first = int(self._tape.markets[self._market(venue, symbol)].rows[0])
-        return _mid(_books(self._tape, np.array([first]), 1)[0], venue, symbol)
+        return _mid(self._book(first, 1), venue, symbol)
 
     def mid(self, venue: str, symbol: str) -> float:
         return _mid(self.book(venue, symbol, self._depth), venue, symbol)
@@ -116,25 +129,54 @@ class ReplayMarket:
             raise PermanentVenueError(venue, f"no recorded market {symbol!r} (recorded: {listed})")
         return i
 
+    def _book(self, row: int, depth: int) -> OrderBook:
+        """One tape row's book, each side at most `depth` levels (numpy scalars: one row is read
+        cheaper element by element than by gathering arrays)."""
+        tape = self._tape
+        venue, symbol = self._names[tape.market_of[row]]
+        bids = _side(tape.bid_px, tape.bid_qty, int(tape.bid_at[row]), int(tape.bid_at[row + 1]), depth)
+        asks = _side(tape.ask_px, tape.ask_qty, int(tape.ask_at[row]), int(tape.ask_at[row + 1]), depth)
+        return OrderBook(venue, symbol, bids, asks, float(tape.exchange[row]), float(tape.received[row]))
 
-def _books(tape: Tape, rows: np.ndarray, depth: int) -> list[OrderBook]:
-    """The books of tape rows, each side at most `depth` levels: every column gathered once."""
-    names = [(m.venue, m.symbol) for m in tape.markets]
-    b_lo, a_lo = tape.bid_at[rows], tape.ask_at[rows]
-    b_hi = np.minimum(tape.bid_at[rows + 1], b_lo + depth)
-    a_hi = np.minimum(tape.ask_at[rows + 1], a_lo + depth)
-    b_top, a_top = _tops(tape.bid_px, tape.bid_qty, b_lo, b_hi), _tops(tape.ask_px, tape.ask_qty, a_lo, a_hi)
-    out = []
-    bid_px, bid_qty, ask_px, ask_qty = tape.bid_px, tape.bid_qty, tape.ask_px, tape.ask_qty
-    for market, ets, rts, bl, bh, bt, al, ah, at in zip(
-        tape.market_of[rows].tolist(), tape.exchange[rows].tolist(), tape.received[rows].tolist(),
-        b_lo.tolist(), b_hi.tolist(), b_top, a_lo.tolist(), a_hi.tolist(), a_top, strict=True,
-    ):
-        venue, symbol = names[market]
-        bids = RecordedSide(bid_px, bid_qty, bl, bh, bt)
-        asks = RecordedSide(ask_px, ask_qty, al, ah, at)
-        out.append(OrderBook(venue, symbol, bids, asks, ets, rts))
-    return out
+
+# Timeline positions made Python objects at once: the replay steps through a few dozen rows a tick,
+# and a numpy call per tick costs more than indexing a list; a step past it takes the numpy path.
+WINDOW = 8192
+
+
+class _Window:
+    """A stretch of the timeline, WINDOW positions from `start`, gathered from the columns in one
+    numpy pass per column and held as lists: what a tick's books are made of."""
+
+    def __init__(self, tape: Tape, depth: int, start: int) -> None:
+        self.start = start
+        rows = tape.timeline[start : start + WINDOW]
+        self.end = start + len(rows)
+        self._tape = tape
+        self.row: list[int] = rows.tolist()
+        self.market: list[int] = tape.market_of[rows].tolist()
+        self._exchange: list[float] = tape.exchange[rows].tolist()
+        self._received: list[float] = tape.received[rows].tolist()
+        b_lo, a_lo = tape.bid_at[rows], tape.ask_at[rows]
+        b_hi = np.minimum(tape.bid_at[rows + 1], b_lo + depth)
+        a_hi = np.minimum(tape.ask_at[rows + 1], a_lo + depth)
+        self._bid = (b_lo.tolist(), b_hi.tolist(), _tops(tape.bid_px, tape.bid_qty, b_lo, b_hi))
+        self._ask = (a_lo.tolist(), a_hi.tolist(), _tops(tape.ask_px, tape.ask_qty, a_lo, a_hi))
+
+    def book(self, at: int, name: tuple[str, str]) -> OrderBook:
+        """The book at window position `at`."""
+        tape = self._tape
+        b_lo, b_hi, b_top = self._bid
+        a_lo, a_hi, a_top = self._ask
+        bids = RecordedSide(tape.bid_px, tape.bid_qty, b_lo[at], b_hi[at], b_top[at])
+        asks = RecordedSide(tape.ask_px, tape.ask_qty, a_lo[at], a_hi[at], a_top[at])
+        return OrderBook(name[0], name[1], bids, asks, self._exchange[at], self._received[at])
+
+
+def _side(px: np.ndarray, qty: np.ndarray, lo: int, end: int, depth: int) -> RecordedSide:
+    hi = min(end, lo + depth)
+    top = (float(px[lo]), float(qty[lo])) if hi > lo else None
+    return RecordedSide(px, qty, lo, hi, top)
 
 
 def _tops(px: np.ndarray, qty: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> list[Level | None]:

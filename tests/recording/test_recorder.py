@@ -27,6 +27,7 @@ from arbitrage.recording.format import (
 )
 from arbitrage.recording.recorder import Recorder
 from arbitrage.recording.retention import enforce_cap
+from tests.waiting import wait_until
 
 VENUES = {"upbit": "upbit", "binance": "binance"}
 DEPTH = 3
@@ -193,3 +194,26 @@ def test_what_a_killed_writer_left_is_salvaged_up_to_its_last_row_group(tmp_path
     assert not list(venue_dir.glob("*.part*"))
     assert [b.received_ts for b in read_books(tmp_path / "rec")] == [b.received_ts for b in first + second]
     assert read_metadata(written[0])["mode"] == "paper"
+
+
+def test_the_writer_converts_when_the_loop_says_a_tick_ended(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The writer's own wake-up is pushed out of the test's reach: only a tick's end drains.
+    monkeypatch.setattr("arbitrage.recording.recorder.DRAIN_GAP_S", 0.0)
+    monkeypatch.setattr("arbitrage.recording.recorder.DRAIN_S", 3600.0)
+    recorder = make_recorder(tmp_path / "rec", flush_rows=1)  # a row group per drain
+    recorder.start()
+    try:
+        for i in range(5):
+            recorder(book("upbit", "BTC/KRW", T0 + i))
+        assert recorder.written == 0
+
+        def ticking() -> bool:  # as a loop would: a tick's end, again and again
+            recorder.between_ticks()
+            return recorder.written == 5
+
+        wait_until(ticking, 10.0, "the queued books written at a tick's end")
+    finally:
+        recorder.close()
+    assert recorder.written == 5 and recorder.dropped == 0

@@ -63,12 +63,19 @@ def test_rows_come_back_per_market_in_receive_order(tmp_path: Path) -> None:
                              "venues": {"upbit": "upbit", "binance": "binance"}}  # fmt: skip
 
 
-def test_a_time_range_keeps_only_its_rows(tmp_path: Path) -> None:
-    write(tmp_path, [book("upbit", "BTC/KRW", T0 + s, 100.0 + s) for s in range(10)])
-    tape = load_tape(tmp_path, T0 + 3, T0 + 5)
-    assert tape.times.tolist() == [T0 + 3, T0 + 4, T0 + 5]
+def test_a_time_range_keeps_its_rows_and_the_book_standing_at_its_start(tmp_path: Path) -> None:
+    books = [book("upbit", "BTC/KRW", T0 + s, 100.0 + s) for s in range(10)]
+    books += [book("binance", "BTC/USDT", T0 + s + 0.5, 50.0 + s) for s in (0, 1)]  # quiet after T0+1.5
+    write(tmp_path, books)
+    tape = load_tape(tmp_path, T0 + 3.2, T0 + 5)
+    # Each market's last book before the start comes along: the market as it stood at T0+3.2
+    # (upbit's of T0+3, in the range anyway, and binance's of T0+1.5).
+    assert tape.times.tolist() == [T0 + 1.5, T0 + 3, T0 + 4, T0 + 5]
+    binance = tape.markets[tape.index()[("binance", "BTC/USDT")]]
+    assert tape.bid_px[tape.bid_at[binance.row_at(T0 + 3.2)]] == 51.0
+    assert load_tape(tmp_path, T0 + 3, T0 + 5).times.tolist() == [T0 + 1.5, T0 + 2, T0 + 3, T0 + 4, T0 + 5]
     with pytest.raises(RecordingError, match="no book in the range"):
-        load_tape(tmp_path, T0 + 20, T0 + 30)
+        load_tape(tmp_path, T0 + 20, T0 + 30)  # books standing before it are not in it
 
 
 def test_a_file_still_being_written_is_left_out(tmp_path: Path) -> None:

@@ -53,6 +53,7 @@ def mock_bot(
     max_ticks: int | None = None,
     hooks: list[TickHook] | None = None,
     clock: Clock | None = None,
+    metrics_line_every: int = 1,
 ) -> tuple[Bot, Recorder]:
     recorder = Recorder()
     bot = build_bot(
@@ -60,6 +61,7 @@ def mock_bot(
         data_dir=tmp_path,
         interval_s=interval_s,
         max_ticks=max_ticks,
+        metrics_line_every=metrics_line_every,
         alert=recorder.alert,
         env={},
         clock=clock or RecordingClock(),

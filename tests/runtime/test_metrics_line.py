@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 
 from arbitrage.runtime.metrics_line import TickFigures, metrics_line, money
 from tests.e2e.runner import METRICS_RE
+from tests.runtime.mock_bot import TickLog, mock_bot, mock_config
 
 
 def figures(**changes: float | int | bool) -> TickFigures:
@@ -139,3 +141,16 @@ def test_every_line_has_the_shape_the_e2e_tests_parse(
     assert METRICS_RE.fullmatch(line), line
     assert "\n" not in line and "-0₩" not in line
     assert re.search(r"trades=(\d+) ", line).group(1) == str(trades)  # type: ignore[union-attr]
+
+
+def test_the_loop_writes_a_metrics_line_every_nth_tick_when_told(tmp_path: Path) -> None:
+    # A replay's setting: every tick still runs to its figures, only the line is written less often.
+    ticks = TickLog()
+    bot, recorder = mock_bot(tmp_path, max_ticks=7, hooks=[ticks], metrics_line_every=3)
+    try:
+        bot.loop.run()
+    finally:
+        bot.close()
+    assert len(ticks.reports) == 7
+    currency = mock_config().accounting_currency
+    assert recorder.lines == [metrics_line(ticks.reports[i].figures, currency) for i in (0, 3, 6)]  # 1, 4, 7
