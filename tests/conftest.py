@@ -3,6 +3,7 @@ loopback exchange simulator on a free 127.0.0.1 port, and a private redis-server
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,12 +35,42 @@ def _pg_admin() -> psycopg.Connection[Any]:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The long tests (marked slow) first, the rest in their usual order after them.
+    """The long tests (marked slow) dealt out to the heads of the workers' shares, the rest after.
 
-    Parallel workers then start on the long runs and fill the end with short tests; a long test
-    collected last would leave the other workers idle while it alone finishes the suite.
+    pytest-xdist's worksteal (pyproject's addopts) first splits the collection into one contiguous
+    share per worker, then lets an idle worker take the tail half of the longest queue. With the
+    long tests simply first, they all landed in the first worker's share and it ran them one after
+    another while the others stole its short tail: the last 30 s of the suite ran one test. Dealt
+    round-robin to the heads of the shares, every worker starts on long runs and the short tests
+    that fill the end are the ones left to steal.
     """
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    slow = [item for item in items if item.get_closest_marker("slow") is not None]
+    rest = [item for item in items if item.get_closest_marker("slow") is None]
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    items[:] = [item for share in dealt(slow, rest, share_sizes(len(items), workers)) for item in share]
+
+
+def share_sizes(total: int, workers: int) -> list[int]:
+    """How worksteal splits `total` tests between `workers` idle workers at the start."""
+    sizes: list[int] = []
+    for i in range(workers):
+        sizes.append((total - sum(sizes)) // (workers - i))
+    return sizes
+
+
+def dealt(first: list[pytest.Item], rest: list[pytest.Item], sizes: list[int]) -> list[list[pytest.Item]]:
+    """Shares of the given sizes: `first` dealt round-robin to their heads, `rest` filling them in order."""
+    shares: list[list[pytest.Item]] = [[] for _ in sizes]
+    turn = 0
+    for item in first:
+        while len(shares[turn % len(sizes)]) >= sizes[turn % len(sizes)]:
+            turn += 1
+        shares[turn % len(sizes)].append(item)
+        turn += 1
+    queue = iter(rest)
+    for share, size in zip(shares, sizes, strict=True):
+        share.extend(item for _, item in zip(range(size - len(share)), queue, strict=False))
+    return shares
 
 
 @pytest.fixture
