@@ -115,6 +115,13 @@ class PostgresLedger(SqlLedger):
         except psycopg.Error as exc:
             raise self._failed(_one_line(exc), unique=isinstance(exc, errors.UniqueViolation)) from exc
 
+    def _run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        try:
+            with self._lock:
+                self._cur.executemany(self._statement(sql), rows)
+        except psycopg.Error as exc:
+            raise self._failed(_one_line(exc), unique=isinstance(exc, errors.UniqueViolation)) from exc
+
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         try:
             with self._lock:

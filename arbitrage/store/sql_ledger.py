@@ -132,6 +132,11 @@ class SqlLedger(ABC):
         """Execute one statement; the number of rows it changed."""
 
     @abstractmethod
+    def _run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Execute one statement once per row of parameters, in one call: the rows of a batch
+        (a tick's legs, a flush's rejection counts) without a round of Python per row."""
+
+    @abstractmethod
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         """Execute one statement and fetch all its rows (which also completes a RETURNING write)."""
 
@@ -284,18 +289,19 @@ class SqlLedger(ABC):
             # order at the venue that the ledger never heard of.
             raise LedgerError("orders are written in a durable transaction, not a durable=False one")
         m = self._money
+        rows = [
+            (o.client_order_id, o.venue, o.symbol, o.side, m(o.qty), m(o.price), o.state.value,
+             m(o.filled_qty), m(o.avg_fill_price), m(o.fee), _quote_currency(o.symbol),
+             o.venue_order_id, o.purpose, o.position_id, o.opportunity_id, o.reason, ts, ts,
+             m(o.fee_base), self.instance)
+            for o in orders
+        ]  # fmt: skip
         with self.transaction():
-            for o in orders:
-                try:
-                    self._run(
-                        sq.INSERT_ORDER,
-                        (o.client_order_id, o.venue, o.symbol, o.side, m(o.qty), m(o.price), o.state.value,
-                         m(o.filled_qty), m(o.avg_fill_price), m(o.fee), _quote_currency(o.symbol),
-                         o.venue_order_id, o.purpose, o.position_id, o.opportunity_id, o.reason, ts, ts,
-                         m(o.fee_base), self.instance),
-                    )  # fmt: skip
-                except UniqueViolation:
-                    raise DuplicateOrder(f"order {o.client_order_id} is already in the ledger") from None
+            try:
+                self._run_many(sq.INSERT_ORDER, rows)
+            except UniqueViolation:
+                ids = ", ".join(o.client_order_id for o in orders)
+                raise DuplicateOrder(f"an order of {ids} is already in the ledger") from None
 
     def update_order(self, order: Order, ts: float) -> None:
         m, o = self._money, order
@@ -366,12 +372,9 @@ class SqlLedger(ABC):
         for the disk: they are statistics, and losing the last ones in a power cut costs no money."""
         if not rows:
             return
+        params = [(r.day, r.asset, r.buy_venue, r.sell_venue, r.reason, r.count, r.first_ts, r.last_ts) for r in rows]
         with self.transaction(durable=False):
-            for r in rows:
-                self._run(
-                    sq.ADD_REJECTIONS,
-                    (r.day, r.asset, r.buy_venue, r.sell_venue, r.reason, r.count, r.first_ts, r.last_ts),
-                )
+            self._run_many(sq.ADD_REJECTIONS, params)
 
     def rejections(self) -> list[RejectionCount]:
         return [RejectionCount(*row) for row in self._table_rows("safety_rejections")]

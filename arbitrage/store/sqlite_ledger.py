@@ -93,6 +93,13 @@ class SqliteLedger(SqlLedger):
         except sqlite3.Error as exc:
             raise self._failed(str(exc), unique=_is_unique(exc)) from exc
 
+    def _run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        try:
+            with self._lock:
+                self._cur.executemany(sql, rows)
+        except sqlite3.Error as exc:
+            raise self._failed(str(exc), unique=_is_unique(exc)) from exc
+
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         try:
             # fetchall steps the statement to its end, which is when a lone write commits.
