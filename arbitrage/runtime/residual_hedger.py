@@ -34,6 +34,7 @@ UNTRADABLE_RETRY_S = 5.0
 log = logging.getLogger("arbitrage.execution")
 
 BookFn = Callable[[str, str], OrderBook | None]  # (venue, asset) -> a fresh book
+Parts = tuple[tuple[str, Decimal], ...]  # an asset's residual quantities by venue, sorted
 
 
 class ResidualHedger:
@@ -61,11 +62,16 @@ class ResidualHedger:
         # asset -> (its parts, snapshot time) of an unwind no venue would take. Looking again
         # every tick (a fresh book and the Decimal pricing per venue) cost more than the rest of
         # a quiet tick; the parts changing, or UNTRADABLE_RETRY_S passing, is reason to look again.
-        self._untradable: dict[str, tuple[tuple[tuple[str, Decimal], ...], float]] = {}
+        self._untradable: dict[str, tuple[Parts, float]] = {}
         # The residual book as last looked at, when nothing was to unwind: (the book, its items, its
         # version, the snapshot time an untradable unwind is due again). Most ticks leave the book
         # as it was, and looking again at each asset's net (Decimal sums) cost a tenth of a tick.
         self._quiet: tuple[ResidualBook, dict[Any, Any], int, float] | None = None
+        # The assets over their bound as of a version of the residual book: (the book, its items,
+        # its version, [(asset, its parts sorted, its net)]). Most passes that are not quiet are an
+        # untradable unwind's retry coming due with the book unchanged, and summing every asset's
+        # net again (Decimal) cost as much as the retries themselves.
+        self._over: tuple[ResidualBook, dict[Any, Any], int, list[tuple[str, Parts, Decimal]]] | None = None
         self._slip = dec(execution.unwind_slippage_pct) / 100
         self._limit = dec(execution.max_unhedged_qty)
         self._limits = {a: dec(q) for a, q in execution.max_unhedged_qty_by_asset.items()}
@@ -83,14 +89,7 @@ class ResidualHedger:
             return  # unchanged since a pass that had nothing to unwind, and no retry due yet
         due = float("inf")
         unwound = False
-        by_asset: dict[str, list[tuple[str, Decimal]]] = {}
-        for (venue, asset), residual in self.residuals.items.items():  # one pass, not one per asset
-            by_asset.setdefault(asset, []).append((venue, residual.qty))
-        for asset, held in by_asset.items():
-            net = sum((qty for _, qty in held), ZERO)
-            if abs(net) <= self._limits.get(asset, self._limit):
-                continue
-            parts = tuple(sorted(held))
+        for asset, parts, net in self._over_limit():
             known = self._untradable.get(asset)
             if known is not None and known[0] == parts and snapshot.ts < known[1] + UNTRADABLE_RETRY_S:
                 due = min(due, known[1] + UNTRADABLE_RETRY_S)
@@ -115,6 +114,23 @@ class ResidualHedger:
         self._state.unhedged = self.residuals.quantities()
         book = self.residuals
         self._quiet = None if unwound else (book, book.items, book.version, due)
+
+    def _over_limit(self) -> list[tuple[str, Parts, Decimal]]:
+        """Each asset whose net exceeds its bound, with its parts (venue, qty) sorted and its net,
+        in the book's order; computed again only when the book changed."""
+        book, over = self.residuals, self._over
+        if over is not None and over[0] is book and over[1] is book.items and over[2] == book.version:
+            return over[3]
+        by_asset: dict[str, list[tuple[str, Decimal]]] = {}
+        for (venue, asset), residual in book.items.items():  # one pass, not one per asset
+            by_asset.setdefault(asset, []).append((venue, residual.qty))
+        found = []
+        for asset, held in by_asset.items():
+            net = sum((qty for _, qty in held), ZERO)
+            if abs(net) > self._limits.get(asset, self._limit):
+                found.append((asset, tuple(sorted(held)), net))
+        self._over = (book, book.items, book.version, found)
+        return found
 
     def _unwind(self, venue: str, asset: str, signed_qty: Decimal, snapshot: MarketSnapshot) -> bool:
         """Send the order that takes `signed_qty` out of the market on `venue`; False if it cannot."""

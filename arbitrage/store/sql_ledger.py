@@ -372,7 +372,10 @@ class SqlLedger(ABC):
         for the disk: they are statistics, and losing the last ones in a power cut costs no money."""
         if not rows:
             return
-        params = [(r.day, r.asset, r.buy_venue, r.sell_venue, r.reason, r.count, r.first_ts, r.last_ts) for r in rows]
+        params = [
+            (r.day, r.asset, r.buy_venue, r.sell_venue, r.reason, r.count, r.first_ts, r.last_ts)
+            for r in rows
+        ]
         with self.transaction(durable=False):
             self._run_many(sq.ADD_REJECTIONS, params)
 
