@@ -83,7 +83,7 @@ class SysMonitor:
             return self._last
         if self._last.breaches:
             log.warning("%s: %s", self._last.describe(), "; ".join(self._last.breaches))
-        else:
+        elif log.isEnabledFor(logging.DEBUG):  # describe() formats every figure: not for nothing
             log.debug("%s", self._last.describe())
         return self._last
 
