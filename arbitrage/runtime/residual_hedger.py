@@ -103,8 +103,11 @@ class ResidualHedger:
             # (each below its venue's step or minimum, as the parts a step of a fee taken in the
             # coin leaves), the asset's net is unwound on whichever venue takes it.
             tries = [(venues[0], self.residuals.items[(venues[0], asset)].qty)] + [(v, net) for v in venues]
+            # Nothing is sent until a try succeeds, so one read of a venue's book prices all of
+            # the asset's tries there (the first and the net try on the same venue read it twice).
+            books: dict[str, OrderBook | None] = {}
             for venue, qty in tries:
-                if self._unwind(venue, asset, qty, snapshot):
+                if self._unwind(venue, asset, qty, snapshot, books):
                     self._untradable.pop(asset, None)
                     unwound = True
                     break
@@ -132,8 +135,16 @@ class ResidualHedger:
         self._over = (book, book.items, book.version, found)
         return found
 
-    def _unwind(self, venue: str, asset: str, signed_qty: Decimal, snapshot: MarketSnapshot) -> bool:
-        """Send the order that takes `signed_qty` out of the market on `venue`; False if it cannot."""
+    def _unwind(
+        self,
+        venue: str,
+        asset: str,
+        signed_qty: Decimal,
+        snapshot: MarketSnapshot,
+        books: dict[str, OrderBook | None],
+    ) -> bool:
+        """Send the order that takes `signed_qty` out of the market on `venue`; False if it cannot.
+        `books`: the asset's books read so far by venue, this pass (read here when missing)."""
         side = "sell" if signed_qty > 0 else "buy"
         symbol = self._venue_symbol(venue, asset)
         rules = self._state.rules.get((venue, symbol))
@@ -146,7 +157,9 @@ class ResidualHedger:
         # a book is read (most residuals over a tiny bound are such dust, looked at every few ticks).
         if qty <= 0 or qty < rules.min_qty:
             return False
-        book = self._fresh_book(venue, asset)
+        if venue not in books:
+            books[venue] = self._fresh_book(venue, asset)
+        book = books[venue]
         top = None if book is None else book.best_bid if side == "sell" else book.best_ask
         if top is None:
             return False

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from arbitrage.domain.book import MarketSnapshot
+from arbitrage.domain.book import MarketSnapshot, OrderBook
 from arbitrage.runtime.residual_hedger import UNTRADABLE_RETRY_S
 from tests.runtime.mock_bot import mock_bot
+
+Books = dict[str, OrderBook | None]
 
 
 @pytest.fixture(autouse=True)
@@ -26,9 +28,9 @@ def test_dust_over_the_bound_is_looked_at_again_on_a_change_or_after_the_retry_t
         tried: list[tuple[str, Decimal]] = []
         unwind = hedger._unwind
 
-        def counting(venue: str, asset: str, signed_qty: Decimal, snapshot: MarketSnapshot) -> bool:
-            tried.append((venue, signed_qty))
-            return unwind(venue, asset, signed_qty, snapshot)
+        def counting(venue: str, asset: str, qty: Decimal, snapshot: MarketSnapshot, books: Books) -> bool:
+            tried.append((venue, qty))
+            return unwind(venue, asset, qty, snapshot, books)
 
         hedger._unwind = counting  # type: ignore[method-assign]
         snapshot = bot.feed.snapshot(None)
@@ -55,5 +57,35 @@ def test_dust_over_the_bound_is_looked_at_again_on_a_change_or_after_the_retry_t
         hedger.hedge_residuals(at(2.0 + UNTRADABLE_RETRY_S))  # the retry is due
         assert len(tried) > second
         assert bot.state.unhedged[("upbit", "BTC")] == Decimal("0.00020001")
+    finally:
+        bot.close()
+
+
+def test_an_assets_tries_read_each_venues_book_once(tmp_path: Path) -> None:
+    """The holder's own part and the net on each venue are tried in turn, nothing sent between
+    them: one read of a venue's book prices every try there."""
+    bot, _ = mock_bot(tmp_path, max_ticks=1)
+    try:
+        hedger = bot.trader.hedger
+        tried: list[str] = []
+        reads: list[tuple[str, str]] = []
+
+        def no_book(venue: str, asset: str) -> OrderBook | None:
+            reads.append((venue, asset))
+            return None  # no venue takes it: every try is made
+
+        unwind = hedger._unwind
+
+        def counting(venue: str, asset: str, qty: Decimal, snapshot: MarketSnapshot, books: Books) -> bool:
+            tried.append(venue)
+            return unwind(venue, asset, qty, snapshot, books)
+
+        hedger._fresh_book = no_book
+        hedger._unwind = counting  # type: ignore[method-assign]
+        bot.trader.residuals.add("upbit", "BTC", Decimal("0.02"), Decimal(0))
+        bot.trader.residuals.add("binance", "BTC", Decimal("0.01"), Decimal(0))
+        hedger.hedge_residuals(bot.feed.snapshot(None))
+        assert tried == ["upbit", "upbit", "binance"]  # its own part, then the net on each venue
+        assert sorted(reads) == [("binance", "BTC"), ("upbit", "BTC")]
     finally:
         bot.close()
