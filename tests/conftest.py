@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from arbitrage.sim.control import SimControl
+from arbitrage.sim.market import DEFAULT_ASSETS, sim_assets
 from arbitrage.sim.server import SimServer
 from tests.store.redis_server import PrivateRedisServer
 
@@ -102,8 +103,10 @@ def pg_schema_url() -> Iterator[Callable[[], str]]:
 
 @pytest.fixture(scope="module")
 def sim_server(request: pytest.FixtureRequest) -> Iterator[SimServer]:
-    """A loopback exchange simulator shared by a test module; seeded by the module's SIM_SEED."""
-    server = SimServer(seed=getattr(request.module, "SIM_SEED", 7), tick_ms=100)
+    """A loopback exchange simulator shared by a test module; seeded by the module's SIM_SEED, with
+    its SIM_COINS coins (BTC and ETH, then made-up ones: arbitrage.sim.market.sim_assets)."""
+    coins = getattr(request.module, "SIM_COINS", len(DEFAULT_ASSETS))
+    server = SimServer(seed=getattr(request.module, "SIM_SEED", 7), tick_ms=100, assets=sim_assets(coins))
     server.start()
     yield server
     server.stop()

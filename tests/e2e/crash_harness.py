@@ -10,17 +10,20 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from arbitrage.config import AppConfig, load_config
+from arbitrage.config import DEFAULT_INSTANCE, AppConfig, load_config
 from arbitrage.domain import ids
+from arbitrage.domain.orders import Order
+from arbitrage.domain.positions import PairPosition
 from arbitrage.sim.control import SimControl
-from arbitrage.store.ledger import open_ledger
+from arbitrage.sim.market import DEFAULT_ASSETS
+from arbitrage.store.ledger import Ledger, open_ledger
 from tests.e2e.ops_harness import bot_env
 from tests.e2e.runner import SCRIPT, merge, write_config
 from tests.e2e.sim_fixture import API_KEYS, LIVE_ENV, VENUES, sim_overrides, sim_totals, start_balances
@@ -120,6 +123,10 @@ class CrashRig:
     def ledger_path(self) -> Path:
         return self.workdir / "data" / "ledger.sqlite3"
 
+    @property
+    def ledger_url(self) -> str:
+        return f"sqlite:///{self.ledger_path}"
+
     def run(
         self,
         label: str,
@@ -187,7 +194,13 @@ class Audit:
     unhedged: dict[str, Decimal] = field(default_factory=dict)  # asset -> net outside positions
 
 
-def audit(sim: SimControl, ledger_path: Path, config: AppConfig) -> Audit:
+def audit(
+    sim: SimControl,
+    ledger_url: str,
+    config: AppConfig,
+    instances: Sequence[str] = (DEFAULT_INSTANCE,),
+    coins: Mapping[str, float] = DEFAULT_ASSETS,
+) -> Audit:
     """Every check of the crash test, between runs (no bot running): problems, empty when all hold.
 
     The simulator is the witness. No client order id was placed twice; every order it has is in
@@ -195,14 +208,36 @@ def audit(sim: SimControl, ledger_path: Path, config: AppConfig) -> Audit:
     is terminal and every group concluded; every filled entry became a position or a recorded
     unwind or residual; and the coins on both venues together, taken from the simulator's own
     balances, differ from the start by no more than the unhedged bound once positions are counted.
+
+    `instances` are the workers that traded on the simulator's one account per venue (a fleet
+    shares it): the ledger is read as each of them reads it, and their rows are checked together.
+    `coins` is the simulator's market (what its accounts started with).
     """
     result = Audit()
     problems = result.problems
     placed = {venue: sim.orders(venue=venue, api_key=API_KEYS[venue]) for venue in VENUES}
     result.sim_orders = sum(len(orders) for orders in placed.values())
-    ledger = open_ledger(f"sqlite:///{ledger_path}")
+    ledgers = [open_ledger(ledger_url, instance=name) for name in instances]
     try:
-        orders = {o.client_order_id: o for o in ledger.orders()}
+        orders: dict[str, Order] = {}
+        fills: dict[str, Decimal] = {}
+        positions: dict[str, PairPosition] = {}
+        hedged_groups: set[str] = set()
+        entry_groups: dict[str, Ledger] = {}
+        for ledger in ledgers:
+            for order in ledger.orders():
+                cid = order.client_order_id
+                if cid in orders:
+                    problems.append(f"ledger: {cid} written by two workers")
+                orders[cid] = order
+                fills[cid] = sum((Decimal(f["qty"]) for f in ledger.fills(cid)), ZERO)
+                if order.purpose == "entry":
+                    entry_groups[ids.group_of(cid)] = ledger
+            problems += [f"ledger: {o.client_order_id} left {o.state.value}" for o in ledger.open_orders()]
+            problems += [f"ledger: group {g} never concluded" for g in ledger.unconcluded_groups()]
+            positions.update((p.position_id, p) for p in ledger.positions())
+            hedges = ledger.hedge_events()
+            hedged_groups |= {e["group_id"] for e in hedges if e["kind"] in ("unwind", "residual")}
         result.ledger_orders = len(orders)
         for venue, venue_orders in placed.items():
             counts = Counter(o["client_id"] for o in venue_orders)
@@ -230,24 +265,18 @@ def audit(sim: SimControl, ledger_path: Path, config: AppConfig) -> Audit:
         for cid, order in orders.items():
             if order.filled_qty > 0 and (order.venue, cid) not in known:
                 problems.append(f"ledger: {cid} filled {order.filled_qty}, but {order.venue} never had it")
-            recorded = sum((Decimal(f["qty"]) for f in ledger.fills(cid)), ZERO)
-            if recorded != order.filled_qty:
-                problems.append(f"ledger: {cid} filled {order.filled_qty} but its fills add up to {recorded}")
-        problems += [f"ledger: {o.client_order_id} left {o.state.value}" for o in ledger.open_orders()]
-        problems += [f"ledger: group {g} never concluded" for g in ledger.unconcluded_groups()]
+            if fills[cid] != order.filled_qty:
+                problems.append(f"ledger: {cid} filled {order.filled_qty}, its fills add up to {fills[cid]}")
 
-        positions = {p.position_id: p for p in ledger.positions()}
         result.positions = len(positions)
-        hedged_groups = {e["group_id"] for e in ledger.hedge_events() if e["kind"] in ("unwind", "residual")}
-        entry_groups = {ids.group_of(c) for c, o in orders.items() if o.purpose == "entry"}
-        for group in sorted(entry_groups):
+        for group, ledger in sorted(entry_groups.items()):
             traded = any(o.filled_qty > 0 for o in ledger.group_orders(group))
             if traded and group not in positions and group not in hedged_groups:
                 problems.append(f"ledger: entry {group} filled but has no position and no unwind or residual")
 
         # Per venue, what the simulator's balances moved must be what the ledger's orders say they
         # moved (a fee the venue took in the coin itself, on Binance buys, arrived short).
-        start = start_balances()
+        start = start_balances(coins)
         held: dict[tuple[str, str], Decimal] = {}
         for order in orders.values():
             key = (order.venue, order.symbol.partition("/")[0])
@@ -255,7 +284,8 @@ def audit(sim: SimControl, ledger_path: Path, config: AppConfig) -> Audit:
             held[key] = held.get(key, ZERO) + signed
         open_positions = [p for p in positions.values() if p.qty > 0]
         result.open_positions = len(open_positions)
-        for asset in config.symbols:
+        traded_assets = {order.symbol.partition("/")[0] for order in orders.values()}
+        for asset in sorted(traded_assets | set(config.symbols)):
             outside = ZERO
             for venue in VENUES:
                 before = start[venue].get(asset, ZERO)
@@ -280,5 +310,6 @@ def audit(sim: SimControl, ledger_path: Path, config: AppConfig) -> Audit:
             if abs(outside) > bound:
                 problems.append(f"{asset}: {outside} unhedged over both venues, above the bound {bound}")
     finally:
-        ledger.close()
+        for ledger in ledgers:
+            ledger.close()
     return result

@@ -3,7 +3,7 @@ the shared budget in Redis while they trade, and check the ledger for what it pr
 
 from __future__ import annotations
 
-import os
+import signal
 import subprocess
 import sys
 import threading
@@ -16,6 +16,7 @@ import psycopg
 import redis
 
 from arbitrage.store.postgres_ledger import split_schema
+from tests.e2e.ops_harness import bot_env
 from tests.e2e.runner import BUSY_LOOP, SCRIPT, merge, write_config
 
 REDIS_DB_URL = "redis://127.0.0.1:6379/13"  # the fleet tests' own Redis database
@@ -43,21 +44,50 @@ class Worker:
     proc: subprocess.Popen[bytes]
 
     def output(self) -> str:
-        log = self.workdir / "logs" / "live_loop.log"
-        return log.read_text(encoding="utf-8", errors="replace")[-3000:] if log.exists() else "(no log)"
+        """The end of its stderr (a refusal to start is there) and of its loop's log."""
+        parts = []
+        for path in (self.workdir / "stderr.txt", self.workdir / "logs" / "live_loop.log"):
+            if path.exists():
+                text = path.read_text(encoding="utf-8", errors="replace")
+                parts.append(f"--- {path.name}\n{text[-3000:]}")
+        return "\n".join(parts) or "(no output)"
 
 
-def start_worker(workdir: Path, config: dict[str, Any], *args: str) -> Worker:
+def start_worker(
+    workdir: Path, config: dict[str, Any], *args: str, env: dict[str, str] | None = None
+) -> Worker:
+    """`scripts/run_live.py` in `workdir` with `config`, in the test's environment cleared of the
+    bot's own variables, plus `env` (LIVE_ENV for a live worker, which also needs the confirm file)."""
     cfg = write_config(workdir, config)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ARB_", "LIVE_TRADING"))}
-    proc = subprocess.Popen(
-        [sys.executable, str(SCRIPT), "--config", str(cfg), "--log-dir", "logs", "--data-dir", "data", *args],
-        cwd=workdir,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    command = [sys.executable, str(SCRIPT), "--config", str(cfg), "--log-dir", "logs", "--data-dir", "data"]
+    with (workdir / "stderr.txt").open("wb") as err:
+        proc = subprocess.Popen(
+            [*command, *args],
+            cwd=workdir,
+            env=bot_env(env),
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
     return Worker(config["instance"], workdir, proc)
+
+
+def safety_logs(workers: list[Worker]) -> str:
+    """Every worker's safety log (its refusals), run together."""
+    logs = [w.workdir / "logs" / "safety.log" for w in workers]
+    return "".join(log.read_text(encoding="utf-8") for log in logs if log.exists())
+
+
+def stop_all(workers: list[Worker]) -> None:
+    """SIGTERM to every worker still running (a graceful stop), then wait; kill one that hangs."""
+    for w in workers:
+        if w.proc.poll() is None:
+            w.proc.send_signal(signal.SIGTERM)
+    for w in workers:
+        try:
+            w.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            w.proc.kill()
+            w.proc.wait()
 
 
 def _reserved(fields: dict[bytes, bytes]) -> dict[str, float]:
@@ -130,6 +160,14 @@ def ledger_rows(url: str) -> tuple[list[LedgerPosition], list[tuple[str, float]]
         ]
         orders = [(str(i), float(t)) for i, t in conn.execute("SELECT instance, created_at FROM orders")]
     return positions, orders
+
+
+def order_reasons(url: str) -> list[str]:
+    """Why each order the workers wrote was refused or failed, where one was."""
+    conninfo, schema = split_schema(url)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'SET search_path TO "{schema}"')
+        return [str(r) for (r,) in conn.execute("SELECT reason FROM orders WHERE reason IS NOT NULL")]
 
 
 def open_at(positions: list[LedgerPosition], ts: float) -> list[LedgerPosition]:

@@ -5,6 +5,7 @@ the suite's one fixture, `sim_server`/`sim` in tests/conftest.py.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -53,9 +54,10 @@ def sim_overrides(base_url: str) -> dict[str, Any]:
     }
 
 
-def start_balances() -> dict[str, dict[str, Decimal]]:
-    """What a new account holds on each simulated venue (the simulator's seeded defaults)."""
-    return default_balances(DEFAULT_ASSETS)
+def start_balances(coins: Mapping[str, float] = DEFAULT_ASSETS) -> dict[str, dict[str, Decimal]]:
+    """What a new account holds on each simulated venue (the simulator's seeded defaults) in a
+    market of `coins` (the simulator's `assets`)."""
+    return default_balances(coins)
 
 
 def sim_totals(sim: SimControl, venue: str, api_key: str) -> dict[str, Decimal]:

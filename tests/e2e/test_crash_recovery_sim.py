@@ -84,7 +84,7 @@ def _restart_and_audit(rig: CrashRig, sim: SimControl, label: str) -> BotRun:
     # Halted: no new entries, so a restart costs little more than its recovery (exits go on).
     run = rig.run(f"restart after {label}", RESTART_LOOPS, halted=True)
     assert run.code == 0, f"restart after {label} exited {run.code}:\n{run.stderr[-3000:]}"
-    report = audit(sim, rig.ledger_path, rig.config)
+    report = audit(sim, rig.ledger_url, rig.config)
     assert not report.problems, _problems(report, run)
     return run
 
@@ -153,7 +153,7 @@ def test_sigkill_at_random_moments_on_one_ledger_keeps_it_whole(rig: CrashRig, s
 
     final = rig.run("final clean run", 3)
     assert final.code == 0, final.stderr[-3000:]
-    report = audit(sim, rig.ledger_path, rig.config)
+    report = audit(sim, rig.ledger_url, rig.config)
     assert not report.problems, _problems(report, final)
     print("runs:\n  " + "\n  ".join(f"{r.label}: exit {r.code} in {r.seconds:.1f}s" for r in rig.runs))
     print(f"final: {report}")

@@ -26,7 +26,9 @@ from tests.e2e.fleet_harness import (
     ledger_rows,
     open_at,
     reservations,
+    safety_logs,
     start_worker,
+    stop_all,
     worker_config,
 )
 from tests.e2e.test_ops_health_command import arb_health
@@ -54,23 +56,6 @@ def fleet_redis() -> Iterator[tuple[redis.Redis, str]]:
     client.close()
 
 
-def _safety_logs(workers: list[Worker]) -> str:
-    logs = [w.workdir / "logs" / "safety.log" for w in workers]
-    return "".join(log.read_text(encoding="utf-8") for log in logs if log.exists())
-
-
-def _stop_all(workers: list[Worker]) -> None:
-    for w in workers:
-        if w.proc.poll() is None:
-            w.proc.send_signal(signal.SIGTERM)
-    for w in workers:
-        try:
-            w.proc.wait(timeout=60)
-        except Exception:
-            w.proc.kill()
-            w.proc.wait()
-
-
 def test_three_workers_share_one_budget_and_survive_a_sigkill(
     tmp_path: Path, pg_schema_url: Callable[[], str], fleet_redis: tuple[redis.Redis, str]
 ) -> None:
@@ -96,7 +81,7 @@ def test_three_workers_share_one_budget_and_survive_a_sigkill(
 
         wait_until(all_traded, 120, "every worker to trade", every_s=0.2, proc=w3.proc, details=w3.output)
         # The budget is the bottleneck at least once: more wanted than the fleet may hold.
-        wait_until(lambda: "SHARED_BUDGET_EXHAUSTED" in _safety_logs(workers), 120, "a refusal", every_s=0.2)
+        wait_until(lambda: "SHARED_BUDGET_EXHAUSTED" in safety_logs(workers), 120, "a refusal", every_s=0.2)
 
         # The fleet view: one `arb health` sees every worker and the shared budget.
         code, rows, out = arb_health(tmp_path / "health", worker_config("w1", ["BTC"], url, prefix, **LIMITS))
@@ -137,7 +122,7 @@ def test_three_workers_share_one_budget_and_survive_a_sigkill(
         assert not [ts for i, ts in orders if i == "w3" and killed_at < ts < restarted_at]
     finally:
         sampler.stop()
-        _stop_all(workers)
+        stop_all(workers)
 
     print(f"samples={sampler.samples} max_slots={sampler.max_slots} max_exposure={sampler.max_exposure:.0f}")
     assert sampler.samples > 50
