@@ -234,7 +234,7 @@ def assemble(
             engines=engines,
             publish=events.publish,
             make_venues=make_venues,
-            listeners=(recorder,) if recorder is not None else (),
+            recorders=(recorder,) if recorder is not None else (),
             risk_budget=budget,
         )
     except BaseException:

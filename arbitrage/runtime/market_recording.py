@@ -78,7 +78,7 @@ def record_market(opts: RecordOptions, env: Mapping[str, str]) -> RecordSummary:
     signals.install()
     recorder.start()
     try:
-        venues = build_venues(config, clock, env, listeners=(recorder,))
+        venues = build_venues(config, clock, env, recorders=(recorder,))
         try:
             log.info(
                 "recording %s mode market data of %d venue(s) to %s for %s",

@@ -193,6 +193,7 @@ def replay(opts: ReplayOptions, env: Mapping[str, str]) -> ReplayResult:
             _env: Mapping[str, str],
             _alert: AlertFn,
             _listen: Sequence[BookListener],
+            _record: Sequence[BookListener],
         ) -> Venues:
             # A replay's venues signal no book: its loop ticks on the interval of data time.
             return build_replay_venues(cfg, clk, tape, latency)

@@ -37,8 +37,11 @@ if TYPE_CHECKING:  # redis-py is imported only by a fleet's workers
     from arbitrage.store.risk_budget import RiskBudget
 
 # How a run gets its venues: build_venues for run and bench; a replay passes venues of its own.
-# The listeners are to be told of every book the venues' feeds deliver.
-VenueFactory = Callable[[AppConfig, Clock, Mapping[str, str], AlertFn, Sequence[BookListener]], Venues]
+# Its arguments after the alert: the listeners to be told of every book the venues' feeds deliver,
+# and the recorders to be told of those and of every book read over REST in a stream's stead.
+VenueFactory = Callable[
+    [AppConfig, Clock, Mapping[str, str], AlertFn, Sequence[BookListener], Sequence[BookListener]], Venues
+]
 
 log = logging.getLogger("arbitrage.live_loop")
 
@@ -133,12 +136,12 @@ def build_bot(
     publish: Callable[[str, dict[str, Any]], object] | None = None,
     engines: Sequence[Engine] | None = None,
     make_venues: VenueFactory = build_venues,
-    listeners: Sequence[BookListener] = (),
+    recorders: Sequence[BookListener] = (),
     risk_budget: RiskBudget | None = None,
 ) -> Bot:
     """The bot for `config`; `engines` already built from it (by the session, before any file
-    is created) or None to build them here; its venues from `make_venues`, their feeds telling
-    `listeners` (after the loop's own) of every book; with `risk_budget`, a worker of a fleet whose
+    is created) or None to build them here; its venues from `make_venues`, telling
+    `recorders` of every book they deliver or read; with `risk_budget`, a worker of a fleet whose
     entries are reserved in it."""
     clock = clock or SystemClock()
     if engines is None:
@@ -146,7 +149,7 @@ def build_bot(
     ledger = open_ledger(ledger_url(config, data_dir), config.storage.synchronous, config.instance)
     events = BookEvents()
     try:
-        venues = make_venues(config, clock, env, alert, [events, *listeners])
+        venues = make_venues(config, clock, env, alert, [events], recorders)
     except BaseException:
         ledger.close()
         raise

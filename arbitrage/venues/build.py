@@ -73,11 +73,13 @@ def build_venues(
     env: Mapping[str, str],
     alert: AlertFn | None = None,
     listeners: Sequence[BookListener] = (),
+    recorders: Sequence[BookListener] = (),
 ) -> Venues:
     """The run's venues; `listeners` are told of every book their feeds deliver (streams, the
-    mock market's feed)."""
+    mock market's feed), `recorders` of those and also of every book read over REST while a
+    stream is down or off (the loop's book trigger must not be: its own reads would wake it)."""
     if config.mode.current == "mock":
-        return build_mock_venues(config, clock, listeners)
+        return build_mock_venues(config, clock, [*listeners, *recorders])
     from arbitrage.venues.real import build_real_venues  # imports ccxt: paper and live only
 
-    return build_real_venues(config, clock, env, alert, listeners)
+    return build_real_venues(config, clock, env, alert, listeners, recorders)

@@ -26,7 +26,7 @@ import ccxt
 
 from arbitrage.clock import Clock
 from arbitrage.config import VenueConfig
-from arbitrage.domain.book import OrderBook
+from arbitrage.domain.book import BookListener, OrderBook
 from arbitrage.domain.money import ZERO, MarketRules, dec
 from arbitrage.domain.orders import OrderReport, OrderRequest, OrderState
 from arbitrage.errors import (
@@ -39,6 +39,7 @@ from arbitrage.errors import (
     VenueUnavailable,
 )
 from arbitrage.venues.base import AlertFn
+from arbitrage.venues.book_listeners import BookListeners
 from arbitrage.venues.ccxt_dialects import Order, dialect_for
 from arbitrage.venues.ccxt_errors import Failure, classify, reason, retry_after_s, venue_error
 from arbitrage.venues.ccxt_reports import (
@@ -98,6 +99,7 @@ class CcxtVenue:
         read_delays_s: Sequence[float] = READ_DELAYS_S,
         readback_delays_s: Sequence[float] = READBACK_DELAYS_S,
         alert: AlertFn | None = None,
+        recorders: Sequence[BookListener] = (),
     ) -> None:
         self.name = name
         self.quote = config.quote
@@ -111,6 +113,8 @@ class CcxtVenue:
         self._exchange = exchange
         self._clock = clock
         self._stream = stream
+        # Told of each book read over REST in the stream's stead (a stream tells them of its own).
+        self._recorders = BookListeners(recorders, f"{name} REST books")
         self._secrets = tuple(s for s in secrets if s)
         self._read_delays = tuple(read_delays_s)
         self._readback_delays = tuple(readback_delays_s)
@@ -186,7 +190,10 @@ class CcxtVenue:
                 return _trimmed(streamed, depth)
         if self._stream is not None:
             self._stream.note_rest_fallback(symbol)
-        return self._rest_book(symbol, depth, deadline)
+        book = self._rest_book(symbol, depth, deadline)
+        if self._recorders:
+            self._recorders.tell(book)
+        return book
 
     def _rest_book(self, symbol: str, depth: int, deadline: float | None) -> OrderBook:
         raw = self._read(

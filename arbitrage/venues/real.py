@@ -34,9 +34,10 @@ def build_real_venues(
     env: Mapping[str, str],
     alert: AlertFn | None = None,
     listeners: Sequence[BookListener] = (),
+    recorders: Sequence[BookListener] = (),
 ) -> Venues:
     """Every configured venue as a CcxtVenue (live) or a PaperVenue over one (paper); `listeners`
-    are told of each streamed book."""
+    are told of each streamed book, `recorders` of each book streamed or read over REST."""
     live = config.mode.current == "live"
     built: dict[str, Venue] = {}
     markets: list[CcxtVenue] = []
@@ -47,8 +48,11 @@ def build_real_venues(
             exchange = create_exchange(name, vc, ccxt_config)
             symbols = venue_symbols(config, name)
             _check_symbols(name, vc, exchange, symbols)
-            stream = build_stream(config, name, vc, ccxt_config, symbols, clock, alert, listeners)
-            market = CcxtVenue(name, vc, exchange, clock, stream, secrets=secrets, alert=alert)
+            told = [*listeners, *recorders]
+            stream = build_stream(config, name, vc, ccxt_config, symbols, clock, alert, told)
+            market = CcxtVenue(
+                name, vc, exchange, clock, stream, secrets=secrets, alert=alert, recorders=recorders
+            )
             markets.append(market)
             if live:  # the fee endpoints are private: paper mode has no key and keeps the config's
                 market.load_taker_fee(symbols[0])

@@ -89,6 +89,26 @@ def test_arb_record_streams_the_simulator_over_websocket_and_never_trades(
     assert sim.requests(op="create_order") == [] and sim.orders() == []
 
 
+def test_a_paper_run_on_rest_books_records_every_book_it_reads(
+    tmp_path: Path, sim_server: SimServer, sim: SimControl
+) -> None:
+    """With no stream (REST polling; a stream that is down reads the same way), each book the
+    bot reads over REST is recorded: the recording holds the market the bot traded on."""
+    loops = 8
+    run = run_bot(tmp_path, "--mode", "paper", "--loops", str(loops), "--interval", "0.1", "--record", "rec",
+                  overrides=sim_overrides(sim_server.base_url), timeout=120)  # fmt: skip
+    assert run.code == 0, run.stderr[-3000:]
+    assert len(run.metrics_lines()) == loops
+    books = list(read_books(tmp_path / "rec"))
+    markets = Counter((b.venue, b.symbol) for b in books)
+    # Every market the bot reads, at least once a tick (the FX market too).
+    assert set(markets) >= MOCK_MARKETS and min(markets.values()) >= loops, markets
+    assert all(b.bids and b.asks and b.bids[0][0] < b.asks[0][0] for b in books)
+    meta = read_metadata(recording_files(tmp_path / "rec")[0])
+    assert meta["mode"] == "paper"
+    assert sim.requests(op="create_order") == []
+
+
 def test_a_recorder_killed_mid_file_loses_at_most_its_open_row_group(tmp_path: Path) -> None:
     overrides: dict[str, Any] = merge(
         BUSY_LOOP, {"loop": {"interval_s": 0.01}, "record": {"flush_rows": 20, "flush_s": 0.2}}

@@ -33,9 +33,10 @@ def built(tmp_path: Path) -> Iterator[tuple[Run, FakeClock, list[Clock]]]:
         env: Mapping[str, str],
         alert: AlertFn,
         listeners: Sequence[BookListener],
+        recorders: Sequence[BookListener],
     ) -> Venues:
         asked.append(clock)  # a replay passes venues of its own, on its own clock
-        return build_mock_venues(config, clock, listeners)
+        return build_mock_venues(config, clock, [*listeners, *recorders])
 
     settings = RunSettings(tmp_path / "data", tmp_path / "logs", interval_s=1.0, max_ticks=3)
     config = mock_config({"logging": {"console": False}})

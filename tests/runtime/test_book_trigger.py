@@ -37,7 +37,12 @@ def book(venue: str = "upbit", symbol: str = "BTC/KRW") -> OrderBook:
 
 
 def signalling_venues(
-    config: AppConfig, clock: Clock, env: Mapping[str, str], alert: AlertFn, listeners: Sequence[BookListener]
+    config: AppConfig,
+    clock: Clock,
+    env: Mapping[str, str],
+    alert: AlertFn,
+    listeners: Sequence[BookListener],
+    recorders: Sequence[BookListener],
 ) -> Venues:
     """The mock market stepped before each tick, said to signal: the test itself tells the listeners."""
     return replace(build_mock_venues(config, clock), signals_books=True)
