@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -18,6 +19,7 @@ import redis
 from arbitrage.store.postgres_ledger import split_schema
 from tests.e2e.ops_harness import bot_env
 from tests.e2e.runner import BUSY_LOOP, SCRIPT, merge, write_config
+from tests.waiting import wait_until
 
 REDIS_DB_URL = "redis://127.0.0.1:6379/13"  # the fleet tests' own Redis database
 
@@ -177,3 +179,35 @@ def open_at(positions: list[LedgerPosition], ts: float) -> list[LedgerPosition]:
 def delete_keys(client: redis.Redis, prefix: str) -> None:
     for key in client.scan_iter(f"{prefix}:*"):
         client.delete(key)
+
+
+def traded_since(url: str, ts: float) -> set[str]:
+    """The workers with an order in the ledger created after `ts`."""
+    _, orders = ledger_rows(url)
+    return {i for i, created in orders if created > ts}
+
+
+def kill_holding_a_position(
+    worker: Worker, url: str, client: redis.Redis, prefix: str, lease_s: float
+) -> float:
+    """SIGKILL `worker` while it holds an open position, and check what the budget does without its
+    help: its lease (its balances in flight) ends within `lease_s`, while its slots and exposure stay,
+    as its positions are still open. Returns when it was killed."""
+
+    def holding() -> list[LedgerPosition]:
+        return [p for p in open_at(ledger_rows(url)[0], time.time()) if p.instance == worker.instance]
+
+    what = f"{worker.instance} to hold an open position"
+    wait_until(holding, 120, what, every_s=0.02, proc=worker.proc, details=worker.output)
+    worker.proc.send_signal(signal.SIGKILL)
+    killed_at = time.time()
+    worker.proc.wait(timeout=30)
+    lease = f"{prefix}:res:{worker.instance}"
+    wait_until(lambda: not client.exists(lease), lease_s + 5, f"{worker.instance}'s lease to expire")
+    freed_after = time.time() - killed_at
+    assert freed_after <= lease_s + 1.0, f"{worker.instance}'s lease outlived it: {freed_after:.2f}s"
+    held_by_dead, still_open = reservations(client, prefix).get(worker.instance, {}), holding()
+    assert len(held_by_dead) >= len(still_open) > 0, (held_by_dead, still_open)
+    # An entry's reservation is its planned notional; its fill can come out a little dearer.
+    assert sum(held_by_dead.values()) >= 0.99 * float(sum(p.entry_cost for p in still_open))
+    return killed_at

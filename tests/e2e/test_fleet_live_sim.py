@@ -12,13 +12,10 @@ shared ledger and trades again."""
 
 from __future__ import annotations
 
-import signal
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 import redis
 
 from arbitrage.config import load_config
@@ -27,18 +24,16 @@ from arbitrage.sim.market import sim_assets
 from arbitrage.sim.server import SimServer
 from tests.e2e.crash_harness import audit
 from tests.e2e.fleet_harness import (
-    REDIS_DB_URL,
     BudgetSampler,
-    LedgerPosition,
     Worker,
-    delete_keys,
+    kill_holding_a_position,
     ledger_rows,
     open_at,
     order_reasons,
-    reservations,
     safety_logs,
     start_worker,
     stop_all,
+    traded_since,
     worker_config,
 )
 from tests.e2e.runner import merge
@@ -66,15 +61,6 @@ LIMITS = {
     "execution": {"max_unhedged_qty_by_asset": {"ETH": 0.002, "SIMA": 5}},
     "live_guards": {"dry_run_cycles": 0},
 }
-
-
-@pytest.fixture
-def fleet_redis() -> Iterator[tuple[redis.Redis, str]]:
-    client = redis.Redis.from_url(REDIS_DB_URL)
-    prefix = f"fleet-live-{uuid.uuid4().hex[:10]}"
-    yield client, prefix
-    delete_keys(client, prefix)
-    client.close()
 
 
 def _start(tmp_path: Path, name: str, config: dict[str, object]) -> Worker:
@@ -106,34 +92,18 @@ def test_three_live_workers_share_one_budget_on_the_simulator_and_survive_a_sigk
         sampler.start()
         w3 = workers[2]
 
-        def traded_since(ts: float) -> set[str]:
-            _, orders = ledger_rows(url)
-            return {i for i, created in orders if created > ts}
-
         wait_until(
-            lambda: traded_since(0) == set(ASSIGNMENTS), 120, "every worker to trade", every_s=0.2,
+            lambda: traded_since(url, 0) == set(ASSIGNMENTS), 120, "every worker to trade", every_s=0.2,
             proc=w3.proc, details=w3.output,
         )  # fmt: skip
         wait_until(lambda: "SHARED_BUDGET_EXHAUSTED" in safety_logs(workers), 120, "a refusal", every_s=0.2)
 
-        # SIGKILL w3 while it holds a position: its balances in flight are freed within its lease,
-        # without its help; its slot and exposure are not, as its position is still open.
-        def w3_open() -> list[LedgerPosition]:
-            return [p for p in open_at(ledger_rows(url)[0], time.time()) if p.instance == "w3"]
-
-        wait_until(w3_open, 120, "w3 to hold an open position", every_s=0.02, proc=w3.proc, details=w3.output)
-        w3.proc.send_signal(signal.SIGKILL)
-        killed_at = time.time()
-        w3.proc.wait(timeout=30)
-        wait_until(lambda: not client.exists(f"{prefix}:res:w3"), LEASE_S + 5, "w3's lease to expire")
-        freed_after = time.time() - killed_at
-        assert freed_after <= LEASE_S + 1.0, f"w3's lease outlived it: {freed_after:.2f}s"
-        held_by_dead, open_w3 = reservations(client, prefix).get("w3", {}), w3_open()
-        assert len(held_by_dead) >= len(open_w3) > 0, (held_by_dead, open_w3)
+        # SIGKILL w3 while it holds a position: what it had in flight is freed within its lease.
+        killed_at = kill_holding_a_position(w3, url, client, prefix, LEASE_S)
 
         # The survivors keep placing orders at the venues while w3 is dead.
         survivors = {"w1", "w2"}
-        wait_until(lambda: survivors <= traded_since(killed_at + 0.5), 120, "the survivors to trade")
+        wait_until(lambda: survivors <= traded_since(url, killed_at + 0.5), 120, "the survivors to trade")
         restarted_at = time.time()
         _, orders = ledger_rows(url)
         assert not [ts for i, ts in orders if i == "w3" and killed_at < ts < restarted_at]
@@ -141,8 +111,8 @@ def test_three_live_workers_share_one_budget_on_the_simulator_and_survive_a_sigk
         # Restarted, w3 recovers what it had in flight on the shared ledger and trades again.
         workers[2] = w3 = _start(tmp_path, "w3", configs["w3"])
         wait_until(
-            lambda: "w3" in traded_since(restarted_at), 120, "w3 to trade after its restart", every_s=0.2,
-            proc=w3.proc, details=w3.output,
+            lambda: "w3" in traded_since(url, restarted_at), 120, "w3 to trade after its restart",
+            every_s=0.2, proc=w3.proc, details=w3.output,
         )  # fmt: skip
     finally:
         sampler.stop()

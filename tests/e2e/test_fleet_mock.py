@@ -7,28 +7,23 @@ worker's ledger reads see only its own rows."""
 
 from __future__ import annotations
 
-import signal
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 import redis
 
 from arbitrage.store.ledger import open_ledger
 from tests.e2e.fleet_harness import (
-    REDIS_DB_URL,
     BudgetSampler,
-    LedgerPosition,
     Worker,
-    delete_keys,
+    kill_holding_a_position,
     ledger_rows,
     open_at,
-    reservations,
     safety_logs,
     start_worker,
     stop_all,
+    traded_since,
     worker_config,
 )
 from tests.e2e.test_ops_health_command import arb_health
@@ -45,15 +40,6 @@ LIMITS = {
     "exit": {"max_hold_s": 1.0},
     "mock": {"premium_mean_pct": 0.6},
 }
-
-
-@pytest.fixture
-def fleet_redis() -> Iterator[tuple[redis.Redis, str]]:
-    client = redis.Redis.from_url(REDIS_DB_URL)
-    prefix = f"fleet-{uuid.uuid4().hex[:10]}"
-    yield client, prefix
-    delete_keys(client, prefix)
-    client.close()
 
 
 def test_three_workers_share_one_budget_and_survive_a_sigkill(
@@ -75,11 +61,9 @@ def test_three_workers_share_one_budget_and_survive_a_sigkill(
         sampler.start()
         w3 = workers[2]
 
-        def all_traded() -> bool:
-            _, orders = ledger_rows(url)
-            return {i for i, _ in orders} == set(assignments)
-
-        wait_until(all_traded, 120, "every worker to trade", every_s=0.2, proc=w3.proc, details=w3.output)
+        every = set(assignments)
+        wait_until(lambda: traded_since(url, 0) == every, 120, "every worker to trade", every_s=0.2,
+                   proc=w3.proc, details=w3.output)  # fmt: skip
         # The budget is the bottleneck at least once: more wanted than the fleet may hold.
         wait_until(lambda: "SHARED_BUDGET_EXHAUSTED" in safety_logs(workers), 120, "a refusal", every_s=0.2)
 
@@ -89,33 +73,16 @@ def test_three_workers_share_one_budget_and_survive_a_sigkill(
         assert all(rows[f"worker {name}"][0] == "OK" for name in assignments), out
         assert rows["fleet"][0] == "OK" and "3 worker(s) alive" in rows["fleet"][1], out
 
-        # SIGKILL w3 while it holds a reservation: what it had in flight is freed within its lease,
-        # without w3's help; its slots and exposure are not, as its positions are still open.
-        def w3_open() -> list[LedgerPosition]:
-            return [p for p in open_at(ledger_rows(url)[0], time.time()) if p.instance == "w3"]
-
-        wait_until(w3_open, 120, "w3 to hold an open position", every_s=0.02)
-        w3.proc.send_signal(signal.SIGKILL)
-        killed_at = time.time()
-        w3.proc.wait(timeout=30)
-        wait_until(lambda: not client.exists(f"{prefix}:res:w3"), LEASE_S + 5, "w3's lease to expire")
-        freed_after = time.time() - killed_at
-        assert freed_after <= LEASE_S + 1.0, f"w3's lease outlived it: {freed_after:.2f}s"
-        held_by_dead, open_w3 = reservations(client, prefix).get("w3", {}), w3_open()
-        assert len(held_by_dead) >= len(open_w3) > 0, (held_by_dead, open_w3)
-        assert sum(held_by_dead.values()) >= 0.99 * float(sum(p.entry_cost for p in open_w3))
+        # SIGKILL w3 while it holds a position: what it had in flight is freed within its lease.
+        killed_at = kill_holding_a_position(w3, url, client, prefix, LEASE_S)
 
         # Restarted, w3 rebuilds its reservations from the ledger (its open positions) and trades.
         workers[2] = w3 = start_worker(tmp_path / "w3", w3_config, *w3_args)
         restarted_at = time.time()
 
         # The survivors keep trading after the kill, and so does w3 once back.
-        def traded_since_kill() -> set[str]:
-            _, orders = ledger_rows(url)
-            return {i for i, ts in orders if ts > killed_at + 0.5}
-
         wait_until(
-            lambda: set(assignments) <= traded_since_kill(), 120, "every worker to trade after the kill",
+            lambda: every <= traded_since(url, killed_at + 0.5), 120, "every worker to trade after the kill",
             every_s=0.2, proc=w3.proc, details=w3.output,
         )  # fmt: skip
         _, orders = ledger_rows(url)

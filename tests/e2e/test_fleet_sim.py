@@ -5,18 +5,14 @@ positions at once, and paper mode never sends the simulator an order."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 import redis
 
 from arbitrage.sim.control import SimControl
 from arbitrage.sim.server import SimServer
 from tests.e2e.fleet_harness import (
-    REDIS_DB_URL,
-    delete_keys,
     ledger_rows,
     open_at,
     start_worker,
@@ -29,22 +25,14 @@ SIM_RESET_EACH_TEST = True
 LOOPS = 40
 
 
-@pytest.fixture
-def fleet_prefix() -> Iterator[str]:
-    prefix = f"fleet-sim-{uuid.uuid4().hex[:10]}"
-    yield prefix
-    client = redis.Redis.from_url(REDIS_DB_URL)
-    delete_keys(client, prefix)
-    client.close()
-
-
 def test_two_paper_workers_share_one_position_slot(
     tmp_path: Path,
     pg_schema_url: Callable[[], str],
-    fleet_prefix: str,
+    fleet_redis: tuple[redis.Redis, str],
     sim_server: SimServer,
     sim: SimControl,
 ) -> None:
+    _, fleet_prefix = fleet_redis
     url = pg_schema_url()
     extra = {**sim_overrides(sim_server.base_url), "safety": {"max_open_positions": 1}}
     workers = [
