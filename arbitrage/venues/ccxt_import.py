@@ -1,13 +1,14 @@
 """ccxt's packages without importing every exchange: an exchange class is loaded when first named.
 
-ccxt's package __init__ (and async_support's, and pro's) imports all of its ~105 exchanges, ~0.4
-CPU-s of every paper or live start, to use two of them. Once `install()` has run, importing
-`ccxt`, `ccxt.async_support` or `ccxt.pro` runs that __init__ without its exchange imports (the
-`from ccxt.binance import binance` lines) and defers each of them to the first read of its name
-(`ccxt.binance`, `getattr(ccxt.pro, "upbit")`). Nothing else changes: version, errors, `Exchange`,
-`exchanges` and every other name the __init__ binds are there at once, an exchange read by name
-is the class the real __init__ would bind, and a read of any other missing name (a submodule the
-full import would have left as an attribute) first runs the real __init__ whole.
+ccxt's package __init__ (and async_support's, and pro's) imports all of its ~105 exchanges, ~0.6
+CPU-s of every paper or live start (~1 with the book streams), to use two of them. Once
+`install()` has run, importing `ccxt`, `ccxt.async_support` or `ccxt.pro` runs that __init__
+without its exchange imports (the `from ccxt.binance import binance` lines) and defers each of
+them to the first read of its name (`ccxt.binance`, `getattr(ccxt.pro, "upbit")`). Nothing else
+changes: version, errors, `Exchange`, `exchanges` and every other name the __init__ binds are
+there at once, an exchange read by name is the class the real __init__ would bind, and a read of
+a missing submodule's name (one the full import would have left as an attribute) first runs the
+real __init__ whole.
 """
 
 from __future__ import annotations
@@ -41,7 +42,11 @@ class ExchangePackage(types.ModuleType):
             __import__(deferred[name])
             exchange = sys.modules[deferred[name]]
             super().__setattr__(name, getattr(exchange, name))  # as the __init__'s import binds it
-        elif not (name.startswith("__") and name.endswith("__")):  # no import statement binds one
+        elif _submodule_exists(self, name):
+            # The __init__'s statements bind no other name, but the exchanges it imports import
+            # submodules (ccxt.abstract, ccxt.static_dependencies...), which Python binds on the
+            # package. Any other name (a probe for __wrapped__, pytest's fixture markers) is missing
+            # from the whole package too: no need to import ~105 exchanges to say so.
             _complete_package(self)
         try:
             return self.__dict__[name]
@@ -120,6 +125,11 @@ def _exchange_import(statement: ast.stmt, package: str) -> str | None:
         return None
     alias = statement.names[0]
     return child if alias.name == child and alias.asname is None else None
+
+
+def _submodule_exists(package: types.ModuleType, name: str) -> bool:
+    spec = importlib.machinery.PathFinder.find_spec(f"{package.__name__}.{name}", package.__path__)
+    return spec is not None
 
 
 def _complete_package(package: types.ModuleType) -> None:

@@ -56,14 +56,18 @@ def test_only_the_named_exchanges_load_and_every_other_name_still_resolves() -> 
         out["kraken"] = repr(ccxt.kraken)  # named later: loaded then, alone
         out["kraken_alone"] = "ccxt.okx" not in sys.modules
         out["in_dir"] = "okx" in dir(ccxt)
-        out["missing"] = hasattr(ccxt, "no_such_exchange")  # a name nobody binds: the whole __init__
+        out["missing"] = hasattr(ccxt, "no_such_exchange")  # bound by nothing: no reason to load more
+        out["still_alone"] = "ccxt.okx" not in sys.modules
+        # A submodule's name may be bound by what the exchanges import: the whole __init__ first.
+        out["submodule"] = hasattr(ccxt, "test")
         out["after"] = describe(ccxt)
-        out["pro_after"] = (hasattr(ccxt.pro, "no_such_exchange"), describe(ccxt.pro))
+        out["pro_after"] = (hasattr(ccxt.pro, "test"), describe(ccxt.pro))
         print(json.dumps(out))
     """)
     real = in_fresh_python("""
         import json, ccxt, ccxt.pro
         print(json.dumps({"spec": [ccxt.__spec__.name, ccxt.__spec__.origin, list(ccxt.__path__)],
+                          "submodule": hasattr(ccxt, "test"), "pro_submodule": hasattr(ccxt.pro, "test"),
                           "all": describe(ccxt), "pro": describe(ccxt.pro)}))
     """)
     assert seen["binance"] == "<class 'ccxt.binance.binance'>"
@@ -75,6 +79,7 @@ def test_only_the_named_exchanges_load_and_every_other_name_still_resolves() -> 
     assert seen["async_loaded"] == ["ccxt.async_support.upbit"]  # what ccxt.pro's upbit is built on
     assert seen["kraken"] == "<class 'ccxt.kraken.kraken'>"
     assert seen["kraken_alone"] and seen["in_dir"]
-    assert seen["missing"] is False
+    assert seen["missing"] is False and seen["still_alone"]
+    assert seen["submodule"] == real["submodule"]
     assert seen["after"] == real["all"]  # once complete, the namespace is the real package's
-    assert seen["pro_after"] == [False, real["pro"]]
+    assert seen["pro_after"] == [real["pro_submodule"], real["pro"]]
