@@ -61,14 +61,15 @@ def test_only_the_named_exchanges_load_and_every_other_name_still_resolves() -> 
         # A submodule's name may be bound by what the exchanges import: the whole __init__ first.
         out["submodule"] = hasattr(ccxt, "test")
         out["after"] = describe(ccxt)
-        out["pro_after"] = (hasattr(ccxt.pro, "test"), describe(ccxt.pro))
+        out["pro_dir"] = sorted(set(ccxt.pro.exchanges) - set(dir(ccxt.pro)))
         print(json.dumps(out))
     """)
+    # ccxt alone: the same loader completes async_support and pro, and the real ccxt.pro would
+    # import (and on a fresh install compile) ~200 more modules for this one comparison.
     real = in_fresh_python("""
-        import json, ccxt, ccxt.pro
+        import json, ccxt
         print(json.dumps({"spec": [ccxt.__spec__.name, ccxt.__spec__.origin, list(ccxt.__path__)],
-                          "submodule": hasattr(ccxt, "test"), "pro_submodule": hasattr(ccxt.pro, "test"),
-                          "all": describe(ccxt), "pro": describe(ccxt.pro)}))
+                          "submodule": hasattr(ccxt, "test"), "all": describe(ccxt)}))
     """)
     assert seen["binance"] == "<class 'ccxt.binance.binance'>"
     assert seen["pro_upbit"] == "<class 'ccxt.pro.upbit.upbit'>"
@@ -81,5 +82,6 @@ def test_only_the_named_exchanges_load_and_every_other_name_still_resolves() -> 
     assert seen["kraken_alone"] and seen["in_dir"]
     assert seen["missing"] is False and seen["still_alone"]
     assert seen["submodule"] == real["submodule"]
-    assert seen["after"] == real["all"]  # once complete, the namespace is the real package's
-    assert seen["pro_after"] == [real["pro_submodule"], real["pro"]]
+    # Once complete, the namespace is the real package's (bar the subpackages this one imported).
+    assert {k: v for k, v in seen["after"].items() if k not in ("async_support", "pro")} == real["all"]
+    assert seen["pro_dir"] == []
