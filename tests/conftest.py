@@ -14,6 +14,7 @@ import pytest
 from arbitrage.sim.control import SimControl
 from arbitrage.sim.market import DEFAULT_ASSETS, sim_assets
 from arbitrage.sim.server import SimServer
+from arbitrage.venues import ccxt_import
 from tests.store.redis_server import PrivateRedisServer
 
 if TYPE_CHECKING:
@@ -33,6 +34,13 @@ def _pg_admin() -> psycopg.Connection[Any]:
         return psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
     except psycopg.Error as exc:
         pytest.fail(f"PostgreSQL at 127.0.0.1:5432 is unreachable ({exc}); start it with: {PG_START}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """ccxt's packages as the bot imports them (arbitrage/venues/ccxt_import.py), before any test
+    module imports ccxt: each worker collects the whole suite, and with ccxt's own __init__s its
+    collection alone imported all ~105 exchanges three times over (ccxt, async_support, pro)."""
+    ccxt_import.install()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

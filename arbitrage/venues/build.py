@@ -80,6 +80,9 @@ def build_venues(
     stream is down or off (the loop's book trigger must not be: its own reads would wake it)."""
     if config.mode.current == "mock":
         return build_mock_venues(config, clock, [*listeners, *recorders])
+    from arbitrage.venues import ccxt_import
+
+    ccxt_import.install()  # before the first `import ccxt`: only the configured exchanges load
     from arbitrage.venues.real import build_real_venues  # imports ccxt: paper and live only
 
     return build_real_venues(config, clock, env, alert, listeners, recorders)
