@@ -71,6 +71,12 @@ def test_streams_cut_fall_back_to_rest_within_a_tick_and_come_back(
     with bot_process(tmp_path, "--mode", mode, "--interval", "0.1", overrides=overrides, env=env) as bot:
         bot.wait_for(r"trades=[1-9]", 60)  # streaming, past the live dry run, and trading
         wait_until(lambda: set(stream_states(health_detail(port)).values()) == {"stream"}, 30, "streams")
+        # The bot calls a stream up until its books go stale; the simulator knows at once when it
+        # cut one (a client that fell behind): cut them when it holds one for each venue.
+        wait_until(
+            lambda: all(v["ws_connections"] > 0 for v in sim.health()["venues"].values()), 30,
+            "the simulator to hold a stream of each venue",
+        )  # fmt: skip
 
         sim.refuse_streams(REFUSE_S)  # the reconnects after the cut are refused for a while
         cut_at = time.time()
