@@ -184,7 +184,10 @@ def replay(opts: ReplayOptions, env: Mapping[str, str]) -> ReplayResult:
     lock = lock_instance(config, run_dir, SystemClock())  # a ledger a bot is using is refused here
     try:
         every = max(1, round(METRICS_LINE_S / interval))
-        settings = RunSettings(run_dir, run_dir / "logs", interval, ticks, opts.log_level, every)
+        # The safety rejections' counts go to the ledger once a minute of data time too: the rows
+        # come out the same, and a replay that dies is replayed again, not recovered.
+        logs = run_dir / "logs"
+        settings = RunSettings(run_dir, logs, interval, ticks, opts.log_level, every, METRICS_LINE_S)
         latency = config.replay.fill_latency_ms
 
         def venues(
