@@ -21,7 +21,7 @@ from arbitrage.errors import ConfigError
 from arbitrage.ops.alerts import AlertFanout, build_alerter
 from arbitrage.ops.health_server import Control, HealthServer
 from arbitrage.ops.live_guards import DryRunGate
-from arbitrage.ops.logs import secrets_from_env, setup_logging
+from arbitrage.ops.logs import secrets_from_env, setup_logging, write_out_logs
 from arbitrage.ops.metrics import BotMetrics
 from arbitrage.ops.sysmonitor import SysMonitor
 from arbitrage.ops.telegram_commands import TelegramCommands
@@ -63,6 +63,7 @@ class RunSettings:
     log_level: str | None = None  # None: logging.level from the config
     metrics_line_every: int = 1  # ticks between metrics lines (a replay's data-time minute)
     rejections_flush_s: float = FLUSH_S  # between writes of the safety rejections' counts
+    buffered_logs: bool = False  # log files written as their buffers fill (a replay), not per record
 
 
 class LeaseLostStop:
@@ -153,6 +154,13 @@ class Run:
         if self.closed:
             return
         self.closed = True
+        try:
+            self._close_parts()
+        finally:
+            if self.settings.buffered_logs:  # every line in its file when the run returns
+                write_out_logs()
+
+    def _close_parts(self) -> None:
         if self.commands is not None:
             self.commands.stop()
         if self.health is not None:
@@ -191,6 +199,7 @@ def assemble(
         console=config.logging.console,
         backup_count=config.logging.backup_count,
         secrets=secrets_from_env(config, env),
+        buffered=settings.buffered_logs,
     )
     alerter = build_alerter(config.alerts, env, clock, log_health)
     redis = None

@@ -184,10 +184,11 @@ def replay(opts: ReplayOptions, env: Mapping[str, str]) -> ReplayResult:
     lock = lock_instance(config, run_dir, SystemClock())  # a ledger a bot is using is refused here
     try:
         every = max(1, round(METRICS_LINE_S / interval))
-        # The safety rejections' counts go to the ledger once a minute of data time too: the rows
-        # come out the same, and a replay that dies is replayed again, not recovered.
+        # The safety rejections' counts go to the ledger once a minute of data time too (the rows
+        # come out the same), and the log files are written as their buffers fill, not line by
+        # line: a replay that dies is replayed again, not recovered.
         logs = run_dir / "logs"
-        settings = RunSettings(run_dir, logs, interval, ticks, opts.log_level, every, METRICS_LINE_S)
+        settings = RunSettings(run_dir, logs, interval, ticks, opts.log_level, every, METRICS_LINE_S, True)
         latency = config.replay.fill_latency_ms
 
         def venues(
