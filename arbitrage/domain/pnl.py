@@ -50,6 +50,14 @@ def sweep(levels: Sequence[Level], qty: float) -> Sweep | None:
     """
     if qty <= 0:
         return None
+    # The top alone covers most quantities: read it alone first, as a lazily built side (the
+    # mock market's, a replay's) makes every level at the first read past its top.
+    try:
+        price, size = levels[0]
+    except IndexError:  # an empty side
+        return None
+    if size >= qty:  # what the walk below returns when the first level covers qty
+        return Sweep(qty, 0.0 + qty * price, price, True)
     left = qty
     notional = 0.0
     worst = None

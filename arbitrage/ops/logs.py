@@ -106,11 +106,25 @@ class LineFormatter(logging.Formatter):
 class AuditFileHandler(TimedRotatingFileHandler):
     """A component's log file; a record it cannot write is reported to LogWriteHealth, not printed."""
 
-    def __init__(self, path: Path, health: LogWriteHealth, backup_count: int) -> None:
+    def __init__(self, path: Path, health: LogWriteHealth, backup_count: int, buffered: bool = False) -> None:
         super().__init__(path, when="midnight", backupCount=backup_count, encoding="utf-8")
         self._health = health
         self._label = str(path)
         self._failed = False
+        # Buffered: records reach the file when the stream's buffer fills, at rotation and at
+        # close, not one write call each (a replay's logs, remade by replaying again).
+        self._buffered = buffered
+
+    def flush(self) -> None:
+        if not self._buffered:
+            super().flush()
+
+    def write_out(self) -> None:
+        """Write what the buffer holds (a buffered handler's records so far)."""
+        try:
+            super().flush()
+        except OSError as err:
+            self._health.failed(self._label, err, audit=True)
 
     def emit(self, record: logging.LogRecord) -> None:
         self._failed = False
@@ -168,6 +182,14 @@ def reset_logging() -> None:
     logging._srcfile = _SRCFILE
 
 
+def write_out_logs() -> None:
+    """Write what buffered log files hold: a replay's lines are all in its files when it returns."""
+    for logger in _managed_loggers():
+        for handler in logger.handlers:
+            if isinstance(handler, AuditFileHandler):
+                handler.write_out()
+
+
 def _own(handler: logging.Handler, redactor: RedactingFilter) -> logging.Handler:
     handler.setFormatter(LineFormatter())
     handler.addFilter(redactor)
@@ -181,9 +203,13 @@ def setup_logging(
     console: bool = True,
     backup_count: int = 7,
     secrets: Iterable[str] = (),
+    buffered: bool = False,
 ) -> LogWriteHealth:
     """Install the file and console handlers; calling it again replaces them (no duplicates).
 
+    `buffered`: the files are written when their buffers fill and at close, not at every record:
+    for a replay, whose logs nobody tails and whose run is made again rather than recovered (a
+    live bot's audit log must hold every line before the next one happens).
     Returns what the handlers report when they cannot write (a full disk, say).
     """
     levels = logging.getLevelNamesMapping()
@@ -198,7 +224,9 @@ def setup_logging(
 
     console_handler = _own(ConsoleHandler(health), redactor) if console else None
     for component, logger_name in COMPONENTS.items():
-        file_handler = _own(AuditFileHandler(log_dir / f"{component}.log", health, backup_count), redactor)
+        file_handler = _own(
+            AuditFileHandler(log_dir / f"{component}.log", health, backup_count, buffered), redactor
+        )
         names = [logger_name]
         if component == "live_loop":
             # The catch-all shares live_loop's handler: two handlers rotating one file would clash.

@@ -21,7 +21,7 @@ from arbitrage.errors import ConfigError
 from arbitrage.ops.alerts import AlertFanout, build_alerter
 from arbitrage.ops.health_server import Control, HealthServer
 from arbitrage.ops.live_guards import DryRunGate
-from arbitrage.ops.logs import secrets_from_env, setup_logging
+from arbitrage.ops.logs import secrets_from_env, setup_logging, write_out_logs
 from arbitrage.ops.metrics import BotMetrics
 from arbitrage.ops.sysmonitor import SysMonitor
 from arbitrage.ops.telegram_commands import TelegramCommands
@@ -31,6 +31,7 @@ from arbitrage.runtime.loop import LiveLoop, TickHook
 from arbitrage.runtime.operator_commands import OperatorCommands
 from arbitrage.runtime.operator_control import OperatorControl
 from arbitrage.runtime.recorder_watch import RecorderWatch
+from arbitrage.runtime.rejection_log import FLUSH_S
 from arbitrage.runtime.shutdown import Shutdown, state_document
 from arbitrage.runtime.stop_signals import StopSignals
 from arbitrage.runtime.supervisor import DryRunHook, Supervisor, SupervisorConfig
@@ -61,6 +62,8 @@ class RunSettings:
     max_ticks: int | None
     log_level: str | None = None  # None: logging.level from the config
     metrics_line_every: int = 1  # ticks between metrics lines (a replay's data-time minute)
+    rejections_flush_s: float = FLUSH_S  # between writes of the safety rejections' counts
+    buffered_logs: bool = False  # log files written as their buffers fill (a replay), not per record
 
 
 class LeaseLostStop:
@@ -151,6 +154,13 @@ class Run:
         if self.closed:
             return
         self.closed = True
+        try:
+            self._close_parts()
+        finally:
+            if self.settings.buffered_logs:  # every line in its file when the run returns
+                write_out_logs()
+
+    def _close_parts(self) -> None:
         if self.commands is not None:
             self.commands.stop()
         if self.health is not None:
@@ -189,6 +199,7 @@ def assemble(
         console=config.logging.console,
         backup_count=config.logging.backup_count,
         secrets=secrets_from_env(config, env),
+        buffered=settings.buffered_logs,
     )
     alerter = build_alerter(config.alerts, env, clock, log_health)
     redis = None
@@ -228,6 +239,7 @@ def assemble(
             interval_s=settings.interval_s,
             max_ticks=settings.max_ticks,
             metrics_line_every=settings.metrics_line_every,
+            rejections_flush_s=settings.rejections_flush_s,
             alert=alerts.send,
             env=env,
             clock=clock,
@@ -247,7 +259,8 @@ def assemble(
         clock,
         bot.state,
         sysmon,
-        metrics,
+        # Only the health server's /metrics reads them: without it, a tick's export is for no one.
+        metrics if config.health_server.enabled else None,
         alerter,
         redis,
         ws_lag=bot.feed.ws_lag,
@@ -279,6 +292,7 @@ def assemble(
         stopping=lambda: bot.loop.stopping,
         save_remote=redis.save_console if redis is not None else None,
         remote_every_s=config.redis.heartbeat_interval_s,
+        read=config.health_server.enabled or _commands_wanted(config, env),
     )
     hooks.append(console)
     bot.loop.hooks.extend(hooks)
@@ -339,11 +353,11 @@ def _telegram_commands(
     control: OperatorControl,
 ) -> TelegramCommands | None:
     """The chat commands, when Telegram is set up (token and chat id) and alerts.commands is on."""
+    if not _commands_wanted(config, env):
+        return None
     alerts = config.alerts
     token = env.get(alerts.telegram_token_env, "").strip()
     chat_id = env.get(alerts.telegram_chat_id_env, "").strip()
-    if not (alerts.commands and token and chat_id):
-        return None
     answers = OperatorCommands(
         bot.state,
         console.document,
@@ -353,6 +367,14 @@ def _telegram_commands(
     return TelegramCommands(
         token, chat_id, alerts.telegram_base_url, answers.answer, alerts.poll_timeout_s, alerts.timeout_s
     )
+
+
+def _commands_wanted(config: AppConfig, env: Mapping[str, str]) -> bool:
+    """Whether the run answers chat commands: Telegram set up (token and chat id), alerts.commands on."""
+    alerts = config.alerts
+    token = env.get(alerts.telegram_token_env, "").strip()
+    chat_id = env.get(alerts.telegram_chat_id_env, "").strip()
+    return bool(alerts.commands and token and chat_id)
 
 
 def build_recorder(config: AppConfig, clock: Clock) -> Recorder:

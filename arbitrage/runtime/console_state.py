@@ -258,6 +258,7 @@ class ConsoleHook:
         stopping: Callable[[], bool],
         save_remote: Callable[[Mapping[str, Any]], object] | None = None,
         remote_every_s: float = 1.0,
+        read: bool = True,
     ) -> None:
         self._cfg = config
         self._clock = clock
@@ -270,9 +271,14 @@ class ConsoleHook:
         self._save_remote = save_remote
         self._remote_every_s = remote_every_s
         self._last_saved = float("-inf")
+        # Whether anything reads the document (the health server, the chat commands, Redis): with
+        # no reader, taking a tick's facts (every position and venue) is work for no one.
+        self._read = read or save_remote is not None
         self.latest: ConsoleState | None = None
 
     def after_tick(self, report: TickReport) -> int | None:
+        if not self._read:
+            return None
         snapshot = self._snapshot()
         if snapshot is None:
             return None

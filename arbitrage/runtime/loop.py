@@ -32,7 +32,7 @@ from arbitrage.runtime.intent_executor import EntryGate, IntentExecutor
 from arbitrage.runtime.market_feed import MarketFeed
 from arbitrage.runtime.metrics_line import TickFigures, metrics_line
 from arbitrage.runtime.pair_trader import PairTrader
-from arbitrage.runtime.rejection_log import RejectionLog
+from arbitrage.runtime.rejection_log import FLUSH_S, RejectionLog
 from arbitrage.runtime.state import BotState
 from arbitrage.store.ledger import Ledger
 
@@ -111,6 +111,10 @@ class LoopSettings:
     # watches the log); a replay writes one a minute of data time, as a line per tick would cost
     # it ~5% of a tick and tell no one anything.
     metrics_line_every: int = 1
+    # Seconds (of the loop's clock) between writes of the counted safety rejections to the ledger.
+    # The rows come out the same whatever the pace (each write adds counts); a replay writes them
+    # once a minute of data time, as every 5 s was a write per 5 ticks for a statistic.
+    rejections_flush_s: float = FLUSH_S
 
 
 class LiveLoop:
@@ -155,7 +159,7 @@ class LiveLoop:
         self.last_tick_wall: float | None = None
         self._loggers = {e.name: logging.getLogger(f"arbitrage.{e.name}") for e in self._engines}
         self._engine_metrics: dict[str, float] = {}
-        self.rejection_log = RejectionLog(ledger, clock)
+        self.rejection_log = RejectionLog(ledger, clock, settings.rejections_flush_s)
         self._executor = IntentExecutor(
             settings.max_book_age_ms,
             clock,

@@ -184,7 +184,19 @@ def replay(opts: ReplayOptions, env: Mapping[str, str]) -> ReplayResult:
     lock = lock_instance(config, run_dir, SystemClock())  # a ledger a bot is using is refused here
     try:
         every = max(1, round(METRICS_LINE_S / interval))
-        settings = RunSettings(run_dir, run_dir / "logs", interval, ticks, opts.log_level, every)
+        # The safety rejections' counts go to the ledger once a minute of data time too (the rows
+        # come out the same), and the log files are written as their buffers fill, not line by
+        # line: a replay that dies is replayed again, not recovered.
+        settings = RunSettings(
+            run_dir,
+            run_dir / "logs",
+            interval,
+            ticks,
+            opts.log_level,
+            metrics_line_every=every,
+            rejections_flush_s=METRICS_LINE_S,
+            buffered_logs=True,
+        )
         latency = config.replay.fill_latency_ms
 
         def venues(

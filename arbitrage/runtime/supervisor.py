@@ -54,7 +54,7 @@ class Supervisor:
         clock: Clock,
         state: BotState,
         sysmon: SysMonitor | None,
-        metrics: BotMetrics,
+        metrics: BotMetrics | None,  # None: nothing serves /metrics, so nothing is exported
         alerter: Alerter,
         redis: RedisState | None,
         ws_lag: Callable[[], dict[str, float]] | None = None,
@@ -213,6 +213,8 @@ class Supervisor:
     def _export(
         self, report: TickReport, wd: WatchdogReport, values: dict[str, float | None], lags: dict[str, float]
     ) -> None:
+        if self._metrics is None:
+            return
         f = report.figures
         c = self._state.counters
         self._metrics.update(

@@ -24,6 +24,7 @@ from arbitrage.runtime.market_feed import FixedFx, FxSource, MarketFeed, VenueFx
 from arbitrage.runtime.order_sender import OrderSender, Placement
 from arbitrage.runtime.pair_trader import LegRunner, PairTrader
 from arbitrage.runtime.recovery import Recovery
+from arbitrage.runtime.rejection_log import FLUSH_S
 from arbitrage.runtime.residual_hedger import ResidualHedger
 from arbitrage.runtime.state import BotState
 from arbitrage.runtime.tick_reads import TickReader
@@ -128,6 +129,7 @@ def build_bot(
     max_ticks: int | None,
     alert: AlertFn,
     metrics_line_every: int = 1,
+    rejections_flush_s: float = FLUSH_S,
     env: Mapping[str, str],
     clock: Clock | None = None,
     hooks: list[TickHook] | None = None,
@@ -208,6 +210,7 @@ def build_bot(
         trigger=trigger,
         min_gap_ms=config.loop.min_gap_ms,
         metrics_line_every=metrics_line_every,
+        rejections_flush_s=rejections_flush_s,
     )
     loop = LiveLoop(
         settings=settings,

@@ -70,6 +70,32 @@ def test_sweep_of_nothing():
     assert sweep(((10.0, 1.0),), 0.0) is None
 
 
+class _TopOnlySide(tuple):  # type: ignore[type-arg]
+    """A side whose levels past the top must not be made (a lazily built side's promise)."""
+
+    def __iter__(self) -> Any:
+        raise AssertionError("levels past the top were made")
+
+
+def test_a_top_that_covers_the_quantity_is_all_a_sweep_reads():
+    s = sweep(_TopOnlySide(((10.0, 2.0), (11.0, 5.0))), 1.5)
+    assert s is not None and (s.qty, s.notional, s.worst_price, s.complete) == (1.5, 15.0, 10.0, True)
+
+
+@given(
+    st.lists(st.tuples(st.floats(0.01, 1e6), st.floats(1e-6, 1e3)), min_size=1, max_size=5),
+    st.floats(1e-6, 2e3),
+)
+def test_the_top_alone_values_as_the_walk_does(levels: list[tuple[float, float]], qty: float) -> None:
+    """Reading the top first changes nothing: the same sweep as walking from it, to the bit."""
+    deeper = ((levels[0][0], 0.0), *levels)  # an empty first level: sweep walks from the start
+    walked, read = sweep(deeper, qty), sweep(tuple(levels), qty)
+    assert walked is not None and read is not None
+    assert (read.qty, read.notional, read.worst_price, read.complete) == (
+        walked.qty, walked.notional, walked.worst_price, walked.complete,
+    )  # fmt: skip
+
+
 def market(binance_bid: float = 100_000.0, upbit_ask: float = 141_200_000.0, depth: float = 1.0) -> Any:
     return snapshot(
         [

@@ -17,6 +17,7 @@ from arbitrage.ops.logs import (
     reset_logging,
     secrets_from_env,
     setup_logging,
+    write_out_logs,
 )
 
 LINE = re.compile(
@@ -51,6 +52,18 @@ def test_one_file_per_component_with_the_exact_format(tmp_path: Path) -> None:
         assert m.group(3) == f"hello from {component}"
         # The level padded to 8 (see docs/ARCHITECTURE.md, Operations).
         assert lines[0].split(" [", 1)[1].startswith("INFO    ] ")
+
+
+def test_a_line_is_in_its_file_at_once_unless_buffered(tmp_path: Path) -> None:
+    live, replay = tmp_path / "live", tmp_path / "replay"
+    setup_logging(live, "INFO", console=False)
+    logging.getLogger("arbitrage.execution").info("order sent")
+    assert "order sent" in read(live, "execution.log")  # the audit log holds it before the next line
+    setup_logging(replay, "INFO", console=False, buffered=True)
+    logging.getLogger("arbitrage.execution").info("order replayed")
+    assert read(replay, "execution.log") == ""  # in the buffer, not yet written
+    write_out_logs()
+    assert "order replayed" in read(replay, "execution.log")
 
 
 def test_other_arbitrage_loggers_go_to_live_loop_log(tmp_path: Path) -> None:

@@ -147,3 +147,21 @@ def test_the_hook_publishes_each_tick_and_saves_remotely_at_its_own_pace() -> No
     assert hook.latest is not None and hook.latest.tick == 5
     document = hook.document()
     assert document is not None and document["tick"] == 5 and document is hook.document()  # built once
+
+
+def test_the_hook_takes_no_facts_when_nothing_reads_them() -> None:
+    """No health server, chat commands or Redis: a tick's facts would be taken for no one."""
+    clock = FakeClock(start=NOW)
+    hook = ConsoleHook(
+        CONFIG,
+        clock,
+        _state(),
+        snapshot=lambda: snapshot(btc_books()),
+        watchdog=lambda: None,
+        describe_venues=dict,
+        events=EventLog(clock),
+        stopping=lambda: False,
+        read=False,
+    )
+    assert hook.after_tick(_report(1)) is None
+    assert hook.latest is None and hook.document() is None

@@ -81,6 +81,16 @@ def test_evaluates_the_worst_latency_since_the_last_evaluation() -> None:
     assert sup.last_report is not None and sup.last_report.level is Level.ERROR
 
 
+def test_without_a_metrics_endpoint_the_watchdog_still_grades() -> None:
+    """No health server serves /metrics: nothing is exported, the watchdog works as before."""
+    venues = {"upbit": {"exchange": "mock", "quote": "KRW"}, "binance": {"exchange": "mock", "quote": "USDT"}}
+    config: AppConfig = parse_config({"venues": venues, "watchdog": {**LATENCY, "evaluate_every_s": 0}})
+    state = BotState(mode="mock", accounting_currency="KRW", utc_offset_h=9)
+    sup = Supervisor(SupervisorConfig.of(config), FakeClock(), state, None, None, RecordingAlerter(), None)
+    assert sup.after_tick(tick(1, 150.0)) is None
+    assert sup.last_report is not None and sup.last_report.level is Level.ERROR
+
+
 def test_critical_after_n_error_evaluations_returns_exit_3_with_a_reason(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
