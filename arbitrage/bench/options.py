@@ -34,6 +34,9 @@ class BenchOptions:
     record_interval_s: float = 0.01  # tick interval of those runs (0: back to back)
 
 
+UNHEDGED_KRW = 20_000.0  # what each synthetic asset may leave unhedged, in KRW at its reference price
+
+
 def bench_config(
     options: BenchOptions,
     synchronous: str,
@@ -65,6 +68,11 @@ def bench_config(
         # Ticks back to back compress minutes of trading into seconds: a per-minute order limit
         # would turn nearly every tick into an ORDER_RATE rejection and hide the trading path.
         "safety": {"halt_file": str(options.workdir / ".halt"), "max_orders_per_minute": 10**9},
+        # Each asset may stay unhedged by about 20,000 KRW worth, as live.yml's BTC and ETH bounds
+        # are (about twice the smallest order a venue takes). With the one default of 0.0001 units,
+        # a 2,000 KRW coin's bound would sit far below anything a venue trades: the dust a coin fee
+        # leaves would be over it for good, and priced again as an unwind every few seconds.
+        "execution": {"max_unhedged_qty_by_asset": {a: UNHEDGED_KRW / p for a, p in prices.items()}},
         "mock": {"seed": options.seed, "assets": {a: {"price": p} for a, p in prices.items()}},
         "storage": {"synchronous": synchronous},
         "logging": {"console": False},
