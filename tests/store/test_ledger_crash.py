@@ -8,12 +8,17 @@ import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from contextlib import closing
 from decimal import Decimal
 
+import psycopg
+
 from arbitrage.domain.orders import OrderState
 from arbitrage.store.ledger import Ledger, open_ledger
+from tests.conftest import PG_ADMIN_URL
 from tests.store.ledger_factories import make_order
+from tests.waiting import wait_until
 
 # Each loop: two lone commits (a hedge sequence, then its event), then one transaction holding
 # a whole entry: sequence, two orders, two fills, two order updates, a position, the day's PnL.
@@ -53,6 +58,9 @@ QTY = Decimal("0.0101")
 
 
 def _run_and_kill(url: str, synchronous: str, extra_wait_s: float) -> None:
+    session = f"crash-writer-{uuid.uuid4().hex[:12]}"
+    if url.startswith("postgresql://"):
+        url += f"&application_name={session}"  # the writer's server session, to wait for below
     proc = subprocess.Popen(
         [sys.executable, "-c", WRITER, url, synchronous],
         stdout=subprocess.PIPE,
@@ -68,6 +76,13 @@ def _run_and_kill(url: str, synchronous: str, extra_wait_s: float) -> None:
     proc.wait(30)
     assert ready and alive, f"the writer did not keep writing until killed: {proc.stderr.read()[-2000:]}"
     assert proc.returncode == -signal.SIGKILL
+    if url.startswith("postgresql://"):
+        # A COMMIT the writer sent just before it died is still the server's to finish (and it
+        # does: a transaction is whole or absent either way). Read the ledger once that session
+        # is gone, or the commit could land between two of the reads below.
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            query = "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
+            wait_until(lambda: admin.execute(query, (session,)).fetchone() == (0,), 30, f"{session} to end")
 
 
 def _assert_consistent(led: Ledger, kills: int) -> int:
