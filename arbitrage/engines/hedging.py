@@ -52,6 +52,24 @@ def imbalance(first: LegState, second: LegState) -> Decimal:
     return abs(first.filled_qty - second.filled_qty)
 
 
+def repair_ruled_out(
+    first: LegState, second: LegState, rules: Mapping[str, MarketRules], attempt: int, config: ExecutionConfig
+) -> bool:
+    """True when no repair order can follow, whatever the books say: the legs are even, the pair's
+    repair orders are spent, or what one leg holds over is a grossed-up buy's sliver. The caller
+    asks before it reads the books, which after most pairs with a fee taken in the coin would be
+    two venue calls (REST reads on a venue without a stream) for nothing."""
+    gap = imbalance(first, second)
+    if gap <= 0 or attempt >= config.hedge_retries + config.unwind_attempts:
+        return True
+    lead = first if first.filled_qty > second.filled_qty else second
+    lead_rules = rules[lead.venue]
+    # A buy grossed up for a fee taken from the coin is rounded up to its venue's step, so it
+    # delivers up to a step more than the other leg moves: by design, a residual. Selling that
+    # sliver too would leave the position off the coarser step, to be closed as dust later.
+    return lead.side == "buy" and bool(lead_rules.buy_fee_in_base) and gap < lead_rules.qty_step
+
+
 def plan_repair(
     *,
     asset: str,
@@ -74,16 +92,10 @@ def plan_repair(
     `rules` and `fx` must hold both legs' venues; `books` (this asset's latest book per venue) may
     lack one: no book means no retry there, and an unwind priced from the leg's own limit.
     """
+    if repair_ruled_out(first, second, rules, attempt, config):
+        return None
     gap = imbalance(first, second)
-    if gap <= 0 or attempt >= config.hedge_retries + config.unwind_attempts:
-        return None
     lead, lag = (first, second) if first.filled_qty > second.filled_qty else (second, first)
-    lead_rules = rules[lead.venue]
-    if lead.side == "buy" and lead_rules.buy_fee_in_base and gap < lead_rules.qty_step:
-        # A buy grossed up for a fee taken from the coin is rounded up to its venue's step, so it
-        # delivers up to a step more than the other leg moves: by design, a residual. Selling that
-        # sliver too would leave the position off the coarser step, to be closed as dust later.
-        return None
     over = gap > dec(config.unhedged_limit(asset))
     if attempt < config.hedge_retries:
         retry = _retry(lag, gap, books.get(lag.venue), rules[lag.venue])

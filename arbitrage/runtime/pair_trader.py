@@ -30,7 +30,7 @@ from arbitrage.domain.legs import LegTally, ResidualBook
 from arbitrage.domain.money import ZERO, booked
 from arbitrage.domain.orders import Order, OrderCancelled, OrderRequest, apply
 from arbitrage.domain.positions import PairPosition
-from arbitrage.engines.hedging import LegState, plan_repair
+from arbitrage.engines.hedging import LegState, plan_repair, repair_ruled_out
 from arbitrage.runtime import failpoints
 from arbitrage.runtime.bookkeeper import Bookkeeper
 from arbitrage.runtime.order_sender import OrderSender, Placement
@@ -206,14 +206,17 @@ class PairTrader:
         attempt = sum(1 for t in (first, second) for o in t.orders if o.purpose in ("retry", "unwind"))
         while True:
             legs = (first, second)
-            books = {t.venue: b for t in legs if (b := self._fresh_book(t.venue, asset)) is not None}
             rules = {
                 t.venue: r for t in legs if (r := self._state.rules.get((t.venue, t.symbol))) is not None
             }
+            one, other = (LegState(t.venue, t.symbol, t.side, t.planned_price, t.net) for t in legs)
+            if repair_ruled_out(one, other, rules, attempt, self._execution):
+                return
+            books = {t.venue: b for t in legs if (b := self._fresh_book(t.venue, asset)) is not None}
             repair = plan_repair(
                 asset=asset,
-                first=LegState(first.venue, first.symbol, first.side, first.planned_price, first.net),
-                second=LegState(second.venue, second.symbol, second.side, second.planned_price, second.net),
+                first=one,
+                second=other,
                 books=books,
                 rules=rules,
                 fx={t.venue: float(t.fx) for t in legs},

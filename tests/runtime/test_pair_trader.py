@@ -267,3 +267,30 @@ def test_the_unhedged_bound_holds_after_every_tick(
         check_books_balance(bot)
     finally:
         bot.close()
+
+
+def test_a_pair_left_with_a_coin_fee_sliver_reads_no_book(tmp_path: Path) -> None:
+    """Without faults, each entry's buy is grossed up for the fee the venue takes from the coin and
+    delivers up to a step more than the sell moves: a residual by design, with nothing to repair.
+    The trader knows that before it reads the books, which on a venue without a stream would be
+    two REST reads after every such pair."""
+    bound = UnhedgedBound()
+    bot, _ = mock_bot(tmp_path, overrides={"mock": {"seed": 11}}, max_ticks=TICKS, hooks=[bound])
+    bound.bot = bot
+    reads: list[tuple[str, str]] = []
+    fresh_book = bot.trader._fresh_book
+
+    def counted(venue: str, asset: str) -> Any:
+        reads.append((venue, asset))
+        return fresh_book(venue, asset)
+
+    bot.trader._fresh_book = counted
+    try:
+        bot.loop.run()
+        slivers = [r for r in bot.ledger.hedge_events() if r["kind"] == "residual"]
+        assert len(entry_groups(bot)) >= 3 and slivers, "the run should have left coin-fee slivers"
+        assert [o for o in bot.ledger.orders() if o.purpose in ("retry", "unwind")] == []
+        assert reads == []
+        assert bound.breaches == []
+    finally:
+        bot.close()
