@@ -188,14 +188,18 @@ def traded_since(url: str, ts: float) -> set[str]:
 
 
 def kill_holding_a_position(
-    worker: Worker, url: str, client: redis.Redis, prefix: str, lease_s: float
+    worker: Worker, url: str, client: redis.Redis, prefix: str, lease_s: float, most: int | None = None
 ) -> float:
-    """SIGKILL `worker` while it holds an open position, and check what the budget does without its
+    """SIGKILL `worker` while it holds an open position (and, with `most`, no more than that many
+    slots of the fleet's budget, in flight included), and check what the budget does without its
     help: its lease (its balances in flight) ends within `lease_s`, while its slots and exposure stay,
     as its positions are still open. Returns when it was killed."""
 
     def holding() -> list[LedgerPosition]:
-        return [p for p in open_at(ledger_rows(url)[0], time.time()) if p.instance == worker.instance]
+        held = [p for p in open_at(ledger_rows(url)[0], time.time()) if p.instance == worker.instance]
+        if held and most is not None and len(reservations(client, prefix).get(worker.instance, {})) > most:
+            return []
+        return held
 
     what = f"{worker.instance} to hold an open position"
     wait_until(holding, 120, what, every_s=0.02, proc=worker.proc, details=worker.output)
