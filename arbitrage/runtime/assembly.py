@@ -202,21 +202,8 @@ def assemble(
         buffered=settings.buffered_logs,
     )
     alerter = build_alerter(config.alerts, env, clock, log_health)
-    redis = None
-    if config.redis.enabled:
-        from arbitrage.store.redis_state import RedisState
-
-        redis = RedisState.from_config(config.redis, config.instance, clock)
-    budget = None
-    if config.fleet.enabled:
-        from arbitrage.store.risk_budget import Limits, RiskBudget
-
-        fleet = config.fleet
-        budget = RiskBudget(
-            config.redis.url, fleet.key_prefix, config.instance, fleet.lease_s, Limits.of(config), clock,
-            socket_timeout_s=fleet.socket_timeout_s,
-        )  # fmt: skip
-    sysmon = SysMonitor(config.sys_monitor, clock) if config.sys_monitor.enabled else None
+    redis = _redis_state(config, clock)
+    budget = _risk_budget(config, clock)
     metrics = BotMetrics()
     started = time.monotonic()
     # Every event (trades, hedges, alerts) passes the console's ring buffer on its way to Redis.
@@ -225,13 +212,7 @@ def assemble(
     lease_lost = LeaseLostStop(alerts.send)
     if lock is not None:
         lock.watch(lease_lost)
-    recorder = None
-    if config.record.enabled:
-        if make_venues is not build_venues:
-            # A replay's venues replay a recording: recording them again would copy it.
-            raise ConfigError("record.enabled: expected false for a run on venues of its own (a replay)")
-        recorder = build_recorder(config, clock)
-        recorder.start()
+    recorder = _started_recorder(config, clock, make_venues)
     try:
         bot = build_bot(
             config,
@@ -258,7 +239,7 @@ def assemble(
         SupervisorConfig.of(config),
         clock,
         bot.state,
-        sysmon,
+        SysMonitor(config.sys_monitor, clock) if config.sys_monitor.enabled else None,
         # Only the health server's /metrics reads them: without it, a tick's export is for no one.
         metrics if config.health_server.enabled else None,
         alerter,
@@ -268,34 +249,12 @@ def assemble(
         log_health=log_health,
     )
     bot.loop.sys_sample = supervisor.sys_sample
-    hooks: list[TickHook] = [supervisor]
-    if recorder is not None:
-        hooks.append(RecorderWatch(recorder, metrics, alerts.send, clock))
-    dry_run = None
-    if config.mode.current == "live":
-        dry_run = DryRunHook(
-            DryRunGate(config.live_guards.dry_run_cycles),
-            bot.state,
-            config.live_guards.dry_run_cycles,
-            len(config.symbols) * len(config.venues),
-            lambda: _balances_readable(bot),
-        )
-        hooks.append(dry_run)
-    console = ConsoleHook(
-        config,
-        clock,
-        bot.state,
-        snapshot=lambda: bot.loop.last_snapshot,
-        watchdog=lambda: supervisor.last_report,
-        describe_venues=lambda: {name: v.describe() for name, v in bot.venues.by_name.items()},
-        events=events,
-        stopping=lambda: bot.loop.stopping,
-        save_remote=redis.save_console if redis is not None else None,
-        remote_every_s=config.redis.heartbeat_interval_s,
-        read=config.health_server.enabled or _commands_wanted(config, env),
-    )
-    hooks.append(console)
-    bot.loop.hooks.extend(hooks)
+    dry_run = _dry_run(config, bot)
+    console = _console(config, env, clock, bot, supervisor, events, redis)
+    watch = RecorderWatch(recorder, metrics, alerts.send, clock) if recorder is not None else None
+    # In this order after each tick: the supervisor may stop the run before the others look at it.
+    hooks: list[TickHook | None] = [supervisor, watch, dry_run, console]
+    bot.loop.hooks.extend(hook for hook in hooks if hook is not None)
     shutdown = Shutdown(
         bot,
         alerts.send,
@@ -307,23 +266,7 @@ def assemble(
         stopping=lambda: shutdown.in_progress or bot.loop.stopping,
     )
     control = OperatorControl(Path(config.safety.halt_file), signals.request, clock)
-    health = None
-    if config.health_server.enabled:
-        hs = config.health_server
-        health = HealthServer(
-            hs.host,
-            hs.port,
-            lambda: health_status(bot, supervisor, started),
-            metrics,
-            max_connections=hs.max_connections,
-            request_timeout_s=hs.request_timeout_s,
-            state=console.document,
-            control=Control(
-                {"/halt": control.halt, "/resume": control.resume, "/stop": control.stop},
-                env.get(hs.control_token_env, "").strip(),
-                hs.control_token_env,
-            ),
-        )
+    health = _health_server(config, env, bot, supervisor, started, metrics, console, control)
     commands = _telegram_commands(config, env, settings, bot, console, control)
     return Run(
         config,
@@ -341,6 +284,108 @@ def assemble(
         commands,
         recorder,
         budget,
+    )
+
+
+def _redis_state(config: AppConfig, clock: Clock) -> RedisState | None:
+    """The heartbeat, state and event stream in Redis, when redis.enabled."""
+    if not config.redis.enabled:
+        return None
+    from arbitrage.store.redis_state import RedisState
+
+    return RedisState.from_config(config.redis, config.instance, clock)
+
+
+def _risk_budget(config: AppConfig, clock: Clock) -> RiskBudget | None:
+    """A fleet worker's share of the one risk budget in Redis, when fleet.enabled."""
+    if not config.fleet.enabled:
+        return None
+    from arbitrage.store.risk_budget import Limits, RiskBudget
+
+    fleet = config.fleet
+    return RiskBudget(
+        config.redis.url, fleet.key_prefix, config.instance, fleet.lease_s, Limits.of(config), clock,
+        socket_timeout_s=fleet.socket_timeout_s,
+    )  # fmt: skip
+
+
+def _started_recorder(config: AppConfig, clock: Clock, make_venues: VenueFactory) -> Recorder | None:
+    """The market recorder, its writer running before the first book comes, when record.enabled."""
+    if not config.record.enabled:
+        return None
+    if make_venues is not build_venues:
+        # A replay's venues replay a recording: recording them again would copy it.
+        raise ConfigError("record.enabled: expected false for a run on venues of its own (a replay)")
+    recorder = build_recorder(config, clock)
+    recorder.start()
+    return recorder
+
+
+def _dry_run(config: AppConfig, bot: Bot) -> DryRunHook | None:
+    """Live mode's dry-run cycles: the first ticks read books and balances and send nothing."""
+    if config.mode.current != "live":
+        return None
+    return DryRunHook(
+        DryRunGate(config.live_guards.dry_run_cycles),
+        bot.state,
+        config.live_guards.dry_run_cycles,
+        len(config.symbols) * len(config.venues),
+        lambda: _balances_readable(bot),
+    )
+
+
+def _console(
+    config: AppConfig,
+    env: Mapping[str, str],
+    clock: Clock,
+    bot: Bot,
+    supervisor: Supervisor,
+    events: EventLog,
+    redis: RedisState | None,
+) -> ConsoleHook:
+    """What `arb watch`, /state and the chat commands show, made only when one of them can read it."""
+    return ConsoleHook(
+        config,
+        clock,
+        bot.state,
+        snapshot=lambda: bot.loop.last_snapshot,
+        watchdog=lambda: supervisor.last_report,
+        describe_venues=lambda: {name: v.describe() for name, v in bot.venues.by_name.items()},
+        events=events,
+        stopping=lambda: bot.loop.stopping,
+        save_remote=redis.save_console if redis is not None else None,
+        remote_every_s=config.redis.heartbeat_interval_s,
+        read=config.health_server.enabled or _commands_wanted(config, env),
+    )
+
+
+def _health_server(
+    config: AppConfig,
+    env: Mapping[str, str],
+    bot: Bot,
+    supervisor: Supervisor,
+    started: float,
+    metrics: BotMetrics,
+    console: ConsoleHook,
+    control: OperatorControl,
+) -> HealthServer | None:
+    """/health, /metrics, /state and the token-guarded controls, when health_server.enabled."""
+    hs = config.health_server
+    if not hs.enabled:
+        return None
+    return HealthServer(
+        hs.host,
+        hs.port,
+        lambda: health_status(bot, supervisor, started),
+        metrics,
+        max_connections=hs.max_connections,
+        request_timeout_s=hs.request_timeout_s,
+        state=console.document,
+        control=Control(
+            {"/halt": control.halt, "/resume": control.resume, "/stop": control.stop},
+            env.get(hs.control_token_env, "").strip(),
+            hs.control_token_env,
+        ),
     )
 
 

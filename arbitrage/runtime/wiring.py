@@ -159,19 +159,7 @@ def build_bot(
     state = initial_state(config, venues.by_name, symbols)
     for position in ledger.open_positions():
         state.put_position(position)
-    reader = None
-    if venues.remote_reads:
-        budget_s = config.tick_read_budget_ms() / 1000.0
-        reader = TickReader(venues.by_name, clock, budget_s, concurrent=True)
-    feed = MarketFeed(
-        venues.by_name,
-        symbols,
-        config.loop.book_depth,
-        build_fx(config, venues.by_name),
-        clock,
-        before_tick=venues.before_tick,
-        reader=reader,
-    )
+    feed = _market_feed(config, venues, symbols, clock)
     sender = OrderSender(venues.by_name, ledger, clock, alert)
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="leg") if venues.concurrent_legs else None
     run_legs = concurrent_legs(sender, pool) if pool is not None else sequential_legs(sender)
@@ -190,28 +178,7 @@ def build_bot(
         from arbitrage.runtime.shared_budget import SharedBudget
 
         shared = SharedBudget(risk_budget, state, ledger.daily_pnl)
-    trigger = config.loop_trigger()
-    if trigger == "book" and not venues.signals_books:
-        log.info("loop: ticks every %gs (the venues' feeds do not signal book updates)", interval_s)
-        trigger = "interval"
-    elif trigger == "book":
-        log.info(
-            "loop: ticks on streamed book updates, at least %g ms apart, every book looked at every %gs",
-            config.loop.min_gap_ms,
-            interval_s,
-        )
-    settings = LoopSettings(
-        interval_s=interval_s,
-        max_ticks=max_ticks,
-        accounting_currency=config.accounting_currency,
-        max_book_age_ms=config.safety.max_book_age_ms,
-        halt_file=Path(config.safety.halt_file),
-        live=config.mode.current == "live",
-        trigger=trigger,
-        min_gap_ms=config.loop.min_gap_ms,
-        metrics_line_every=metrics_line_every,
-        rejections_flush_s=rejections_flush_s,
-    )
+    settings = _loop_settings(config, venues, interval_s, max_ticks, metrics_line_every, rejections_flush_s)
     loop = LiveLoop(
         settings=settings,
         clock=clock,
@@ -233,3 +200,55 @@ def build_bot(
     if shared is not None:
         shared.start()  # the worker's open positions, as recovery left them, are its reservations
     return bot
+
+
+def _market_feed(
+    config: AppConfig, venues: Venues, symbols: Mapping[tuple[str, str], str], clock: Clock
+) -> MarketFeed:
+    """The tick's books and FX; remote venues read in parallel within the tick's read budget."""
+    reader = None
+    if venues.remote_reads:
+        budget_s = config.tick_read_budget_ms() / 1000.0
+        reader = TickReader(venues.by_name, clock, budget_s, concurrent=True)
+    return MarketFeed(
+        venues.by_name,
+        symbols,
+        config.loop.book_depth,
+        build_fx(config, venues.by_name),
+        clock,
+        before_tick=venues.before_tick,
+        reader=reader,
+    )
+
+
+def _loop_settings(
+    config: AppConfig,
+    venues: Venues,
+    interval_s: float,
+    max_ticks: int | None,
+    metrics_line_every: int,
+    rejections_flush_s: float,
+) -> LoopSettings:
+    """The loop's settings; ticking on book updates only where the venues' feeds signal them."""
+    trigger = config.loop_trigger()
+    if trigger == "book" and not venues.signals_books:
+        log.info("loop: ticks every %gs (the venues' feeds do not signal book updates)", interval_s)
+        trigger = "interval"
+    elif trigger == "book":
+        log.info(
+            "loop: ticks on streamed book updates, at least %g ms apart, every book looked at every %gs",
+            config.loop.min_gap_ms,
+            interval_s,
+        )
+    return LoopSettings(
+        interval_s=interval_s,
+        max_ticks=max_ticks,
+        accounting_currency=config.accounting_currency,
+        max_book_age_ms=config.safety.max_book_age_ms,
+        halt_file=Path(config.safety.halt_file),
+        live=config.mode.current == "live",
+        trigger=trigger,
+        min_gap_ms=config.loop.min_gap_ms,
+        metrics_line_every=metrics_line_every,
+        rejections_flush_s=rejections_flush_s,
+    )
