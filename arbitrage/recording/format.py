@@ -97,36 +97,70 @@ def recording_files(root: Path, venue: str | None = None) -> list[Path]:
     return [path for _venue, _day, _part, path in sorted(found)]
 
 
-def table_of(books: Sequence[OrderBook], depth: int) -> pa.Table:
-    """Books as a table of SCHEMA, their top `depth` levels a side.
+class BookColumns:
+    """Books appended as SCHEMA's columns, their top `depth` levels a side, made a table at once.
 
-    Levels go into flat C arrays handed to Arrow without a copy: the writer thread then holds the
-    GIL for a fraction of what nested Python lists would cost, which is time the tick thread gets.
+    Levels go into flat C arrays handed to Arrow without a copy: the writer thread holds the GIL
+    for a fraction of what nested Python lists would cost, which is time the tick thread gets. A
+    recorder appends a few books at a time and makes one table per row group: Arrow's fixed cost
+    per table (eight arrays and a schema check) spent on every few books was most of the work.
     """
-    venues: list[str] = []
-    symbols: list[str] = []
-    exchange_ts = array("d")
-    received_ts = array("d")
-    bid_px, bid_qty, bid_ends = array("d"), array("d"), array("i", [0])
-    ask_px, ask_qty, ask_ends = array("d"), array("d"), array("i", [0])
+
+    __slots__ = (
+        "_depth",
+        "ask_ends",
+        "ask_px",
+        "ask_qty",
+        "bid_ends",
+        "bid_px",
+        "bid_qty",
+        "exchange_ts",
+        "received_ts",
+        "symbols",
+        "venues",
+    )
+
+    def __init__(self, depth: int) -> None:
+        self._depth = depth
+        self.venues: list[str] = []
+        self.symbols: list[str] = []
+        self.exchange_ts = array("d")
+        self.received_ts = array("d")
+        self.bid_px, self.bid_qty, self.bid_ends = array("d"), array("d"), array("i", [0])
+        self.ask_px, self.ask_qty, self.ask_ends = array("d"), array("d"), array("i", [0])
+
+    def __len__(self) -> int:
+        return len(self.venues)
+
+    def add(self, book: OrderBook) -> None:
+        depth = self._depth
+        self.venues.append(book.venue)
+        self.symbols.append(book.symbol)
+        self.exchange_ts.append(book.exchange_ts)
+        self.received_ts.append(book.received_ts)
+        _add_side(book.bids[:depth], self.bid_px, self.bid_qty, self.bid_ends)
+        _add_side(book.asks[:depth], self.ask_px, self.ask_qty, self.ask_ends)
+
+    def table(self) -> pa.Table:
+        columns = [
+            pa.array(self.venues, pa.string()),
+            pa.array(self.symbols, pa.string()),
+            _float64(self.exchange_ts),
+            _float64(self.received_ts),
+            _levels_array(self.bid_ends, self.bid_px),
+            _levels_array(self.bid_ends, self.bid_qty),
+            _levels_array(self.ask_ends, self.ask_px),
+            _levels_array(self.ask_ends, self.ask_qty),
+        ]
+        return pa.Table.from_arrays(columns, schema=SCHEMA)
+
+
+def table_of(books: Sequence[OrderBook], depth: int) -> pa.Table:
+    """Books as a table of SCHEMA, their top `depth` levels a side."""
+    columns = BookColumns(depth)
     for book in books:
-        venues.append(book.venue)
-        symbols.append(book.symbol)
-        exchange_ts.append(book.exchange_ts)
-        received_ts.append(book.received_ts)
-        _add_side(book.bids[:depth], bid_px, bid_qty, bid_ends)
-        _add_side(book.asks[:depth], ask_px, ask_qty, ask_ends)
-    columns = [
-        pa.array(venues, pa.string()),
-        pa.array(symbols, pa.string()),
-        _float64(exchange_ts),
-        _float64(received_ts),
-        _levels_array(bid_ends, bid_px),
-        _levels_array(bid_ends, bid_qty),
-        _levels_array(ask_ends, ask_px),
-        _levels_array(ask_ends, ask_qty),
-    ]
-    return pa.Table.from_arrays(columns, schema=SCHEMA)
+        columns.add(book)
+    return columns.table()
 
 
 def _add_side(levels: Sequence[Level], px: array[float], qty: array[float], ends: array[int]) -> None:

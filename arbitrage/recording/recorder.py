@@ -26,7 +26,7 @@ from arbitrage.clock import Clock
 from arbitrage.config import RecordConfig
 from arbitrage.domain.book import OrderBook
 from arbitrage.recording.day_file import DayFile, salvage
-from arbitrage.recording.format import file_metadata, table_of, utc_day
+from arbitrage.recording.format import BookColumns, file_metadata, utc_day
 from arbitrage.recording.retention import enforce_cap
 
 log = logging.getLogger("arbitrage.recording")
@@ -38,7 +38,7 @@ DAY_S = 86_400.0  # a UTC day: epoch seconds have no leap seconds
 # ticks leave no idle time to convert in, and a wake-up per tick cost more than one per 50 ms.
 DRAIN_GAP_S = 0.05
 DRAIN_S = 0.05
-CONVERT_SLICE = 8  # books converted between two releases of the GIL (~50 us of work)
+CONVERT_SLICE = 8  # books converted between two releases of the GIL (~25 us of work)
 JOIN_TIMEOUT_S = 30.0
 
 
@@ -64,11 +64,12 @@ class Recorder:
         self._queue_size = config.queue_size
         self._stop = threading.Event()
         self._wake = threading.Event()  # a tick ended, or close(): drain now
-        # Converted at once, written at the flush: (venue, UTC day) -> Arrow tables. Books are not
-        # kept as Python objects for a whole flush_s: thousands of them would make every garbage
-        # collection (run by whichever thread allocates, the tick's too) walk them.
-        self._pending: dict[tuple[str, str], list[pa.Table]] = {}
+        # Converted at once, made tables and written at the flush: (venue, UTC day) -> columns.
+        # Books are not kept as Python objects for a whole flush_s: thousands of them would make
+        # every garbage collection (run by whichever thread allocates, the tick's too) walk them.
+        self._pending: dict[tuple[str, str], BookColumns] = {}
         self._pending_rows = 0
+        self._days: dict[str, tuple[float, float, str]] = {}  # venue -> its last book's UTC day
         self._files: dict[str, DayFile] = {}
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -157,19 +158,26 @@ class Recorder:
                 deadline = self._clock.monotonic() + flush_s
 
     def _take(self, flush_rows: int) -> None:
-        """Convert what the deque holds, per venue and day; write the row groups once they fill."""
-        take = self._queue.popleft
-        by_venue: dict[str, list[OrderBook]] = {}
-        for _ in range(len(self._queue)):
+        """Convert what the deque holds into its venue's and day's columns, a few books at a time
+        with the GIL released in between: the conversion is Python work, and the interpreter would
+        otherwise let this thread keep the GIL for its whole switch interval (5 ms) while a tick
+        waits for it. The row groups are written once they fill."""
+        take, pending, days, depth = self._queue.popleft, self._pending, self._days, self._depth
+        count = len(self._queue)
+        for n in range(1, count + 1):
             book = take()
-            venue_books = by_venue.get(book.venue)
-            if venue_books is None:
-                venue_books = by_venue[book.venue] = []
-            venue_books.append(book)
-        for venue, books in by_venue.items():
-            for day, day_books in _by_day(books):
-                self._pending.setdefault((venue, day), []).append(self._table(day_books))
-                self._pending_rows += len(day_books)
+            venue, ts = book.venue, book.received_ts
+            day = days.get(venue)
+            if day is None or not day[0] <= ts < day[1]:  # a venue's books arrive in time order
+                midnight = ts - ts % DAY_S
+                day = days[venue] = (midnight, midnight + DAY_S, utc_day(ts))
+            columns = pending.get((venue, day[2]))
+            if columns is None:
+                columns = pending[(venue, day[2])] = BookColumns(depth)
+            columns.add(book)
+            if n % CONVERT_SLICE == 0:
+                _yield_gil()
+        self._pending_rows += count
         if self._pending_rows >= flush_rows:
             self._flush()
 
@@ -185,27 +193,13 @@ class Recorder:
         if not self._pending_rows:
             return
         pending, self._pending, self._pending_rows = self._pending, {}, 0
-        for (venue, day), tables in pending.items():
-            self._write(venue, day, pa.concat_tables(tables))
+        for (venue, day), columns in pending.items():
+            self._write(venue, day, columns.table())
         writing = {f.part_path for f in self._files.values()}
         enforce_cap(self.root, int(self._config.max_total_mb * MB), keep=writing)
 
-    def _table(self, books: list[OrderBook]) -> pa.Table:
-        """The books as one table, converted a slice at a time with the GIL released in between:
-        the conversion is Python work, and the interpreter would otherwise let this thread keep
-        the GIL for its whole switch interval (5 ms) while a tick waits for it."""
-        depth, step = self._depth, CONVERT_SLICE
-        if len(books) <= step:
-            return table_of(books, depth)
-        tables = []
-        for start in range(0, len(books), step):
-            tables.append(table_of(books[start : start + step], depth))
-            _yield_gil()
-        return pa.concat_tables(tables)
-
     def _write(self, venue: str, day: str, table: pa.Table) -> None:
         """Row groups of at most flush_rows rows, each into the venue's file of `day`."""
-        table = table.combine_chunks()  # a row group per slice of flush_rows, not per conversion slice
         rows = self._config.flush_rows
         for offset in range(0, table.num_rows, rows):
             current = self._files.get(venue)
@@ -223,18 +217,3 @@ class Recorder:
 
 def _yield_gil() -> None:
     time.sleep(0)  # releases the GIL: a tick thread waiting for it takes it now, not in 5 ms
-
-
-def _by_day(books: list[OrderBook]) -> list[tuple[str, list[OrderBook]]]:
-    """Consecutive runs of books of one UTC day (a venue's books arrive in time order)."""
-    runs: list[tuple[str, list[OrderBook]]] = []
-    day_start = day_end = 0.0
-    for book in books:
-        ts = book.received_ts
-        if not runs or not day_start <= ts < day_end:
-            day_start = ts - ts % DAY_S
-            day_end = day_start + DAY_S
-            runs.append((utc_day(ts), [book]))
-        else:
-            runs[-1][1].append(book)
-    return runs
