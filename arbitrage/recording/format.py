@@ -138,8 +138,8 @@ class BookColumns:
         self.symbols.append(book.symbol)
         self.exchange_ts.append(book.exchange_ts)
         self.received_ts.append(book.received_ts)
-        _add_side(book.bids[:depth], self.bid_px, self.bid_qty, self.bid_ends)
-        _add_side(book.asks[:depth], self.ask_px, self.ask_qty, self.ask_ends)
+        _add_side(book.bids, depth, self.bid_px, self.bid_qty, self.bid_ends)
+        _add_side(book.asks, depth, self.ask_px, self.ask_qty, self.ask_ends)
 
     def table(self) -> pa.Table:
         columns = [
@@ -163,11 +163,20 @@ def table_of(books: Sequence[OrderBook], depth: int) -> pa.Table:
     return columns.table()
 
 
-def _add_side(levels: Sequence[Level], px: array[float], qty: array[float], ends: array[int]) -> None:
-    if levels:
-        prices, quantities = zip(*levels, strict=True)  # in C: no Python loop over the levels
+def _add_side(
+    side: Sequence[Level], depth: int, px: array[float], qty: array[float], ends: array[int]
+) -> None:
+    columns = getattr(side, "columns", None)  # a lazily made side (venues.lazy_side): no tuples made
+    if columns is not None:
+        prices, sizes = columns(depth)
         px.extend(prices)
-        qty.extend(quantities)
+        qty.extend(sizes)
+    else:
+        levels = side[:depth]
+        if levels:
+            prices, quantities = zip(*levels, strict=True)  # in C: no Python loop over the levels
+            px.extend(prices)
+            qty.extend(quantities)
     ends.append(len(px))
 
 

@@ -29,6 +29,14 @@ class LazySide(Sequence[Level]):
             levels = self._levels = self._make()
         return levels
 
+    def columns(self, depth: int) -> tuple[list[float], list[float]]:
+        """The top `depth` levels' prices and sizes (the market recorder's columns); subclasses
+        make them without a (price, size) tuple per level where they can: the recorder's thread
+        would otherwise allocate forty tuples a book, and their count starts garbage collections
+        in whichever thread allocates next, the tick's too."""
+        levels = self.levels()[:depth]
+        return [price for price, _ in levels], [size for _, size in levels]
+
     @overload
     def __getitem__(self, index: int) -> Level: ...
 

@@ -70,6 +70,12 @@ class ScaledSide(LazySide):
         p, q = self._price_k, self._qty_k
         return tuple([(p * k, v * q) for k, v in self._layout])
 
+    def columns(self, depth: int) -> tuple[list[float], list[float]]:
+        if self._levels is not None:
+            return super().columns(depth)
+        p, q, layout = self._price_k, self._qty_k, self._layout[:depth]
+        return [p * k for k, _ in layout], [v * q for _, v in layout]
+
     def __len__(self) -> int:
         return len(self._layout)
 

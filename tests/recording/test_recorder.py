@@ -217,3 +217,29 @@ def test_the_writer_converts_when_the_loop_says_a_tick_ended(
     finally:
         recorder.close()
     assert recorder.written == 5 and recorder.dropped == 0
+
+
+def test_mock_books_go_to_the_files_as_their_levels_whether_made_or_not(tmp_path: Path) -> None:
+    """The mock market's sides are lazy: the recorder takes their columns without making a tuple
+    per level (venues.lazy_side.columns), and what lands in the file is what the levels read."""
+    from arbitrage.bench.options import BenchOptions, bench_config
+    from arbitrage.clock import FakeClock
+    from arbitrage.venues.mock_market import MockMarket
+
+    config = bench_config(BenchOptions(workdir=tmp_path, symbols=2), "NORMAL")
+    market = MockMarket(config, FakeClock(start=T0))
+    books = []
+    for made in (False, True):
+        market.step()
+        for venue in config.venues:
+            for symbol in market.symbols(venue):
+                b = market.book(venue, symbol, 20)
+                if made:
+                    b.bids.levels(), b.asks.levels()  # type: ignore[attr-defined]  # read past the top
+                books.append(b)
+    table = table_of(books, DEPTH)
+    assert table.column("bid_px").to_pylist() == [[p for p, _ in b.bids[:DEPTH]] for b in books]
+    assert table.column("bid_qty").to_pylist() == [[q for _, q in b.bids[:DEPTH]] for b in books]
+    assert table.column("ask_px").to_pylist() == [[p for p, _ in b.asks[:DEPTH]] for b in books]
+    assert table.column("ask_qty").to_pylist() == [[q for _, q in b.asks[:DEPTH]] for b in books]
+    assert all(len(levels) == DEPTH for levels in table.column("ask_px").to_pylist())
