@@ -36,8 +36,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--cold-runs", type=int, default=5, help="cold starts of scripts/run_live.py --once")
     p.add_argument("--noise-samples", type=int, default=2_000, help="timings of a fixed workload (0: off)")
     p.add_argument("--record-ticks", type=int, default=0,
-                   help="ticks per run of the recording cost, without and with record: (0: off)")  # fmt: skip
-    p.add_argument("--record-rounds", type=int, default=3, help="runs of each, alternating")
+                   help="ticks per run of the recording cost (0: off)")  # fmt: skip
+    p.add_argument("--record-rounds", type=int, default=3, help="recording runs, each alternating stretches")
     p.add_argument("--record-interval", type=float, default=0.01,
                    help="tick interval of the recording runs, s (0: back to back)")  # fmt: skip
     p.add_argument("--workdir", type=Path, default=None, help="scratch folder (default: a temporary one)")

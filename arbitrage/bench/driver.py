@@ -20,11 +20,11 @@ from arbitrage.bench.figures import BenchResult, Stats, loop_figures, report_lin
 from arbitrage.bench.machine import cold_starts, noise_floor
 from arbitrage.bench.options import REDIS_URL, BenchOptions, bench_config
 from arbitrage.bench.recorder import CallTimer, LateTick, LoopRun, TickRecorder, instrument, rss_mb
-from arbitrage.bench.recording_cost import RecordingFigures, recording_figures
+from arbitrage.bench.recording_cost import RecordingFigures, RecordingSwitch, recording_figures
 from arbitrage.clock import SystemClock
 from arbitrage.config import AppConfig
 from arbitrage.ops.logs import reset_logging
-from arbitrage.runtime.assembly import RunSettings, assemble
+from arbitrage.runtime.assembly import Run, RunSettings, assemble
 from arbitrage.runtime.loop import TickHook
 
 LEDGER_WRITES = ("transaction", "next_sequence", "record_opportunity", "insert_orders", "update_order",
@@ -33,10 +33,11 @@ LEDGER_WRITES = ("transaction", "next_sequence", "record_opportunity", "insert_o
 
 def run_loop(options: BenchOptions, synchronous: str, ticks: int, workdir: Path, *, warmup: int = 0,
              interval_s: float = 0.0, extra_hooks: Sequence[TickHook] = (),
-             record: bool = False, config: AppConfig | None = None) -> LoopRun:  # fmt: skip
+             record: bool = False, config: AppConfig | None = None,
+             attach: Callable[[Run], None] | None = None) -> LoopRun:  # fmt: skip
     """Build the bot as a real run does, tick it `warmup + ticks` times and record every tick;
     with `record`, the market recording on (in workdir/recordings); `config` (a fleet worker's)
-    instead of the options' own."""
+    instead of the options' own; `attach` is shown the run before its first tick."""
     redis_prefix = f"bench-{os.getpid()}" if options.redis else None
     record_dir = workdir / "recordings" if record else None
     if config is None:
@@ -47,6 +48,8 @@ def run_loop(options: BenchOptions, synchronous: str, ticks: int, workdir: Path,
     run = assemble(config, settings, {}, SystemClock())
     bot, redis, supervisor = run.bot, run.redis, run.supervisor
     try:
+        if attach is not None:
+            attach(run)
         # What lies outside the loop's own stages is timed by wrapping the objects' methods.
         timers = {"ledger": CallTimer(), "watchdog": CallTimer(), "console": CallTimer()}
         instrument(bot.ledger, LEDGER_WRITES, timers["ledger"])
@@ -92,16 +95,18 @@ def _drop_redis_keys(redis: Any) -> None:
 
 
 def recording_cost(options: BenchOptions) -> RecordingFigures:
-    """The loop without and with the market recording, alternating, on the last ledger setting."""
-    runs: dict[bool, list[LoopRun]] = {False: [], True: []}
+    """The loop with the market recording on, its books told to the recorder in every other stretch
+    of ticks (recording_cost.RecordingSwitch), on the last ledger setting."""
+    runs: list[tuple[LoopRun, RecordingSwitch]] = []
     sync = options.synchronous[-1]
     for _round in range(options.record_rounds):
-        for record in (False, True):
-            with tempfile.TemporaryDirectory(dir=options.workdir, prefix=f"record-{record}-") as tmp:
-                run = run_loop(options, sync, options.record_ticks, Path(tmp), warmup=options.warmup,
-                               interval_s=options.record_interval_s, record=record)  # fmt: skip
-            runs[record].append(run)
-    return recording_figures(runs[False], runs[True], sync, options.record_interval_s)
+        switch = RecordingSwitch()
+        with tempfile.TemporaryDirectory(dir=options.workdir, prefix="record-") as tmp:
+            run = run_loop(options, sync, options.record_ticks, Path(tmp), warmup=options.warmup,
+                           interval_s=options.record_interval_s, record=True, extra_hooks=[switch],
+                           attach=switch.attach)  # fmt: skip
+        runs.append((run, switch))
+    return recording_figures(runs, sync, options.record_interval_s)
 
 
 # The whole benchmark ---------------------------------------------------------------------------

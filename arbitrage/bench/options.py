@@ -30,7 +30,7 @@ class BenchOptions:
     cold_runs: int = 5
     noise_samples: int = 2_000
     record_ticks: int = 0  # ticks per run of the recording cost (0: not measured)
-    record_rounds: int = 3  # runs without and with recording, alternating
+    record_rounds: int = 3  # runs with recording, each alternating stretches with and without
     record_interval_s: float = 0.01  # tick interval of those runs (0: back to back)
 
 

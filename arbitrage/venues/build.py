@@ -50,7 +50,7 @@ class MockBookFeed:
         self._market = market
         self._depth = config.loop.book_depth
         self._markets = [(venue, symbol) for venue in config.venues for symbol in market.symbols(venue)]
-        self._listeners = tuple(listeners)
+        self.listeners = tuple(listeners)  # the benchmark switches the recorder in and out
         self._failed: set[int] = set()
 
     def publish(self) -> None:
@@ -58,7 +58,7 @@ class MockBookFeed:
         for venue, symbol in self._markets:
             # The very book the tick reads next (the market caches it per depth): built once.
             book = market.book(venue, symbol, depth)
-            for index, listener in enumerate(self._listeners):
+            for index, listener in enumerate(self.listeners):
                 try:
                     listener(book)
                 except Exception:  # a listener must never break the tick
