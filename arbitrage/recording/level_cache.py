@@ -118,12 +118,16 @@ class LevelCache:
     def advance(self, position: int) -> None:
         """The clock has passed every timeline position below `position`: drop the groups wholly
         behind it, and let the reader read on if that made room."""
+        # Stored at once (an int store is atomic) so the reader and get() judge by the clock's
+        # position; the lock only when a group is passed or reached: not at every tick.
+        self._position = position
         if position < self._wake_at:
-            return  # the common case, a tick inside the same groups: no lock taken
+            return
         with self._changed:
-            self._position = position
             for group in [g for g in self._held if self._last[g] < position]:
                 del self._held[group]
+            if self._blocked_on is not None and not self._must_wait(self._blocked_on):
+                self._blocked_on = None  # the reader reads on: not settled until it blocks again
             self._wake_at = self._next_change()
             self._changed.notify_all()
 
