@@ -54,7 +54,8 @@ class Tape:
     `market_of[i]`'s book, its levels at position `pos[i]` of row group `group[i]` (`levels_of`).
     `timeline` lists the rows in receive order for all markets at once, so a replay advancing its
     clock takes the rows it passed as one slice (the columns are never copied into that order: a
-    day is 3.5M rows), and tells `levels` how far it got (`advance`) so passed groups are dropped."""
+    day is 3.5M rows); the replay says how far it got (`advance`), and `levels` drops the row
+    groups it passed."""
 
     markets: tuple[MarketTape, ...]
     times: np.ndarray  # float64 received_ts of the timeline, ascending
