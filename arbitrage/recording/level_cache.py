@@ -47,7 +47,9 @@ class GroupLevels:
 
 def read_levels(group: RowGroup) -> GroupLevels:
     """The group's level columns as numpy (views of Arrow's buffers: no copy)."""
-    table = pq.ParquetFile(group.path).read_row_group(group.index, columns=list(LEVELS))
+    # Decoded on the calling thread alone, not on Arrow's pool (a thread per core): the reading
+    # then takes one core at most, and leaves the other to the replay's loop.
+    table = pq.ParquetFile(group.path).read_row_group(group.index, columns=list(LEVELS), use_threads=False)
     flat: dict[str, np.ndarray] = {}
     offsets: dict[str, np.ndarray] = {}
     for column in LEVELS:
