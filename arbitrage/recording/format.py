@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from arbitrage.domain.book import Level, OrderBook
+from arbitrage.errors import ArbitrageError
 
 FORMAT_VERSION = 1
 METADATA_KEY = "arbitrage.recording"
@@ -43,6 +44,11 @@ SCHEMA = pa.schema(
     ]
 )
 COLUMNS = tuple(SCHEMA.names)
+
+
+class RecordingError(ArbitrageError):
+    """A recording that cannot be replayed: missing, empty in the range, or not in the format."""
+
 
 _NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:\.(\d+))?\.parquet$")
 

@@ -1,10 +1,11 @@
-"""A recording read back as columns for replay: numpy arrays per market, never a Python object per row.
+"""A recording read back for replay: the small per-row columns that index it (times, market, and
+where each row's levels are) as numpy arrays for the whole range, never a Python object per row;
+the bulky levels are read a row group at a time as the replay reaches them (LevelCache).
 
-A recorded day at 20 symbols x 2 venues and one update a second is 3.5M rows; a replay reads them
-with pyarrow straight into numpy (times, and each side's prices and sizes flattened with offsets)
-and makes a book only when the replay reads one. Only closed files are read: a `.parquet.part`
-still being written by `arb record` is left out, so a replay next to a live recorder sees the data
-up to the last rotated file.
+A recorded day at 20 symbols x 2 venues and one update a second is 3.5M rows: its index is about
+a tenth of its levels. Only closed files are read: a `.parquet.part` still being written by
+`arb record` is left out, so a replay next to a live recorder sees the data up to the last rotated
+file.
 """
 
 from __future__ import annotations
@@ -16,24 +17,20 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from arbitrage.errors import ArbitrageError
 from arbitrage.recording.format import (
-    COLUMNS,
     FORMAT_VERSION,
     METADATA_KEY,
+    RecordingError,
     parse_name,
     recording_files,
     utc_day,
 )
+from arbitrage.recording.level_cache import READ_AHEAD, GroupLevels, LevelCache, RowGroup
 
 Key = tuple[str, str]  # (venue, market symbol)
-
-
-class RecordingError(ArbitrageError):
-    """A recording that cannot be replayed: missing, empty in the range, or not in the format."""
+_INDEX = ["venue", "symbol", "exchange_ts", "received_ts"]
 
 
 @dataclass(frozen=True)
@@ -53,10 +50,12 @@ class MarketTape:
 
 @dataclass(frozen=True)
 class Tape:
-    """Every row of a recording as columns, in the order the files hold them: row i is market
-    `market_of[i]`'s book, its bids bid_px[bid_at[i]:bid_at[i+1]] best first. `timeline` lists the
-    rows in receive order for all markets at once, so a replay advancing its clock takes the rows
-    it passed as one slice (the columns are never copied into that order: a day is 3.5M rows)."""
+    """Every row of a recording in the range, in the order the files hold them: row i is market
+    `market_of[i]`'s book, its levels at position `pos[i]` of row group `group[i]` (`levels_of`).
+    `timeline` lists the rows in receive order for all markets at once, so a replay advancing its
+    clock takes the rows it passed as one slice (the columns are never copied into that order: a
+    day is 3.5M rows); the replay says how far it got (`advance`), and `levels` drops the row
+    groups it passed."""
 
     markets: tuple[MarketTape, ...]
     times: np.ndarray  # float64 received_ts of the timeline, ascending
@@ -64,12 +63,9 @@ class Tape:
     received: np.ndarray  # float64 received_ts per row
     exchange: np.ndarray  # float64 exchange_ts per row
     market_of: np.ndarray  # int32 index into markets, per row
-    bid_px: np.ndarray
-    bid_qty: np.ndarray
-    bid_at: np.ndarray  # int64 offsets, one more than rows
-    ask_px: np.ndarray
-    ask_qty: np.ndarray
-    ask_at: np.ndarray
+    group: np.ndarray  # int32 row group (in `levels`) per row
+    pos: np.ndarray  # int32 position inside its row group, per row
+    levels: LevelCache
     metadata: dict[str, Any]  # the first file's arbitrage.recording document
 
     @property
@@ -91,11 +87,25 @@ class Tape:
         """The first time every market has a book: where a replay can start."""
         return max(float(m.received[0]) for m in self.markets)
 
+    def levels_of(self, row: int) -> tuple[GroupLevels, int]:
+        """The row's group levels and its position in them."""
+        return self.levels.get(int(self.group[row])), int(self.pos[row])
 
-def load_tape(root: Path | str, start: float | None = None, end: float | None = None) -> Tape:
+    def advance(self, position: int) -> None:
+        """The replay has passed the timeline's first `position` rows."""
+        self.levels.advance(position)
+
+    def close(self) -> None:
+        """Stop reading ahead (idempotent)."""
+        self.levels.close()
+
+
+def load_tape(root: Path | str, start: float | None = None, end: float | None = None,
+              read_ahead: int = READ_AHEAD) -> Tape:
     """The closed files under `root` with start <= received_ts <= end (open ends when None), and with
     a start, each market's last book before it in the files read (its day's): the book standing at
-    `start`, which a replay from there must see as the live bot would have."""
+    `start`, which a replay from there must see as the live bot would have. `read_ahead`: row groups
+    of levels read before the replay reaches them."""
     root = Path(root)
     if not root.is_dir():
         raise RecordingError(f"--data {root}: no such directory")
@@ -112,68 +122,72 @@ def load_tape(root: Path | str, start: float | None = None, end: float | None = 
     metadata = _metadata(files[0])
     pieces = _Pieces()
     for path in files:
-        # One file at a time into numpy: never the whole recording as Arrow and numpy at once.
-        # venue and symbol as dictionaries: a few distinct values over millions of rows.
-        table = pq.read_table(path, columns=list(COLUMNS), read_dictionary=["venue", "symbol"])
-        table = table.unify_dictionaries()  # one dictionary over the row groups
-        received = table.column("received_ts")
-        keep = None
-        if start is not None:
-            standing = _standing_at(_market_codes(table), received.to_numpy(), start)
-            keep = pc.or_(pc.greater_equal(received, start), pa.array(standing))
-        if end is not None:
-            upper = pc.less_equal(received, end)
-            keep = upper if keep is None else pc.and_(keep, upper)
-        if keep is not None:
-            table = table.filter(keep)
-        if table.num_rows:
-            pieces.add(table)
-        del table, received, keep
+        pieces.add(path, start, end)
     # Books standing before the range are no book in it.
     if not pieces.received or (start is not None and max(float(r.max()) for r in pieces.received) < start):
         raise RecordingError(f"--data {root}: no book in the range asked")
-    tape = pieces.tape(metadata)
-    pa.default_memory_pool().release_unused()  # the files' Arrow buffers, now numpy columns
+    tape = pieces.tape(metadata, read_ahead)
+    pa.default_memory_pool().release_unused()  # the index columns' Arrow buffers, now numpy
     return tape
 
 
 class _Pieces:
-    """Each file's columns as numpy, joined into a Tape at the end."""
+    """Each file's index columns as numpy, joined into a Tape at the end."""
 
     def __init__(self) -> None:
         self.names: dict[str, int] = {}  # "venue\x00symbol" -> id in order of appearance
+        self.groups: list[RowGroup] = []
         self.received: list[np.ndarray] = []
         self.exchange: list[np.ndarray] = []
         self.market: list[np.ndarray] = []
-        self.levels: dict[str, list[np.ndarray]] = {c: [] for c in _LEVELS}
-        self.lengths: dict[str, list[np.ndarray]] = {c: [] for c in _LEVELS}
+        self.group: list[np.ndarray] = []
+        self.pos: list[np.ndarray] = []
 
-    def add(self, table: pa.Table) -> None:
-        self.market.append(self._market_ids(table))
-        self.received.append(table.column("received_ts").to_numpy())
-        self.exchange.append(table.column("exchange_ts").to_numpy())
-        for column in _LEVELS:
-            values = table.column(column).combine_chunks()
-            self.lengths[column].append(pc.fill_null(pc.list_value_length(values), 0).to_numpy())
-            # A view of Arrow's buffer, not a copy: the columns are copied once, when joined.
-            self.levels[column].append(pc.list_flatten(values).to_numpy())
+    def add(self, path: Path, start: float | None, end: float | None) -> None:
+        """One file's rows in the range (and, with a start, those standing at it)."""
+        # venue and symbol as dictionaries: a few distinct values over millions of rows.
+        reader = pq.ParquetFile(path, read_dictionary=["venue", "symbol"])
+        table = reader.read(columns=_INDEX).unify_dictionaries()  # one dictionary over the row groups
+        sizes = [reader.metadata.row_group(i).num_rows for i in range(reader.num_row_groups)]
+        group = np.repeat(np.arange(len(self.groups), len(self.groups) + len(sizes), dtype=np.int32), sizes)
+        begins = np.repeat(np.cumsum([0, *sizes[:-1]]), sizes)
+        pos = (np.arange(len(group)) - begins).astype(np.int32)
+        self.groups.extend(RowGroup(path, i) for i in range(len(sizes)))
+        received = table.column("received_ts").to_numpy()
+        codes = _market_codes(table)
+        keep = None
+        if start is not None:
+            keep = (received >= start) | _standing_at(codes, received, start)
+        if end is not None:
+            upper = received <= end
+            keep = upper if keep is None else keep & upper
+        exchange = table.column("exchange_ts").to_numpy()
+        market = self._market_ids(table, codes)
+        if keep is not None:
+            received, exchange, market = received[keep], exchange[keep], market[keep]
+            group, pos = group[keep], pos[keep]
+        if len(received):
+            self.received.append(received)
+            self.exchange.append(exchange)
+            self.market.append(market)
+            self.group.append(group)
+            self.pos.append(pos)
 
-    def _market_ids(self, table: pa.Table) -> np.ndarray:
+    def _market_ids(self, table: pa.Table, codes: np.ndarray) -> np.ndarray:
         """Each row's market id (numbered as the files first name it), from the venue and
         symbol dictionaries' codes: no string per row is made."""
-        venue = table.column("venue").combine_chunks()
-        symbol = table.column("symbol").combine_chunks()
-        venues, symbols = venue.dictionary.to_pylist(), symbol.dictionary.to_pylist()
-        codes, inverse = np.unique(_market_codes(table), return_inverse=True)
+        venues = table.column("venue").combine_chunks().dictionary.to_pylist()
+        symbols = table.column("symbol").combine_chunks().dictionary.to_pylist()
+        distinct, inverse = np.unique(codes, return_inverse=True)
         ids = [
             self.names.setdefault(
                 f"{venues[c // len(symbols)]}\x00{symbols[c % len(symbols)]}", len(self.names)
             )
-            for c in codes.tolist()
+            for c in distinct.tolist()
         ]
         return np.array(ids, dtype=np.int32)[inverse]
 
-    def tape(self, metadata: dict[str, Any]) -> Tape:
+    def tape(self, metadata: dict[str, Any], read_ahead: int) -> Tape:
         received = np.concatenate(self.received)
         first_seen = np.concatenate(self.market)
         names = sorted(self.names, key=self.names.__getitem__)
@@ -189,13 +203,8 @@ class _Pieces:
             venue, symbol = name.split("\x00")
             mine = in_timeline == i
             markets.append(MarketTape(venue, symbol, timeline[mine], times[mine]))
-        offsets = {c: _offsets(np.concatenate(self.lengths[c])) for c in _LEVELS}
-        if not (
-            np.array_equal(offsets["bid_px"], offsets["bid_qty"])
-            and np.array_equal(offsets["ask_px"], offsets["ask_qty"])
-        ):
-            raise RecordingError("a recorded row's prices and sizes have different lengths")
-        flat = {c: _joined(self.levels[c]) for c in _LEVELS}
+        group = np.concatenate(self.group)
+        first, last = _spans(group[timeline], len(self.groups))
         return Tape(
             tuple(markets),
             times,
@@ -203,17 +212,22 @@ class _Pieces:
             received,
             np.concatenate(self.exchange),
             market_of,
-            flat["bid_px"],
-            flat["bid_qty"],
-            offsets["bid_px"],
-            flat["ask_px"],
-            flat["ask_qty"],
-            offsets["ask_px"],
+            group,
+            np.concatenate(self.pos),
+            LevelCache(self.groups, first, last, read_ahead),
             metadata,
         )
 
 
-_LEVELS = ("bid_px", "bid_qty", "ask_px", "ask_qty")
+def _spans(groups_in_order: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row group's first and last timeline position (-1 for a group with no row in range)."""
+    first = np.full(count, -1, dtype=np.int64)
+    last = np.full(count, -1, dtype=np.int64)
+    used, at = np.unique(groups_in_order, return_index=True)
+    first[used] = at
+    used, back = np.unique(groups_in_order[::-1], return_index=True)
+    last[used] = len(groups_in_order) - 1 - back
+    return first, last
 
 
 def _market_codes(table: pa.Table) -> np.ndarray:
@@ -233,17 +247,6 @@ def _standing_at(codes: np.ndarray, received: np.ndarray, start: float) -> np.nd
         last = np.append(codes[order][1:] != codes[order][:-1], True)
         mask[order[last]] = True
     return mask
-
-
-def _joined(pieces: list[np.ndarray]) -> np.ndarray:
-    """The pieces as one array; a single piece as it is (a day per venue is one file per column)."""
-    return pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
-
-
-def _offsets(lengths: np.ndarray) -> np.ndarray:
-    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    return offsets
 
 
 def _metadata(path: Path) -> dict[str, Any]:

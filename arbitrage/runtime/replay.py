@@ -170,51 +170,54 @@ def replay(opts: ReplayOptions, env: Mapping[str, str]) -> ReplayResult:
     loading = time.perf_counter()
     tape = load_tape(opts.data, start, end)
     load_s = time.perf_counter() - loading
-    check_markets(config, tape, opts.data)
-    # From --from when every market has a book standing then (the tape carries each one's last before it).
-    first = tape.ready_at() if start is None else max(tape.ready_at(), start)
-    last = tape.end
-    if first > last:
-        raise ReplayInputError(f"--data {opts.data}: not every market has a book in the range asked")
-    interval = config.loop.interval_s
-    ticks = int((last - first) // interval) + 1
-    run_dir.mkdir(parents=True, exist_ok=True)
-    ledger.parent.mkdir(parents=True, exist_ok=True)
-    clock = FakeClock(start=first)
-    lock = lock_instance(config, run_dir, SystemClock())  # a ledger a bot is using is refused here
     try:
-        every = max(1, round(METRICS_LINE_S / interval))
-        # The safety rejections' counts go to the ledger once a minute of data time too (the rows
-        # come out the same), and the log files are written as their buffers fill, not line by
-        # line: a replay that dies is replayed again, not recovered.
-        settings = RunSettings(
-            run_dir,
-            run_dir / "logs",
-            interval,
-            ticks,
-            opts.log_level,
-            metrics_line_every=every,
-            rejections_flush_s=METRICS_LINE_S,
-            buffered_logs=True,
-        )
-        latency = config.replay.fill_latency_ms
+        check_markets(config, tape, opts.data)
+        # From --from when every market has a book standing then (the tape carries each one's last before it).
+        first = tape.ready_at() if start is None else max(tape.ready_at(), start)
+        last = tape.end
+        if first > last:
+            raise ReplayInputError(f"--data {opts.data}: not every market has a book in the range asked")
+        interval = config.loop.interval_s
+        ticks = int((last - first) // interval) + 1
+        run_dir.mkdir(parents=True, exist_ok=True)
+        ledger.parent.mkdir(parents=True, exist_ok=True)
+        clock = FakeClock(start=first)
+        lock = lock_instance(config, run_dir, SystemClock())  # a ledger a bot is using is refused here
+        try:
+            every = max(1, round(METRICS_LINE_S / interval))
+            # The safety rejections' counts go to the ledger once a minute of data time too (the rows
+            # come out the same), and the log files are written as their buffers fill, not line by
+            # line: a replay that dies is replayed again, not recovered.
+            settings = RunSettings(
+                run_dir,
+                run_dir / "logs",
+                interval,
+                ticks,
+                opts.log_level,
+                metrics_line_every=every,
+                rejections_flush_s=METRICS_LINE_S,
+                buffered_logs=True,
+            )
+            latency = config.replay.fill_latency_ms
 
-        def venues(
-            cfg: AppConfig,
-            clk: Clock,
-            _env: Mapping[str, str],
-            _alert: AlertFn,
-            _listen: Sequence[BookListener],
-            _record: Sequence[BookListener],
-        ) -> Venues:
-            # A replay's venues signal no book: its loop ticks on the interval of data time.
-            return build_replay_venues(cfg, clk, tape, latency)
+            def venues(
+                cfg: AppConfig,
+                clk: Clock,
+                _env: Mapping[str, str],
+                _alert: AlertFn,
+                _listen: Sequence[BookListener],
+                _record: Sequence[BookListener],
+            ) -> Venues:
+                # A replay's venues signal no book: its loop ticks on the interval of data time.
+                return build_replay_venues(cfg, clk, tape, latency)
 
-        run_env = env if config.replay.telegram else _without(env, config)
-        run = assemble(config, settings, run_env, clock, engines=engines, lock=lock, make_venues=venues)
-        code = trade_run(run)
+            run_env = env if config.replay.telegram else _without(env, config)
+            run = assemble(config, settings, run_env, clock, engines=engines, lock=lock, make_venues=venues)
+            code = trade_run(run)
+        finally:
+            lock.release()
     finally:
-        lock.release()
+        tape.close()  # the reader of levels ahead stops with the run
     return ReplayResult(
         run_dir,
         ledger,

@@ -85,7 +85,7 @@ class ReplayVenue(SimulatedOrders):
         return {"exchange": "replay", "feed": "recorded", "quote": self.quote, "orders": self._seq}
 
     def close(self) -> None:
-        """Nothing to release: the recording is in memory."""
+        """Nothing to release here: the replay that read the recording closes it (its venues share it)."""
 
     # Simulated account: balances, submit, fetch_order and cancel come from SimulatedOrders.
 

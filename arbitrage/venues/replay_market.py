@@ -4,7 +4,9 @@ time, and the book at any later time for fills that land after a latency.
 `step()` (before each tick) moves every market to the clock's time with one search over the
 recording's timeline, and makes the book of each market's last row it passed from a window of the
 timeline already gathered into lists; a side's levels are made only when read past the top
-(RecordedSide), so a day of 3.46M rows never becomes 3.46M Python books at once.
+(RecordedSide), so a day of 3.46M rows never becomes 3.46M Python books at once. Each step tells
+the tape how far the clock got, so the row groups of levels it has passed are dropped: a book
+(and each market's current row) keeps the arrays of its own group, readable after the drop.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 from arbitrage.clock import Clock
 from arbitrage.domain.book import Level, OrderBook
 from arbitrage.errors import PermanentVenueError, VenueUnavailable
+from arbitrage.recording.level_cache import GroupLevels
 from arbitrage.recording.tape import Tape
 from arbitrage.venues.lazy_side import LazySide
 
@@ -61,7 +64,12 @@ class ReplayMarket:
         self._index = tape.index()
         self._names = [(m.venue, m.symbol) for m in tape.markets]
         self._row = [-1] * len(tape.markets)  # the current row of each market, -1 before its first
+        # The current row's levels: its book read at another depth after its row group is dropped.
+        self._held: list[GroupLevels | None] = [None] * len(tape.markets)
         self._books: list[OrderBook | None] = [None] * len(tape.markets)
+        # Taken now, while the first rows' groups are read anyway: by the time a venue asks, the
+        # clock may have passed them (a --from range starts with the books standing before it).
+        self._first_mids = [_mid_of(self._book(int(m.rows[0]), 1)) for m in tape.markets]
         self._next = 0  # the first timeline position not yet reached
         self._window = _Window(tape, depth, 0)
         self.step()
@@ -78,8 +86,11 @@ class ReplayMarket:
             passed = tape.timeline[start:end][::-1]
             markets, last = np.unique(tape.market_of[passed], return_index=True)
             for market, row in zip(markets.tolist(), passed[last].tolist(), strict=True):
+                levels, at = tape.levels_of(row)
                 self._row[market] = row
-                self._books[market] = self._book(row, self._depth)
+                self._held[market] = levels
+                self._books[market] = self._book(row, self._depth, levels, at)
+            tape.advance(end)
             return
         window = self._window
         if end > window.end:
@@ -91,7 +102,9 @@ class ReplayMarket:
             if market not in seen:
                 seen.add(market)
                 self._row[market] = window.row[at]
+                self._held[market] = window.levels[at]
                 self._books[market] = window.book(at, self._names[market])
+        tape.advance(end)
 
     def has_market(self, venue: str, symbol: str) -> bool:
         return (venue, symbol) in self._index
@@ -106,21 +119,23 @@ class ReplayMarket:
         if book is None:
             raise VenueUnavailable(venue, f"no recorded book of {symbol} yet")
         if depth != self._depth:
-            return self._book(self._row[i], depth)
+            return self._current(i, depth)
         return book
 
     def book_at(self, venue: str, symbol: str, ts: float, depth: int) -> OrderBook | None:
         """The book recorded last at or before `ts` (a fill landing after its latency); None if none."""
-        row = self._tape.markets[self._market(venue, symbol)].row_at(ts)
-        return None if row < 0 else self._book(row, depth)
+        i = self._market(venue, symbol)
+        row = self._tape.markets[i].row_at(ts)
+        if row < 0:
+            return None
+        return self._current(i, depth) if row == self._row[i] else self._book(row, depth)
 
     def first_mid(self, venue: str, symbol: str) -> float:
         """The market's first recorded mid: a stable price for rules that do not move with it."""
-        first = int(self._tape.markets[self._market(venue, symbol)].rows[0])
-        return _mid(self._book(first, 1), venue, symbol)
+        return _known(self._first_mids[self._market(venue, symbol)], venue, symbol)
 
     def mid(self, venue: str, symbol: str) -> float:
-        return _mid(self.book(venue, symbol, self._depth), venue, symbol)
+        return _known(_mid_of(self.book(venue, symbol, self._depth)), venue, symbol)
 
     def _market(self, venue: str, symbol: str) -> int:
         i = self._index.get((venue, symbol))
@@ -129,13 +144,23 @@ class ReplayMarket:
             raise PermanentVenueError(venue, f"no recorded market {symbol!r} (recorded: {listed})")
         return i
 
-    def _book(self, row: int, depth: int) -> OrderBook:
+    def _current(self, market: int, depth: int) -> OrderBook:
+        """The market's current book at `depth`, from the levels it holds."""
+        levels = self._held[market]
+        row = self._row[market]
+        assert levels is not None  # set with the row
+        return self._book(row, depth, levels, int(self._tape.pos[row]))
+
+    def _book(self, row: int, depth: int, levels: GroupLevels | None = None, at: int = 0) -> OrderBook:
         """One tape row's book, each side at most `depth` levels (numpy scalars: one row is read
-        cheaper element by element than by gathering arrays)."""
+        cheaper element by element than by gathering arrays); `levels` and `at` where its levels
+        are, if the caller has them."""
         tape = self._tape
+        if levels is None:
+            levels, at = tape.levels_of(row)
         venue, symbol = self._names[tape.market_of[row]]
-        bids = _side(tape.bid_px, tape.bid_qty, int(tape.bid_at[row]), int(tape.bid_at[row + 1]), depth)
-        asks = _side(tape.ask_px, tape.ask_qty, int(tape.ask_at[row]), int(tape.ask_at[row + 1]), depth)
+        bids = _side(levels.bid_px, levels.bid_qty, int(levels.bid_at[at]), int(levels.bid_at[at + 1]), depth)
+        asks = _side(levels.ask_px, levels.ask_qty, int(levels.ask_at[at]), int(levels.ask_at[at + 1]), depth)
         return OrderBook(venue, symbol, bids, asks, float(tape.exchange[row]), float(tape.received[row]))
 
 
@@ -146,31 +171,63 @@ WINDOW = 8192
 
 class _Window:
     """A stretch of the timeline, WINDOW positions from `start`, gathered from the columns in one
-    numpy pass per column and held as lists: what a tick's books are made of."""
+    numpy pass per column and row group, and held as lists: what a tick's books are made of."""
 
     def __init__(self, tape: Tape, depth: int, start: int) -> None:
         self.start = start
         rows = tape.timeline[start : start + WINDOW]
         self.end = start + len(rows)
-        self._tape = tape
         self.row: list[int] = rows.tolist()
         self.market: list[int] = tape.market_of[rows].tolist()
         self._exchange: list[float] = tape.exchange[rows].tolist()
         self._received: list[float] = tape.received[rows].tolist()
-        b_lo, a_lo = tape.bid_at[rows], tape.ask_at[rows]
-        b_hi = np.minimum(tape.bid_at[rows + 1], b_lo + depth)
-        a_hi = np.minimum(tape.ask_at[rows + 1], a_lo + depth)
-        self._bid = (b_lo.tolist(), b_hi.tolist(), _tops(tape.bid_px, tape.bid_qty, b_lo, b_hi))
-        self._ask = (a_lo.tolist(), a_hi.tolist(), _tops(tape.ask_px, tape.ask_qty, a_lo, a_hi))
+        groups, pos = tape.group[rows], tape.pos[rows]
+        bid, ask = _Gathered(len(rows)), _Gathered(len(rows))
+        held: dict[int, GroupLevels] = {}
+        for group in np.unique(groups).tolist():  # a window spans a group or two per venue
+            mine = groups == group
+            levels = held[group] = tape.levels.get(group)
+            bid.gather(mine, levels.bid_px, levels.bid_qty, levels.bid_at, pos[mine], depth)
+            ask.gather(mine, levels.ask_px, levels.ask_qty, levels.ask_at, pos[mine], depth)
+        self.levels: list[GroupLevels] = [held[g] for g in groups.tolist()]
+        self._bid = bid.lists()
+        self._ask = ask.lists()
 
     def book(self, at: int, name: tuple[str, str]) -> OrderBook:
         """The book at window position `at`."""
-        tape = self._tape
+        levels = self.levels[at]
         b_lo, b_hi, b_top = self._bid
         a_lo, a_hi, a_top = self._ask
-        bids = RecordedSide(tape.bid_px, tape.bid_qty, b_lo[at], b_hi[at], b_top[at])
-        asks = RecordedSide(tape.ask_px, tape.ask_qty, a_lo[at], a_hi[at], a_top[at])
+        bids = RecordedSide(levels.bid_px, levels.bid_qty, b_lo[at], b_hi[at], b_top[at])
+        asks = RecordedSide(levels.ask_px, levels.ask_qty, a_lo[at], a_hi[at], a_top[at])
         return OrderBook(name[0], name[1], bids, asks, self._exchange[at], self._received[at])
+
+
+class _Gathered:
+    """One side of a window's books: each position's level range (at most `depth`) and top."""
+
+    def __init__(self, size: int) -> None:
+        self.lo = np.zeros(size, dtype=np.int64)
+        self.hi = np.zeros(size, dtype=np.int64)
+        self.px = np.zeros(size, dtype=np.float64)
+        self.qty = np.zeros(size, dtype=np.float64)
+
+    def gather(self, mine: np.ndarray, px: np.ndarray, qty: np.ndarray, at: np.ndarray, pos: np.ndarray,
+               depth: int) -> None:
+        lo = at[pos]
+        hi = np.minimum(at[pos + 1], lo + depth)
+        self.lo[mine], self.hi[mine] = lo, hi
+        if len(px):  # a group of empty sides has no level to take a top from
+            top = np.minimum(lo, len(px) - 1)
+            self.px[mine], self.qty[mine] = px[top], qty[top]
+
+    def lists(self) -> tuple[list[int], list[int], list[Level | None]]:
+        present = (self.hi > self.lo).tolist()
+        tops = [
+            (p, q) if ok else None
+            for p, q, ok in zip(self.px.tolist(), self.qty.tolist(), present, strict=True)
+        ]
+        return self.lo.tolist(), self.hi.tolist(), tops
 
 
 def _side(px: np.ndarray, qty: np.ndarray, lo: int, end: int, depth: int) -> RecordedSide:
@@ -179,16 +236,12 @@ def _side(px: np.ndarray, qty: np.ndarray, lo: int, end: int, depth: int) -> Rec
     return RecordedSide(px, qty, lo, hi, top)
 
 
-def _tops(px: np.ndarray, qty: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> list[Level | None]:
-    if len(px) == 0:
-        return [None] * len(lo)
-    at = np.minimum(lo, len(px) - 1)
-    prices, sizes, present = px[at].tolist(), qty[at].tolist(), (hi > lo).tolist()
-    return [(p, q) if ok else None for p, q, ok in zip(prices, sizes, present, strict=True)]
-
-
-def _mid(book: OrderBook, venue: str, symbol: str) -> float:
+def _mid_of(book: OrderBook) -> float | None:
     bid, ask = book.best_bid, book.best_ask
-    if bid is None or ask is None:
+    return None if bid is None or ask is None else (bid + ask) / 2
+
+
+def _known(mid: float | None, venue: str, symbol: str) -> float:
+    if mid is None:
         raise VenueUnavailable(venue, f"recorded book of {symbol} has an empty side")
-    return (bid + ask) / 2
+    return mid

@@ -11,7 +11,7 @@ import pytest
 from arbitrage.domain.book import OrderBook
 from arbitrage.recording.batch_writer import BatchWriter
 from arbitrage.recording.format import table_of
-from arbitrage.recording.tape import RecordingError, load_tape
+from arbitrage.recording.tape import RecordingError, Tape, load_tape
 
 T0 = 1_767_571_200.0  # 2026-01-05 00:00:00 UTC
 
@@ -26,6 +26,11 @@ def write(root: Path, books: list[OrderBook]) -> list[Path]:
     writer = BatchWriter(root, 2, "mock", {"upbit": "upbit", "binance": "binance"})
     writer.write(books)
     return writer.close()
+
+
+def bids(tape: Tape, row: int) -> list[float]:
+    levels, at = tape.levels_of(row)
+    return levels.bid_px[levels.bid_at[at] : levels.bid_at[at + 1]].tolist()
 
 
 def test_rows_come_back_per_market_in_receive_order(tmp_path: Path) -> None:
@@ -49,12 +54,10 @@ def test_rows_come_back_per_market_in_receive_order(tmp_path: Path) -> None:
     assert names == [
         ("upbit", "USDT/KRW"), ("upbit", "BTC/KRW"), ("binance", "BTC/USDT"), ("upbit", "BTC/KRW")
     ]
-    def bids(row: int) -> list[float]:
-        return tape.bid_px[tape.bid_at[row] : tape.bid_at[row + 1]].tolist()
-
     one_level, two_levels = tape.timeline[1], tape.timeline[3]
-    assert (bids(one_level), bids(two_levels)) == ([99.0], [100.0, 99.0])
-    assert tape.ask_qty[tape.ask_at[one_level] : tape.ask_at[one_level + 1]].tolist() == [2.0]
+    assert (bids(tape, one_level), bids(tape, two_levels)) == ([99.0], [100.0, 99.0])
+    levels, at = tape.levels_of(one_level)
+    assert levels.ask_qty[levels.ask_at[at] : levels.ask_at[at + 1]].tolist() == [2.0]
     assert tape.exchange.tolist() == pytest.approx([t - 0.01 for t in tape.received.tolist()])
     assert tape.ready_at() == T0 + 1.5  # the first moment every market has a book
     btc = tape.markets[tape.index()[("upbit", "BTC/KRW")]]
@@ -72,7 +75,7 @@ def test_a_time_range_keeps_its_rows_and_the_book_standing_at_its_start(tmp_path
     # (upbit's of T0+3, in the range anyway, and binance's of T0+1.5).
     assert tape.times.tolist() == [T0 + 1.5, T0 + 3, T0 + 4, T0 + 5]
     binance = tape.markets[tape.index()[("binance", "BTC/USDT")]]
-    assert tape.bid_px[tape.bid_at[binance.row_at(T0 + 3.2)]] == 51.0
+    assert bids(tape, binance.row_at(T0 + 3.2))[0] == 51.0
     assert load_tape(tmp_path, T0 + 3, T0 + 5).times.tolist() == [T0 + 1.5, T0 + 2, T0 + 3, T0 + 4, T0 + 5]
     with pytest.raises(RecordingError, match="no book in the range"):
         load_tape(tmp_path, T0 + 20, T0 + 30)  # books standing before it are not in it
