@@ -7,6 +7,7 @@ from typing import Any
 
 from arbitrage.ops.health_server import HealthStatus
 from arbitrage.ops.watchdog import Level
+from arbitrage.runtime.state import position_summary
 from arbitrage.runtime.supervisor import Supervisor
 from arbitrage.runtime.wiring import Bot
 
@@ -33,17 +34,7 @@ def health_status(bot: Bot, supervisor: Supervisor, started: float) -> HealthSta
         "halted": state.halted,
         **supervisor.detail(),
         "venues": {name: venue.describe() for name, venue in venues.items()},
-        "positions": [
-            {
-                "position_id": p.position_id,
-                "asset": p.asset,
-                "buy_venue": p.buy_venue,
-                "sell_venue": p.sell_venue,
-                "qty": str(p.qty),
-                "opened_at": p.opened_at,
-            }
-            for p in positions
-        ],
+        "positions": [position_summary(p) for p in positions],
         "daily_pnl": {"day": state.day, "realized": str(state.daily_realized)},
         "unhedged": {f"{v}:{a}": str(q) for (v, a), q in unhedged.items()},
     }

@@ -22,6 +22,7 @@ from arbitrage.domain.pnl import reverse_trade
 from arbitrage.engines.execution import plan_exit
 from arbitrage.errors import VenueError
 from arbitrage.runtime import failpoints
+from arbitrage.runtime.state import position_summary
 from arbitrage.runtime.wiring import Bot
 
 log = logging.getLogger("arbitrage.live_loop")
@@ -79,17 +80,7 @@ def state_document(bot: Bot, reason: str, exit_code: int) -> dict[str, Any]:
         "daily_realized_pnl": str(state.daily_realized),
         "run_realized_pnl": str(state.run_realized),
         "halted": state.halted,
-        "open_positions": [
-            {
-                "position_id": p.position_id,
-                "asset": p.asset,
-                "buy_venue": p.buy_venue,
-                "sell_venue": p.sell_venue,
-                "qty": str(p.qty),
-                "opened_at": p.opened_at,
-            }
-            for p in state.positions.values()
-        ],
+        "open_positions": [position_summary(p) for p in state.positions.values()],
         "unhedged": {f"{v}:{a}": str(q) for (v, a), q in state.unhedged.items()},
         "open_orders": [o.client_order_id for o in bot.ledger.open_orders()],
         "counters": {k: v for k, v in vars(state.counters).items() if isinstance(v, int)},

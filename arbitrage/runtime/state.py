@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from arbitrage.domain.exit_retry import ExitRetry
 from arbitrage.domain.money import ZERO, MarketRules
@@ -103,3 +104,15 @@ class BotState:
             self.positions[position.position_id] = position
         else:
             self.positions.pop(position.position_id, None)
+
+
+def position_summary(p: PairPosition) -> dict[str, Any]:
+    """An open position as /health and state.json show it (JSON: the quantity as exact text)."""
+    return {
+        "position_id": p.position_id,
+        "asset": p.asset,
+        "buy_venue": p.buy_venue,
+        "sell_venue": p.sell_venue,
+        "qty": str(p.qty),
+        "opened_at": p.opened_at,
+    }
